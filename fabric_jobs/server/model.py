@@ -1,0 +1,81 @@
+"""The job instance as the server sees it: key, status, record. Plain values, no I/O."""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+
+from fabric_jobs.errors import ErrorDetails
+
+
+class JobStatus(enum.StrEnum):
+    NOT_STARTED = "NotStarted"
+    IN_PROGRESS = "InProgress"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class InvokeType(enum.StrEnum):
+    """Fabric's JobInvokeType; Fabric also sends it as the integers 0, 1, 2 in this order."""
+
+    UNKNOWN_FUTURE_VALUE = "UnknownFutureValue"
+    SCHEDULED = "Scheduled"
+    MANUAL = "Manual"
+
+
+@dataclass(frozen=True, slots=True)
+class JobKey:
+    """The full identity of a job instance; a key differing in any field is another job."""
+
+    tenant_id: str
+    workspace_id: str
+    item_type: str
+    item_id: str
+    job_type: str
+    job_instance_id: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.tenant_id}/{self.workspace_id}/{self.item_type}/{self.item_id}/"
+            f"{self.job_type}/{self.job_instance_id}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """What a create asks to store. creation_payload is canonical JSON (sorted keys, no spaces)."""
+
+    key: JobKey
+    invoke_type: InvokeType
+    creation_payload: str
+    create_time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A stored job instance. Times are milliseconds since the Unix epoch, UTC."""
+
+    key: JobKey
+    status: JobStatus
+    invoke_type: InvokeType
+    creation_payload: str
+    create_time_ms: int
+    start_time_ms: int | None
+    end_time_ms: int | None
+    error: ErrorDetails | None
+    cancel_requested: bool
+    owner: str | None
+    version: int
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000

@@ -1,0 +1,83 @@
+"""The store interface. Every state change is one atomic compare-and-set; the first terminal write wins."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Protocol
+
+from fabric_jobs.errors import ErrorDetails
+from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, NewJob
+
+
+class StoreError(Exception):
+    """The database failed or is misconfigured. The driver's error is kept as __cause__."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    tenant_id: str
+    workspace_id: str | None = None
+    item_type: str | None = None
+    item_id: str | None = None
+    job_type: str | None = None
+    statuses: frozenset[JobStatus] = frozenset()
+    page_size: int = 100
+    page_token: str | None = None
+
+
+class JobStore(Protocol):
+    async def open(self) -> None:
+        """Connect and apply pending migrations. Raises StoreError."""
+
+    async def close(self) -> None: ...
+
+    async def insert(self, job: NewJob) -> tuple[JobRecord, bool]:
+        """Store a NotStarted instance. Returns (record, True), or (existing record, False) if the key exists."""
+
+    async def get(self, key: JobKey) -> JobRecord | None: ...
+
+    async def transition(
+        self,
+        key: JobKey,
+        expected: Collection[JobStatus],
+        new: JobStatus,
+        *,
+        at_ms: int,
+        owner: str | None = None,
+        error: ErrorDetails | None = None,
+    ) -> JobRecord | None:
+        """Atomically move the instance from one of `expected` to `new`, or do nothing.
+
+        Moving to InProgress sets start_time (and owner and heartbeat); moving to a terminal status
+        sets end_time (and error, when given). Returns the updated record, or None when the
+        instance is missing or its status was not in `expected`.
+        """
+
+    async def request_cancel(self, key: JobKey) -> JobRecord | None:
+        """Mark a non-terminal instance as cancel requested. Returns the record as it is now, None if missing."""
+
+    async def list(self, query: ListQuery) -> tuple[list[JobRecord], str | None]:
+        """Newest first; returns the page and the token of the next one (None on the last page).
+
+        Raises ValueError for a page token it did not issue.
+        """
+
+    async def keys_with_status(self, status: JobStatus, limit: int) -> list[JobKey]:
+        """Oldest first: the instances to (re)start after a restart."""
+
+    async def heartbeat(self, owner: str, at_ms: int) -> list[JobKey]:
+        """Refresh the lease of every InProgress instance of `owner`; returns those of them whose cancel was requested."""
+
+    async def fail_expired(self, lease_ms: int, at_ms: int, error: ErrorDetails) -> list[JobRecord]:
+        """End Failed every InProgress instance whose heartbeat is older than lease_ms; returns them."""
+
+
+def open_store(url: str) -> JobStore:
+    """The store for a database URL: sqlite:///path/to/file.db (or sqlite:///:memory:)."""
+    if url.startswith("sqlite:///"):
+        from fabric_jobs.server.store.sqlite import SqliteStore
+
+        return SqliteStore(url.removeprefix("sqlite:///"))
+    scheme = url.split(":", 1)[0] if ":" in url else url
+    raise StoreError(f"unsupported database URL scheme {scheme!r}: use sqlite:///path/to/file.db")
