@@ -1,0 +1,1 @@
+"""The Starlette REST bridge: Fabric's Jobs REST contract, translated to JobService gRPC calls."""
