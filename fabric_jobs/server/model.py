@@ -44,10 +44,7 @@ class JobKey:
     job_instance_id: str
 
     def __str__(self) -> str:
-        return (
-            f"{self.tenant_id}/{self.workspace_id}/{self.item_type}/{self.item_id}/"
-            f"{self.job_type}/{self.job_instance_id}"
-        )
+        return f"{self.job_instance_id} ({self.item_type}/{self.job_type})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
@@ -57,19 +58,19 @@ class JobStore(Protocol):
     async def request_cancel(self, key: JobKey) -> JobRecord | None:
         """Mark a non-terminal instance as cancel requested. Returns the record as it is now, None if missing."""
 
-    async def list(self, query: ListQuery) -> tuple[list[JobRecord], str | None]:
+    async def list(self, query: ListQuery) -> tuple[builtins.list[JobRecord], str | None]:
         """Newest first; returns the page and the token of the next one (None on the last page).
 
         Raises ValueError for a page token it did not issue.
         """
 
-    async def keys_with_status(self, status: JobStatus, limit: int) -> list[JobKey]:
+    async def keys_with_status(self, status: JobStatus, limit: int) -> builtins.list[JobKey]:
         """Oldest first: the instances to (re)start after a restart."""
 
-    async def heartbeat(self, owner: str, at_ms: int) -> list[JobKey]:
-        """Refresh the lease of every InProgress instance of `owner`; returns those of them whose cancel was requested."""
+    async def heartbeat(self, owner: str, at_ms: int) -> builtins.list[JobKey]:
+        """Renew the lease of `owner`'s InProgress instances; returns those whose cancel was requested."""
 
-    async def fail_expired(self, lease_ms: int, at_ms: int, error: ErrorDetails) -> list[JobRecord]:
+    async def fail_expired(self, lease_ms: int, at_ms: int, error: ErrorDetails) -> builtins.list[JobRecord]:
         """End Failed every InProgress instance whose heartbeat is older than lease_ms; returns them."""
 
 

@@ -1,0 +1,53 @@
+"""The demo registry shipped with fabric-jobs, loaded by default (`--jobs fabric_jobs.demo:registry`).
+
+It registers Contoso.FinanceAnalytics.Forecast / calculateForecast, the names of Fabric's
+reference example. Its creationPayload may set:
+- durationSeconds: how long the job runs (number, 0 to 86400, default 10);
+- outcome: "Completed" (default) or "Failed";
+- ignoreCancellation: true to ignore the cancellation token, which shows the forced stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from fabric_jobs.server.registry import InvalidPayload, JobContext, JobFailed, JobRegistry
+
+ITEM_TYPE = "Contoso.FinanceAnalytics.Forecast"
+JOB_TYPE = "calculateForecast"
+MAX_DURATION_SECONDS = 86400.0
+
+registry = JobRegistry()
+
+
+def validate_forecast(payload: Mapping[str, Any]) -> None:
+    allowed = {"durationSeconds", "outcome", "ignoreCancellation"}
+    for name in payload:
+        if name not in allowed:
+            raise InvalidPayload(name, f"unknown field; allowed: {', '.join(sorted(allowed))}")
+    duration = payload.get("durationSeconds", 10)
+    if isinstance(duration, bool) or not isinstance(duration, int | float) or not 0 <= duration <= MAX_DURATION_SECONDS:
+        raise InvalidPayload("durationSeconds", f"must be a number from 0 to {MAX_DURATION_SECONDS:g}")
+    if payload.get("outcome", "Completed") not in ("Completed", "Failed"):
+        raise InvalidPayload("outcome", 'must be "Completed" or "Failed"')
+    if not isinstance(payload.get("ignoreCancellation", False), bool):
+        raise InvalidPayload("ignoreCancellation", "must be true or false")
+
+
+@registry.job(ITEM_TYPE, JOB_TYPE, validate=validate_forecast)
+async def calculate_forecast(ctx: JobContext) -> None:
+    duration = float(ctx.payload.get("durationSeconds", 10))
+    ctx.logger.info("forecast %s: running for %.1fs", ctx.key.job_instance_id, duration)
+    if ctx.payload.get("ignoreCancellation", False):
+        await asyncio.sleep(duration)
+    else:
+        try:
+            await asyncio.wait_for(ctx.cancellation.wait(), duration)
+            ctx.logger.info("forecast %s: cancelled", ctx.key.job_instance_id)
+            return
+        except TimeoutError:
+            pass
+    if ctx.payload.get("outcome", "Completed") == "Failed":
+        raise JobFailed("The forecast failed, as its creationPayload asked.", error_code="ForecastFailed")

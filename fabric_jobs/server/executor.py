@@ -1,0 +1,237 @@
+"""The in-process executor: claims queued jobs, runs their handlers, records how they ended.
+
+Async handlers run as tasks on the event loop, plain ones in a thread pool. Each run has a
+cancellation token. A run told to cancel that has not stopped after the grace period is recorded
+Cancelled and stopped by force: an async handler's task is cancelled; a thread gets JobCancelled
+raised asynchronously in it (effective at its next Python instruction; a thread blocked inside a
+C call stops when that call returns, and its result is discarded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import ctypes
+import json
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from fabric_jobs.errors import ErrorCode, ErrorDetails, ErrorSource
+from fabric_jobs.server.cancellation import CancellationToken, CancelReason, JobCancelled
+from fabric_jobs.server.changes import ChangeFeed
+from fabric_jobs.server.model import JobKey, JobStatus, now_ms
+from fabric_jobs.server.registry import JobContext, JobFailed, JobRegistry, JobType
+from fabric_jobs.server.settings import ServiceSettings
+from fabric_jobs.server.store import JobStore
+
+log = logging.getLogger("fabric_jobs.executor")
+handler_log = logging.getLogger("fabric_jobs.jobs")
+
+Outcome = tuple[JobStatus, ErrorDetails | None]
+
+
+@dataclass(eq=False)
+class Run:
+    key: JobKey
+    token: CancellationToken
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    started: bool = False
+    handler_future: asyncio.Future[tuple[bool, BaseException | None]] | None = None
+    thread_id: int | None = None
+    enforcer: asyncio.Task[None] | None = None
+
+
+def interrupted_error() -> ErrorDetails:
+    return ErrorDetails(
+        ErrorCode.JOB_EXECUTOR_LOST,
+        "The job was interrupted because the service shut down before it finished; it can be retried.",
+        source=ErrorSource.SYSTEM,
+        is_permanent=False,
+    )
+
+
+class LocalExecutor:
+    def __init__(
+        self, store: JobStore, registry: JobRegistry, feed: ChangeFeed, settings: ServiceSettings, owner: str
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._feed = feed
+        self._settings = settings
+        self.owner = owner
+        self._runs: dict[JobKey, Run] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pool = ThreadPoolExecutor(max_workers=settings.max_threads, thread_name_prefix="fabric-job")
+        self._thread_slots = asyncio.Semaphore(settings.max_threads)
+        self._closing = False
+
+    def run_of(self, key: JobKey) -> Run | None:
+        return self._runs.get(key)
+
+    def schedule(self, key: JobKey) -> None:
+        if self._closing or key in self._runs:
+            return
+        run = Run(key, CancellationToken(asyncio.get_running_loop()))
+        self._runs[key] = run
+        task = asyncio.create_task(self._execute(run), name=f"job {key.job_instance_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def request_cancel(self, run: Run) -> None:
+        """Tell the handler; stop it by force if it is still running after the grace period."""
+        run.token.cancel(CancelReason.CANCEL_REQUESTED)
+        if run.enforcer is None and run.started:
+            run.enforcer = asyncio.create_task(self._enforce_grace(run))
+
+    async def _execute(self, run: Run) -> None:
+        key = run.key
+        try:
+            job_type = self._registry.get(key.item_type, key.job_type)
+            if job_type is None:
+                error = ErrorDetails(
+                    ErrorCode.UNSUPPORTED_JOB_TYPE,
+                    f"No handler is registered for job type {key.job_type!r} of item type {key.item_type!r}.",
+                )
+                await self._finish(key, JobStatus.FAILED, error, expected=JobStatus.NOT_STARTED)
+                return
+            if job_type.is_async:
+                await self._claim_and_run(run, job_type)
+            else:
+                async with self._thread_slots:
+                    await self._claim_and_run(run, job_type)
+        except Exception:
+            log.exception("executor failed on job %s", key)
+        finally:
+            run.finished.set()
+            if self._runs.get(key) is run:
+                del self._runs[key]
+
+    async def _claim_and_run(self, run: Run, job_type: JobType) -> None:
+        if self._closing:
+            return
+        record = await self._store.transition(
+            run.key, (JobStatus.NOT_STARTED,), JobStatus.IN_PROGRESS, at_ms=now_ms(), owner=self.owner
+        )
+        if record is None:
+            return
+        run.started = True
+        self._feed.publish(run.key)
+        if record.cancel_requested or run.token.cancelled:
+            await self._finish(run.key, JobStatus.CANCELLED, None)
+            return
+        context = JobContext(
+            key=run.key,
+            invoke_type=record.invoke_type,
+            payload=json.loads(record.creation_payload),
+            cancellation=run.token,
+            logger=handler_log,
+        )
+        status, error = await self._call(run, job_type, context)
+        await self._finish(run.key, status, error)
+
+    async def _call(self, run: Run, job_type: JobType, context: JobContext) -> Outcome:
+        if job_type.is_async:
+            run.handler_future = asyncio.ensure_future(self._invoke_async(job_type, context))
+        else:
+            loop = asyncio.get_running_loop()
+            call = contextvars.copy_context().run
+            run.handler_future = loop.run_in_executor(self._pool, call, self._invoke_in_thread, run, job_type, context)
+        await asyncio.wait({run.handler_future})
+        if run.handler_future.cancelled():
+            return self._outcome(run.token, cancelled_at_end=True, exc=JobCancelled("stopped by force"))
+        cancelled_at_end, exc = run.handler_future.result()
+        return self._outcome(run.token, cancelled_at_end, exc)
+
+    @staticmethod
+    async def _invoke_async(job_type: JobType, context: JobContext) -> tuple[bool, BaseException | None]:
+        try:
+            await job_type.handler(context)  # type: ignore[misc]
+        except Exception as exc:
+            return context.cancellation.cancelled, exc
+        return context.cancellation.cancelled, None
+
+    @staticmethod
+    def _invoke_in_thread(run: Run, job_type: JobType, context: JobContext) -> tuple[bool, BaseException | None]:
+        run.thread_id = threading.get_ident()
+        try:
+            job_type.handler(context)
+        except Exception as exc:
+            return context.cancellation.cancelled, exc
+        finally:
+            run.thread_id = None
+        return context.cancellation.cancelled, None
+
+    @staticmethod
+    def _outcome(token: CancellationToken, cancelled_at_end: bool, exc: BaseException | None) -> Outcome:
+        if token.reason is CancelReason.SHUTDOWN:
+            return JobStatus.FAILED, interrupted_error()
+        if cancelled_at_end:
+            return JobStatus.CANCELLED, None
+        if exc is None:
+            return JobStatus.COMPLETED, None
+        if isinstance(exc, JobFailed):
+            return JobStatus.FAILED, exc.details
+        handler_log.error("job handler raised", exc_info=exc)
+        message = f"The job handler failed: {type(exc).__name__}: {exc}"
+        return JobStatus.FAILED, ErrorDetails(ErrorCode.JOB_EXECUTION_FAILED, message, source=ErrorSource.SYSTEM)
+
+    async def _finish(
+        self,
+        key: JobKey,
+        status: JobStatus,
+        error: ErrorDetails | None,
+        *,
+        expected: JobStatus = JobStatus.IN_PROGRESS,
+    ) -> None:
+        write = self._store.transition(key, (expected,), status, at_ms=now_ms(), error=error)
+        record = await asyncio.shield(write)
+        if record is not None:
+            self._feed.publish(key)
+            log.info("job %s ended %s", key, status)
+
+    async def _enforce_grace(self, run: Run) -> None:
+        try:
+            await asyncio.wait_for(run.finished.wait(), self._settings.cancel_grace)
+        except TimeoutError:
+            log.warning(
+                "job %s ignored its cancellation for %.1fs: stopping it by force", run.key, self._settings.cancel_grace
+            )
+            await self._finish(run.key, JobStatus.CANCELLED, None)
+            self._force_stop(run)
+
+    @staticmethod
+    def _force_stop(run: Run) -> None:
+        future = run.handler_future
+        if future is None or future.done():
+            return
+        if run.thread_id is None:
+            future.cancel()
+            return
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(run.thread_id), ctypes.py_object(JobCancelled))
+
+    async def shutdown(self) -> None:
+        """Let running handlers finish within the shutdown grace, then record them Failed (retriable) and stop them.
+
+        Jobs still queued stay NotStarted and run after the next start.
+        """
+        self._closing = True
+        running = [run for run in self._runs.values() if run.started]
+        for run in self._runs.values():
+            if run.enforcer is not None:
+                run.enforcer.cancel()
+        if running:
+            log.info("waiting up to %.1fs for %d running job(s)", self._settings.shutdown_grace, len(running))
+            await asyncio.wait(
+                [asyncio.create_task(run.finished.wait()) for run in running], timeout=self._settings.shutdown_grace
+            )
+        for run in running:
+            if not run.finished.is_set():
+                await self._finish(run.key, JobStatus.FAILED, interrupted_error())
+                run.token.cancel(CancelReason.SHUTDOWN)
+                self._force_stop(run)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)

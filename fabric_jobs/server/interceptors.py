@@ -1,0 +1,131 @@
+"""The one server interceptor: binds ActivityId/RequestId, logs each call, maps errors to statuses."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, cast
+
+import grpc
+
+from fabric_jobs import request_context
+from fabric_jobs.errors import ErrorCode, ErrorKind, ErrorSource, FabricError, error
+from fabric_jobs.server.status import to_grpc_status
+from fabric_jobs.server.store import StoreError
+
+log = logging.getLogger("fabric_jobs.grpc")
+
+UnaryBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+StreamBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
+
+
+def _as_fabric_error(exc: Exception) -> FabricError:
+    if isinstance(exc, FabricError):
+        return exc
+    if isinstance(exc, StoreError):
+        log.error("store failure: %s", exc, exc_info=exc)
+        return error(
+            ErrorKind.UNAVAILABLE,
+            ErrorCode.SERVICE_UNAVAILABLE,
+            "The job store is unavailable; retry later.",
+            source=ErrorSource.SYSTEM,
+            is_permanent=False,
+        )
+    log.error("unexpected error", exc_info=exc)
+    return error(
+        ErrorKind.INTERNAL,
+        ErrorCode.INTERNAL_ERROR,
+        "An internal error occurred.",
+        source=ErrorSource.SYSTEM,
+        is_permanent=False,
+    )
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
+    status = to_grpc_status(_as_fabric_error(exc))
+    await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)
+
+
+class _CallLog:
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.level = logging.DEBUG if method.startswith("/grpc.") else logging.INFO
+        self.started = time.perf_counter()
+
+    def done(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        code = context.code() or grpc.StatusCode.OK
+        name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+        elapsed_ms = (time.perf_counter() - self.started) * 1000
+        log.log(self.level, "%s %s %.1fms", self.method, name, elapsed_ms)
+
+
+def _ids(details: grpc.HandlerCallDetails) -> tuple[str | None, str | None]:
+    metadata = {key: value for key, value in (details.invocation_metadata or ()) if isinstance(value, str)}
+    return metadata.get(request_context.ACTIVITY_ID_METADATA), metadata.get(request_context.REQUEST_ID_METADATA)
+
+
+def _wrap_unary(behavior: UnaryBehavior, method: str, ids: tuple[str | None, str | None]) -> UnaryBehavior:
+    async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        with request_context.bound(*ids):
+            call = _CallLog(method)
+            try:
+                return await behavior(request, context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await _abort(context, exc)
+            finally:
+                call.done(context)
+
+    return wrapped
+
+
+def _wrap_stream(behavior: StreamBehavior, method: str, ids: tuple[str | None, str | None]) -> StreamBehavior:
+    async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        with request_context.bound(*ids):
+            call = _CallLog(method)
+            try:
+                async for response in behavior(request, context):
+                    yield response
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await _abort(context, exc)
+            finally:
+                call.done(context)
+
+    return wrapped
+
+
+if TYPE_CHECKING:
+    _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
+else:
+    _ServerInterceptor = grpc.aio.ServerInterceptor
+
+
+class RequestInterceptor(_ServerInterceptor):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        ids = _ids(handler_call_details)
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap_unary(cast(UnaryBehavior, handler.unary_unary), method, ids),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None and inspect.isasyncgenfunction(handler.unary_stream):
+            return grpc.unary_stream_rpc_method_handler(
+                _wrap_stream(cast(StreamBehavior, handler.unary_stream), method, ids),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler

@@ -1,0 +1,24 @@
+"""What the JobService is told at start. Read from the command line or the environment, once, at the edge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_DATABASE = "sqlite:///./fabric-jobs.db"
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    database: str = DEFAULT_DATABASE
+    cancel_wait: float = 2.0
+    """How long a Cancel of a running job waits for the handler to stop before it answers."""
+    cancel_grace: float = 30.0
+    """How long a handler may take to honour a cancel before it is stopped by force."""
+    shutdown_grace: float = 10.0
+    """On shutdown, how long running handlers may take to finish before they are stopped."""
+    lease_seconds: float = 10.0
+    """A running job whose executor has not renewed its lease for this long ends Failed (retriable)."""
+    max_threads: int = 32
+    """Plain (non-async) handlers run in a pool of this many threads."""
+    max_payload_bytes: int = 65536
+    """The largest creationPayload accepted, as compact JSON."""

@@ -1,0 +1,111 @@
+"""Checks of incoming requests; every bad field is named in one INVALID_ARGUMENT error."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from google.protobuf import json_format
+
+from fabric_jobs.errors import FieldViolation, invalid_argument
+from fabric_jobs.server.convert import INVOKE_TYPE_FROM_PB, STATUS_FROM_PB
+from fabric_jobs.server.model import InvokeType, JobKey, JobStatus
+from fabric_jobs.server.store import ListQuery
+from fabric_jobs.v1 import job_service_pb2 as pb
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$")
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+
+
+class _Checker:
+    def __init__(self) -> None:
+        self.violations: list[FieldViolation] = []
+
+    def uuid(self, field: str, value: str, *, required: bool = True) -> str:
+        if not value:
+            if required:
+                self.violations.append(FieldViolation(field, "is required"))
+            return value
+        if not _UUID.match(value):
+            self.violations.append(FieldViolation(field, f"must be a UUID, got {value[:64]!r}"))
+            return value
+        return value.lower()
+
+    def name(self, field: str, value: str, *, required: bool = True) -> str:
+        if not value:
+            if required:
+                self.violations.append(FieldViolation(field, "is required"))
+        elif not _NAME.match(value):
+            self.violations.append(
+                FieldViolation(
+                    field, "must be 1 to 256 letters, digits, '.', '_' or '-', starting with a letter or digit"
+                )
+            )
+        return value
+
+    def raise_if_any(self) -> None:
+        if self.violations:
+            raise invalid_argument(self.violations)
+
+
+def _key(check: _Checker, message: pb.JobInstanceKey, has_key: bool) -> JobKey:
+    if not has_key:
+        check.violations.append(FieldViolation("key", "is required"))
+    return JobKey(
+        tenant_id=check.uuid("key.tenant_id", message.tenant_id),
+        workspace_id=check.uuid("key.workspace_id", message.workspace_id),
+        item_type=check.name("key.item_type", message.item_type),
+        item_id=check.uuid("key.item_id", message.item_id),
+        job_type=check.name("key.job_type", message.job_type),
+        job_instance_id=check.uuid("key.job_instance_id", message.job_instance_id),
+    )
+
+
+def job_key(request: pb.GetJobInstanceRequest | pb.CancelJobInstanceRequest | pb.WatchJobInstanceRequest) -> JobKey:
+    check = _Checker()
+    key = _key(check, request.key, request.HasField("key"))
+    check.raise_if_any()
+    return key
+
+
+def create_request(request: pb.CreateJobInstanceRequest) -> tuple[JobKey, InvokeType, dict[str, Any]]:
+    check = _Checker()
+    key = _key(check, request.key, request.HasField("key"))
+    invoke_type = INVOKE_TYPE_FROM_PB.get(request.invoke_type)
+    if invoke_type is None:
+        check.violations.append(FieldViolation("invoke_type", "is required: UNKNOWN_FUTURE_VALUE, SCHEDULED or MANUAL"))
+    check.raise_if_any()
+    assert invoke_type is not None
+    payload: dict[str, Any] = json_format.MessageToDict(request.creation_payload)
+    return key, invoke_type, payload
+
+
+def list_query(request: pb.ListJobInstancesRequest) -> ListQuery:
+    check = _Checker()
+    tenant_id = check.uuid("tenant_id", request.tenant_id)
+    workspace_id = check.uuid("workspace_id", request.workspace_id, required=False)
+    item_type = check.name("item_type", request.item_type, required=False)
+    item_id = check.uuid("item_id", request.item_id, required=False)
+    job_type = check.name("job_type", request.job_type, required=False)
+    statuses: set[JobStatus] = set()
+    for value in request.statuses:
+        status = STATUS_FROM_PB.get(value)
+        if status is None:
+            check.violations.append(FieldViolation("statuses", f"unknown status {value}"))
+        else:
+            statuses.add(status)
+    if not 0 <= request.page_size <= MAX_PAGE_SIZE:
+        check.violations.append(FieldViolation("page_size", f"must be between 0 and {MAX_PAGE_SIZE}"))
+    check.raise_if_any()
+    return ListQuery(
+        tenant_id=tenant_id,
+        workspace_id=workspace_id or None,
+        item_type=item_type or None,
+        item_id=item_id or None,
+        job_type=job_type or None,
+        statuses=frozenset(statuses),
+        page_size=request.page_size or DEFAULT_PAGE_SIZE,
+        page_token=request.page_token or None,
+    )
