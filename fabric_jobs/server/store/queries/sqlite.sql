@@ -1,0 +1,126 @@
+-- name: create_schema_migrations
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    applied_at_ms INTEGER NOT NULL
+);
+
+-- name: applied_migration_versions
+SELECT version FROM schema_migrations ORDER BY version;
+
+-- name: record_migration
+INSERT INTO schema_migrations (version, applied_at_ms) VALUES (:version, :applied_at_ms);
+
+-- name: insert_job
+INSERT INTO job_instances (
+    tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id,
+    status, invoke_type, creation_payload, create_time_ms
+)
+VALUES (
+    :tenant_id, :workspace_id, :item_type, :item_id, :job_type, :job_instance_id,
+    'NotStarted', :invoke_type, :creation_payload, :create_time_ms
+)
+ON CONFLICT DO NOTHING
+RETURNING *;
+
+-- name: insert_job_unless_exists
+INSERT INTO job_instances (
+    tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id,
+    status, invoke_type, creation_payload, create_time_ms
+)
+VALUES (
+    :tenant_id, :workspace_id, :item_type, :item_id, :job_type, :job_instance_id,
+    'NotStarted', :invoke_type, :creation_payload, :create_time_ms
+)
+ON CONFLICT DO NOTHING;
+
+-- name: get_job
+SELECT *
+FROM job_instances
+WHERE tenant_id = :tenant_id AND workspace_id = :workspace_id AND item_type = :item_type
+    AND item_id = :item_id AND job_type = :job_type AND job_instance_id = :job_instance_id;
+
+-- name: move_to_not_started
+UPDATE job_instances
+SET status = 'NotStarted',
+    start_time_ms = NULL,
+    owner = NULL,
+    heartbeat_ms = NULL,
+    version = version + 1
+WHERE tenant_id = :tenant_id AND workspace_id = :workspace_id AND item_type = :item_type
+    AND item_id = :item_id AND job_type = :job_type AND job_instance_id = :job_instance_id
+    AND status IN (SELECT value FROM json_each(:expected_statuses))
+    AND status NOT IN ('Completed', 'Failed', 'Cancelled')
+RETURNING *;
+
+-- name: move_to_in_progress
+UPDATE job_instances
+SET status = 'InProgress',
+    start_time_ms = :at_ms,
+    owner = :owner,
+    heartbeat_ms = :at_ms,
+    version = version + 1
+WHERE tenant_id = :tenant_id AND workspace_id = :workspace_id AND item_type = :item_type
+    AND item_id = :item_id AND job_type = :job_type AND job_instance_id = :job_instance_id
+    AND status IN (SELECT value FROM json_each(:expected_statuses))
+    AND status NOT IN ('Completed', 'Failed', 'Cancelled')
+RETURNING *;
+
+-- name: move_to_terminal
+UPDATE job_instances
+SET status = :new_status,
+    end_time_ms = :at_ms,
+    error = :error,
+    version = version + 1
+WHERE tenant_id = :tenant_id AND workspace_id = :workspace_id AND item_type = :item_type
+    AND item_id = :item_id AND job_type = :job_type AND job_instance_id = :job_instance_id
+    AND status IN (SELECT value FROM json_each(:expected_statuses))
+    AND status NOT IN ('Completed', 'Failed', 'Cancelled')
+RETURNING *;
+
+-- name: request_cancel
+UPDATE job_instances
+SET cancel_requested = 1,
+    version = version + 1
+WHERE tenant_id = :tenant_id AND workspace_id = :workspace_id AND item_type = :item_type
+    AND item_id = :item_id AND job_type = :job_type AND job_instance_id = :job_instance_id
+    AND status IN ('NotStarted', 'InProgress')
+    AND cancel_requested = 0
+RETURNING *;
+
+-- name: list_jobs
+SELECT *
+FROM job_instances
+WHERE tenant_id = :tenant_id
+    AND (create_time_ms, job_instance_id, workspace_id, item_type, item_id, job_type)
+        < (:after_create_time_ms, :after_job_instance_id, :after_workspace_id,
+           :after_item_type, :after_item_id, :after_job_type)
+    AND (:workspace_id IS NULL OR workspace_id = :workspace_id)
+    AND (:item_type IS NULL OR item_type = :item_type)
+    AND (:item_id IS NULL OR item_id = :item_id)
+    AND (:job_type IS NULL OR job_type = :job_type)
+    AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+ORDER BY create_time_ms DESC, job_instance_id DESC, workspace_id DESC,
+    item_type DESC, item_id DESC, job_type DESC
+LIMIT :limit;
+
+-- name: keys_with_status
+SELECT tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id
+FROM job_instances
+WHERE status = :status
+ORDER BY create_time_ms, tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id
+LIMIT :limit;
+
+-- name: heartbeat
+UPDATE job_instances
+SET heartbeat_ms = :at_ms
+WHERE owner = :owner AND status = 'InProgress'
+RETURNING tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id, cancel_requested;
+
+-- name: fail_expired
+UPDATE job_instances
+SET status = 'Failed',
+    end_time_ms = :at_ms,
+    error = :error,
+    version = version + 1
+WHERE status = 'InProgress' AND heartbeat_ms < :at_ms - :lease_ms
+RETURNING *;
