@@ -1,0 +1,87 @@
+"""create_app: the Starlette application of the REST bridge."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from fabric_jobs.errors import ErrorCode
+from fabric_jobs.rest_bridge.auth import Authenticator
+from fabric_jobs.rest_bridge.connection import JobServiceConnection
+from fabric_jobs.rest_bridge.errors import HttpError, client_error, error_response
+from fabric_jobs.rest_bridge.health import ReadinessEndpoint, healthz
+from fabric_jobs.rest_bridge.jobs import JobsEndpoints
+from fabric_jobs.rest_bridge.middleware import ErrorBoundaryMiddleware, RequestIdMiddleware
+from fabric_jobs.rest_bridge.openapi import OpenApiEndpoint
+from fabric_jobs.rest_bridge.settings import BridgeSettings, normalized_base_path
+from fabric_jobs.rest_bridge.types import HealthStubLike, JobServiceStubLike
+
+logger = logging.getLogger("fabric_jobs.rest_bridge")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HttpError)
+    return error_response(exc)
+
+
+async def _starlette_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        error = client_error(404, ErrorCode.NOT_FOUND, f"No resource at {request.url.path}", ("path",))
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        message = f"Method {request.method} is not allowed here; allowed: {allowed}"
+        error = client_error(405, ErrorCode.METHOD_NOT_ALLOWED, message, ("method",))
+        error.headers.update(exc.headers or {})
+    else:
+        error = client_error(exc.status_code, "InvalidRequest", exc.detail)
+    return error_response(error)
+
+
+def create_app(
+    settings: BridgeSettings,
+    stub: JobServiceStubLike | None = None,
+    *,
+    health: HealthStubLike | None = None,
+) -> Starlette:
+    """The bridge. Without `stub` it opens a grpc.aio channel to settings.grpc_target in its lifespan;
+    with one (tests, an in-process channel) it uses it, and `health` for /readyz."""
+    base = normalized_base_path(settings.base_path)
+    connection = JobServiceConnection(stub, health)
+    authenticator = Authenticator(settings.auth) if settings.auth is not None else None
+    if authenticator is None:
+        logger.warning("REST bridge authentication is OFF (dev mode): any caller is accepted")
+    jobs = JobsEndpoints(settings, connection, authenticator)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if stub is None:
+            connection.open(settings.grpc_target)
+            logger.info("REST bridge calls the JobService at %s", settings.grpc_target)
+        try:
+            yield
+        finally:
+            await connection.close()
+
+    routes = [
+        *jobs.routes(base),
+        Route(f"{base}/healthz", healthz, methods=["GET"]),
+        Route(
+            f"{base}/readyz", ReadinessEndpoint(connection, settings.request_timeout_seconds).handle, methods=["GET"]
+        ),
+        Route(f"{base}/openapi.json", OpenApiEndpoint(base).handle, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestIdMiddleware), Middleware(ErrorBoundaryMiddleware)],
+        exception_handlers={HttpError: _http_error, HTTPException: _starlette_http_exception},
+        lifespan=lifespan,
+    )

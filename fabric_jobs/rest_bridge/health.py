@@ -1,0 +1,46 @@
+"""GET {base}/healthz (the process lives) and GET {base}/readyz (the JobService answers its gRPC health check)."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from grpc_health.v1 import health_pb2
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from fabric_jobs.errors import ErrorCode, ErrorDetails, ErrorSource
+from fabric_jobs.rest_bridge.connection import JobServiceConnection
+from fabric_jobs.rest_bridge.errors import HttpError, error_response
+
+logger = logging.getLogger(__name__)
+
+READINESS_TIMEOUT_SECONDS = 2.0
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def _not_ready(message: str) -> Response:
+    details = ErrorDetails(ErrorCode.SERVICE_UNAVAILABLE, message, source=ErrorSource.SYSTEM, is_permanent=False)
+    return error_response(HttpError(503, details))
+
+
+class ReadinessEndpoint:
+    def __init__(self, connection: JobServiceConnection, timeout_seconds: float) -> None:
+        self._connection = connection
+        self._timeout = min(timeout_seconds, READINESS_TIMEOUT_SECONDS)
+
+    async def handle(self, request: Request) -> Response:
+        health = self._connection.health
+        if health is None:
+            return _not_ready("The bridge has no health check of the job service.")
+        try:
+            reply = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            logger.warning("readiness: health check failed: %s %s", exc.code().name, exc.details())
+            return _not_ready("The job service is not reachable.")
+        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            return _not_ready("The job service is not serving.")
+        return JSONResponse({"status": "ready"})

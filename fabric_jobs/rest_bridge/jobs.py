@@ -1,0 +1,87 @@
+"""The three Jobs endpoints: authenticate, validate, make exactly one JobService call, map its answer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from fabric_jobs import request_context
+from fabric_jobs.rest_bridge import mapping, validation
+from fabric_jobs.rest_bridge.auth import Authenticator, AuthError
+from fabric_jobs.rest_bridge.body import read_body
+from fabric_jobs.rest_bridge.connection import JobServiceConnection
+from fabric_jobs.rest_bridge.errors import from_fabric_error, from_rpc_error
+from fabric_jobs.rest_bridge.settings import BridgeSettings
+from fabric_jobs.rest_bridge.types import Metadata
+from fabric_jobs.v1 import job_service_pb2 as pb
+
+logger = logging.getLogger(__name__)
+
+INSTANCE_PATH = "/workspaces/{workspaceId}/items/{itemType}/{itemId}/jobTypes/{jobType}/instances/{jobInstanceId}"
+
+_Reply = TypeVar("_Reply")
+
+
+class JobsEndpoints:
+    def __init__(
+        self, settings: BridgeSettings, connection: JobServiceConnection, authenticator: Authenticator | None
+    ) -> None:
+        self._settings = settings
+        self._connection = connection
+        self._authenticator = authenticator
+
+    def routes(self, base_path: str) -> list[Route]:
+        instance = base_path + INSTANCE_PATH
+        return [
+            Route(instance, self.create, methods=["POST"], name="Jobs_CreateItemJobInstance"),
+            Route(instance, self.get, methods=["GET"], name="Jobs_GetItemJobInstanceState"),
+            Route(instance + "/cancel", self.cancel, methods=["POST"], name="Jobs_CancelItemJobInstance"),
+        ]
+
+    async def create(self, request: Request) -> Response:
+        key = await self._key(request)
+        validation.require_json_content_type(request.headers.get("content-type"))
+        body = validation.parse_create_body(await read_body(request, self._settings.max_body_bytes))
+        reply = await self._call(self._connection.stub.CreateJobInstance, mapping.create_request(key, body))
+        logger.info("job instance %s (created: %s)", key.job_instance_id, reply.created)
+        return Response(status_code=202)
+
+    async def get(self, request: Request) -> Response:
+        key = await self._key(request)
+        reply = await self._call(self._connection.stub.GetJobInstance, pb.GetJobInstanceRequest(key=key))
+        return JSONResponse(mapping.job_state(reply.job_instance))
+
+    async def cancel(self, request: Request) -> Response:
+        key = await self._key(request)
+        reply = await self._call(self._connection.stub.CancelJobInstance, pb.CancelJobInstanceRequest(key=key))
+        return JSONResponse(mapping.job_state(reply.job_instance))
+
+    async def _key(self, request: Request) -> pb.JobInstanceKey:
+        if self._authenticator is not None:
+            try:
+                await self._authenticator.authenticate(
+                    request.headers.get(validation.AUTHORIZATION_HEADER),
+                    request.headers.get(validation.TENANT_HEADER),
+                )
+            except AuthError as exc:
+                logger.info("authentication failed: %s", exc.message)
+                raise from_fabric_error(exc.to_fabric_error()) from None
+        path, tenant = validation.job_path_and_tenant(request.path_params, request.headers)
+        return mapping.job_key(path, tenant)
+
+    async def _call(
+        self,
+        method: Callable[..., Awaitable[_Reply]],
+        message: object,
+    ) -> _Reply:
+        metadata: Metadata = request_context.metadata()
+        try:
+            return await method(message, timeout=self._settings.request_timeout_seconds, metadata=metadata)
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc) from None

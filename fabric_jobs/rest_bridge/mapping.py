@@ -1,0 +1,60 @@
+"""Fabric's JSON to JobService messages and back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import timestamp_pb2
+
+from fabric_jobs.errors import details_from_pb
+from fabric_jobs.rest_bridge.errors import error_body
+from fabric_jobs.rest_bridge.validation import CreateBody, JobPath
+from fabric_jobs.v1 import job_service_pb2 as pb
+
+STATUS_NAMES: dict[pb.JobInstanceStatus.ValueType, str] = {
+    pb.JOB_INSTANCE_STATUS_NOT_STARTED: "NotStarted",
+    pb.JOB_INSTANCE_STATUS_IN_PROGRESS: "InProgress",
+    pb.JOB_INSTANCE_STATUS_COMPLETED: "Completed",
+    pb.JOB_INSTANCE_STATUS_FAILED: "Failed",
+    pb.JOB_INSTANCE_STATUS_CANCELLED: "Cancelled",
+}
+
+
+def job_key(path: JobPath, tenant_id: str) -> pb.JobInstanceKey:
+    return pb.JobInstanceKey(
+        tenant_id=tenant_id,
+        workspace_id=path.workspace_id,
+        item_type=path.item_type,
+        item_id=path.item_id,
+        job_type=path.job_type,
+        job_instance_id=path.job_instance_id,
+    )
+
+
+def create_request(key: pb.JobInstanceKey, body: CreateBody) -> pb.CreateJobInstanceRequest:
+    request = pb.CreateJobInstanceRequest(key=key, invoke_type=body.invoke_type)
+    if body.creation_payload is not None:
+        request.creation_payload.CopyFrom(body.creation_payload)
+    return request
+
+
+def format_time(timestamp: timestamp_pb2.Timestamp) -> str:
+    """UTC, ISO 8601, exactly three fractional digits and Z: 2023-12-10T14:41:39.412Z."""
+    moment = datetime.fromtimestamp(timestamp.seconds, UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{timestamp.nanos // 1_000_000:03d}Z"
+
+
+def job_state(instance: pb.JobInstance) -> dict[str, Any]:
+    """Fabric's ItemJobInstanceState."""
+    status = STATUS_NAMES.get(instance.status)
+    if status is None:
+        raise ValueError(f"JobService sent a job instance without a status ({instance.status})")
+    state: dict[str, Any] = {"status": status}
+    if instance.HasField("start_time"):
+        state["startTimeUtc"] = format_time(instance.start_time)
+    if instance.HasField("end_time"):
+        state["endTimeUtc"] = format_time(instance.end_time)
+    if instance.HasField("error_details"):
+        state["errorDetails"] = error_body(details_from_pb(instance.error_details))
+    return state

@@ -1,0 +1,161 @@
+"""Validation of the HTTP surface: path, headers and the Create body. Each rejection names what was wrong."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import struct_pb2
+
+from fabric_jobs.errors import ErrorCode, FieldViolation
+from fabric_jobs.rest_bridge.errors import bad_request, client_error
+from fabric_jobs.v1 import job_service_pb2 as pb
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+ACTIVITY_ID_HEADER = "ActivityId"
+REQUEST_ID_HEADER = "RequestId"
+TENANT_HEADER = "x-ms-client-tenant-id"
+AUTHORIZATION_HEADER = "Authorization"
+
+INVOKE_TYPES: dict[str | int, pb.JobInvokeType.ValueType] = {
+    "UnknownFutureValue": pb.JOB_INVOKE_TYPE_UNKNOWN_FUTURE_VALUE,
+    "Scheduled": pb.JOB_INVOKE_TYPE_SCHEDULED,
+    "Manual": pb.JOB_INVOKE_TYPE_MANUAL,
+    0: pb.JOB_INVOKE_TYPE_UNKNOWN_FUTURE_VALUE,
+    1: pb.JOB_INVOKE_TYPE_SCHEDULED,
+    2: pb.JOB_INVOKE_TYPE_MANUAL,
+}
+_INVOKE_TYPES_TEXT = '"UnknownFutureValue", "Scheduled", "Manual" or 0, 1, 2'
+_BODY_FIELDS = frozenset({"invokeType", "creationPayload"})
+MAX_PAYLOAD_DEPTH = 32
+_JSON_MEDIA_TYPE = re.compile(r"application/(?:[\w.+-]+\+)?json", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class JobPath:
+    workspace_id: str
+    item_type: str
+    item_id: str
+    job_type: str
+    job_instance_id: str
+
+
+@dataclass(frozen=True)
+class CreateBody:
+    invoke_type: pb.JobInvokeType.ValueType
+    creation_payload: struct_pb2.Struct | None
+
+
+def is_uuid(value: str) -> bool:
+    return _UUID.fullmatch(value) is not None
+
+
+def job_path_and_tenant(path_params: Mapping[str, Any], headers: Mapping[str, str]) -> tuple[JobPath, str]:
+    """The job's path and tenant, or a 400 naming every bad path parameter and header."""
+    violations: list[FieldViolation] = []
+    for name in ("workspaceId", "itemId", "jobInstanceId"):
+        if not is_uuid(str(path_params[name])):
+            violations.append(FieldViolation(name, f"path parameter {name} must be a UUID"))
+    for name in (ACTIVITY_ID_HEADER, REQUEST_ID_HEADER, TENANT_HEADER):
+        if not headers.get(name, "").strip():
+            violations.append(FieldViolation(name, f"header {name} is required"))
+    tenant = headers.get(TENANT_HEADER, "").strip()
+    if tenant and not is_uuid(tenant):
+        violations.append(FieldViolation(TENANT_HEADER, f"header {TENANT_HEADER} must be a UUID"))
+    if violations:
+        raise bad_request(violations)
+    path = JobPath(
+        workspace_id=str(path_params["workspaceId"]),
+        item_type=str(path_params["itemType"]),
+        item_id=str(path_params["itemId"]),
+        job_type=str(path_params["jobType"]),
+        job_instance_id=str(path_params["jobInstanceId"]),
+    )
+    return path, tenant
+
+
+def require_json_content_type(content_type: str | None) -> None:
+    """415 unless the body is declared JSON (an absent Content-Type is taken as JSON)."""
+    if content_type is None or not content_type.strip():
+        return
+    media_type = content_type.split(";", 1)[0].strip()
+    if _JSON_MEDIA_TYPE.fullmatch(media_type) is None:
+        raise client_error(
+            415,
+            ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+            f"Content-Type {media_type!r} is not supported; send application/json",
+            ("Content-Type",),
+        )
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_create_body(raw: bytes) -> CreateBody:
+    """Fabric's CreateItemJobInstanceRequest, or a 400 naming what was wrong."""
+    if not raw.strip():
+        raise bad_request([FieldViolation("body", "a JSON body with invokeType is required")])
+    try:
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise bad_request([FieldViolation("body", "the body is not valid JSON")]) from None
+    if not isinstance(body, dict):
+        raise bad_request([FieldViolation("body", "the body must be a JSON object")])
+    violations = [
+        FieldViolation(name, f"{name} is not a property of CreateItemJobInstanceRequest")
+        for name in sorted(body.keys() - _BODY_FIELDS)
+    ]
+    invoke_type = _invoke_type(body, violations)
+    payload = _creation_payload(body.get("creationPayload"), violations)
+    if violations or invoke_type is None:
+        raise bad_request(violations)
+    return CreateBody(invoke_type=invoke_type, creation_payload=payload)
+
+
+def _invoke_type(body: dict[str, Any], violations: list[FieldViolation]) -> pb.JobInvokeType.ValueType | None:
+    if "invokeType" not in body:
+        violations.append(FieldViolation("invokeType", f"invokeType is required: {_INVOKE_TYPES_TEXT}"))
+        return None
+    value = body["invokeType"]
+    if isinstance(value, (str, int)) and not isinstance(value, bool) and value in INVOKE_TYPES:
+        return INVOKE_TYPES[value]
+    violations.append(FieldViolation("invokeType", f"invokeType must be one of {_INVOKE_TYPES_TEXT}"))
+    return None
+
+
+def _creation_payload(value: object, violations: list[FieldViolation]) -> struct_pb2.Struct | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        violations.append(FieldViolation("creationPayload", "creationPayload must be a JSON object"))
+        return None
+    if _depth(value) > MAX_PAYLOAD_DEPTH:
+        violations.append(
+            FieldViolation("creationPayload", f"creationPayload is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
+        )
+        return None
+    payload = struct_pb2.Struct()
+    payload.update(value)
+    return payload
+
+
+def _depth(value: object) -> int:
+    deepest = 0
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        current, depth = pending.pop()
+        if isinstance(current, dict):
+            children: list[object] = list(current.values())
+        elif isinstance(current, list):
+            children = current
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if depth <= MAX_PAYLOAD_DEPTH:
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
