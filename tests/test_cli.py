@@ -1,0 +1,225 @@
+"""The real `fabric-jobs` process, driven as a user would: over gRPC and HTTP, stopped with SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from google.protobuf import struct_pb2
+
+from fabric_jobs.v1 import job_service_pb2 as pb
+from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
+
+STARTUP_SECONDS = 30
+WORKSPACE = "e5ef604d-e14f-4a59-9133-75d5a0cb9334"
+ITEM = "b14cb7e7-d346-4751-9cfd-8c2767d53111"
+TENANT = "7c1d1a1e-0000-4000-8000-00000000c11e"
+ITEM_TYPE = "Contoso.FinanceAnalytics.Forecast"
+JOB_TYPE = "calculateForecast"
+
+
+def _command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "fabric_jobs.cli", *args]
+
+
+def _env() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if not key.startswith("FABRIC_JOBS_")}
+
+
+class Serve:
+    def __init__(self, process: subprocess.Popen[str], grpc_address: str, rest_url: str) -> None:
+        self.process = process
+        self.grpc_address = grpc_address
+        self.rest_url = rest_url
+        self.output: list[str] = []
+
+
+def _start(tmp_path: Path, *extra: str) -> Serve:
+    database = f"sqlite:///{tmp_path / 'jobs.db'}"
+    process = subprocess.Popen(
+        _command("serve", "--dev", "--grpc-port", "0", "--rest-port", "0", "--database", database, *extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(),
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    grpc_address = rest_url = None
+    for line in process.stdout:
+        lines.append(line)
+        if match := re.match(r"fabric-jobs: gRPC JobService on (\S+)", line):
+            grpc_address = match.group(1)
+        if match := re.match(r"fabric-jobs: REST bridge on (http://\S+)", line):
+            rest_url = match.group(1)
+        if grpc_address and rest_url:
+            break
+    else:
+        process.wait(timeout=STARTUP_SECONDS)
+        pytest.fail("fabric-jobs serve did not start:\n" + "".join(lines))
+    serve = Serve(process, grpc_address, rest_url)
+    serve.output = lines
+    return serve
+
+
+def _stop(serve: Serve) -> str:
+    serve.process.send_signal(signal.SIGTERM)
+    rest, _ = serve.process.communicate(timeout=STARTUP_SECONDS)
+    return "".join(serve.output) + rest
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Serve]:
+    running = _start(tmp_path, "--cancel-wait", "2", "--shutdown-grace", "1")
+    yield running
+    if running.process.poll() is None:
+        running.process.kill()
+        running.process.wait()
+
+
+def _key(job_instance_id: str) -> pb.JobInstanceKey:
+    return pb.JobInstanceKey(
+        tenant_id=TENANT,
+        workspace_id=WORKSPACE,
+        item_type=ITEM_TYPE,
+        item_id=ITEM,
+        job_type=JOB_TYPE,
+        job_instance_id=job_instance_id,
+    )
+
+
+def _job_url(serve: Serve, job_instance_id: str) -> str:
+    return (
+        f"{serve.rest_url}/workspaces/{WORKSPACE}/items/{ITEM_TYPE}/{ITEM}/jobTypes/{JOB_TYPE}"
+        f"/instances/{job_instance_id}"
+    )
+
+
+HEADERS = {"ActivityId": "cli-activity", "RequestId": "cli-request", "x-ms-client-tenant-id": TENANT}
+
+
+async def test_serve_over_grpc_and_http_then_sigterm(serve: Serve) -> None:
+    grpc_job = str(uuid.uuid4())
+    payload = struct_pb2.Struct()
+    payload.update({"durationSeconds": 60})
+    async with grpc.aio.insecure_channel(serve.grpc_address) as channel:
+        stub = pb_grpc.JobServiceStub(channel)
+        created = await stub.CreateJobInstance(
+            pb.CreateJobInstanceRequest(
+                key=_key(grpc_job), invoke_type=pb.JOB_INVOKE_TYPE_MANUAL, creation_payload=payload
+            )
+        )
+        assert created.created
+
+        rest_job = str(uuid.uuid4())
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.post(
+                _job_url(serve, rest_job),
+                json={"invokeType": 2, "creationPayload": {"durationSeconds": 60}},
+                headers=HEADERS,
+            )
+            assert response.status_code == 202
+            assert response.content == b""
+            assert response.headers["RequestId"] == "cli-request"
+
+            seen_by_rest = await client.get(_job_url(serve, grpc_job), headers=HEADERS)
+            assert seen_by_rest.status_code == 200
+            assert seen_by_rest.json()["status"] in ("NotStarted", "InProgress")
+
+            cancelled = await client.post(_job_url(serve, rest_job) + "/cancel", headers=HEADERS)
+            assert cancelled.status_code == 200
+            assert cancelled.json()["status"] == "Cancelled"
+            assert cancelled.json()["endTimeUtc"].endswith("Z")
+
+        seen_by_grpc = await stub.GetJobInstance(pb.GetJobInstanceRequest(key=_key(rest_job)))
+        assert seen_by_grpc.job_instance.status == pb.JOB_INSTANCE_STATUS_CANCELLED
+
+    output = await asyncio.to_thread(_stop, serve)
+    assert serve.process.returncode == 0, output
+    assert "DEV MODE" in output
+    assert "activity=cli-activity request=cli-request" in output
+    assert "JobService stopped" in output
+
+
+async def test_a_running_job_interrupted_by_shutdown_is_failed_retriable_after_restart(tmp_path: Path) -> None:
+    first = _start(tmp_path, "--shutdown-grace", "0.5")
+    job = str(uuid.uuid4())
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(
+            _job_url(first, job),
+            json={"invokeType": "Manual", "creationPayload": {"durationSeconds": 60}},
+            headers=HEADERS,
+        )
+        assert response.status_code == 202
+        for _ in range(100):
+            state = (await client.get(_job_url(first, job), headers=HEADERS)).json()
+            if state["status"] == "InProgress":
+                break
+            await asyncio.sleep(0.05)
+        assert state["status"] == "InProgress"
+    output = await asyncio.to_thread(_stop, first)
+    assert first.process.returncode == 0, output
+
+    second = _start(tmp_path)
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            state = (await client.get(_job_url(second, job), headers=HEADERS)).json()
+        assert state["status"] == "Failed"
+        assert state["errorDetails"]["errorCode"] == "JobExecutorLost"
+        assert state["errorDetails"]["isPermanent"] is False
+    finally:
+        await asyncio.to_thread(_stop, second)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["serve", "--dev", "--cancel-wait", "soon"], "--cancel-wait: must be a number of seconds"),
+        (["serve", "--dev", "--grpc-port", "70000"], "--grpc-port: must be from 0 to 65535"),
+        (["serve", "--dev", "--rest-host", "0.0.0.0"], "--dev refuses --rest-host 0.0.0.0"),
+        (["serve", "--dev", "--database", "mysql://x"], "unsupported database URL scheme 'mysql'"),
+        (["serve", "--dev", "--jobs", "no_such_module:registry"], "cannot import 'no_such_module'"),
+        (["serve", "--grpc-port", "0", "--rest-port", "0"], "--auth-audience"),
+        (["rest", "--auth-audience", "api://x"], "--auth-publisher-tenant-id"),
+    ],
+)
+def test_bad_configuration_is_one_line_and_exit_2(tmp_path: Path, args: list[str], says: str) -> None:
+    done = subprocess.run(
+        _command(*args), capture_output=True, text=True, timeout=STARTUP_SECONDS, env=_env(), cwd=tmp_path
+    )
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.strip() and "DEV MODE" not in line]
+    assert len(errors) == 1, done.stderr
+    assert says in errors[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_environment_variables_set_options(tmp_path: Path) -> None:
+    done = subprocess.run(
+        _command("serve", "--dev"),
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_SECONDS,
+        env={**_env(), "FABRIC_JOBS_CANCEL_GRACE": "never"},
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert "--cancel-grace: must be a number of seconds, not 'never'" in done.stderr
+
+
+def test_help_explains_every_option() -> None:
+    done = subprocess.run(_command("serve", "--help"), capture_output=True, text=True, timeout=STARTUP_SECONDS)
+    assert done.returncode == 0
+    for option in ("--grpc-port", "--rest-port", "--database", "--jobs", "--cancel-wait", "--cancel-grace", "--dev"):
+        assert option in done.stdout
+    assert "FABRIC_JOBS_CANCEL_WAIT" in done.stdout
