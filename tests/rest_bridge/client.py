@@ -1,0 +1,101 @@
+"""A REST client for the bridge whose every response is checked against Fabric's schemas."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+
+from tests.rest_bridge.jobs_for_tests import COMPLETES, ITEM_TYPE
+from tests.rest_bridge.schemas import check_response
+
+BASE_PATH = "/workload"
+TERMINAL = frozenset({"Completed", "Failed", "Cancelled"})
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class JobRef:
+    tenant_id: str = dataclasses.field(default_factory=new_id)
+    workspace_id: str = dataclasses.field(default_factory=new_id)
+    item_type: str = ITEM_TYPE
+    item_id: str = dataclasses.field(default_factory=new_id)
+    job_type: str = COMPLETES
+    job_instance_id: str = dataclasses.field(default_factory=new_id)
+
+    @property
+    def path(self) -> str:
+        return (
+            f"/workspaces/{self.workspace_id}/items/{self.item_type}/{self.item_id}"
+            f"/jobTypes/{self.job_type}/instances/{self.job_instance_id}"
+        )
+
+    def headers(self, **overrides: str | None) -> dict[str, str]:
+        headers: dict[str, str | None] = {
+            "ActivityId": new_id(),
+            "RequestId": new_id(),
+            "x-ms-client-tenant-id": self.tenant_id,
+            **overrides,
+        }
+        return {name: value for name, value in headers.items() if value is not None}
+
+    def but(self, **changes: str) -> JobRef:
+        return dataclasses.replace(self, **changes)
+
+
+async def _check(response: httpx.Response) -> None:
+    await response.aread()
+    check_response(response)
+
+
+def client_for(app: Starlette, base_path: str = BASE_PATH) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url=f"http://bridge{base_path}",
+        event_hooks={"response": [_check]},
+    )
+
+
+class Bridge:
+    """The Jobs calls, with valid headers unless told otherwise."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def create(
+        self, job: JobRef, body: Any = None, *, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        if body is None and "content" not in kwargs:
+            body = {"invokeType": "Manual"}
+        if body is not None:
+            kwargs["json"] = body
+        return await self.client.post(job.path, headers=headers or job.headers(), **kwargs)
+
+    async def get(self, job: JobRef, *, headers: dict[str, str] | None = None) -> httpx.Response:
+        return await self.client.get(job.path, headers=headers or job.headers())
+
+    async def cancel(self, job: JobRef, *, headers: dict[str, str] | None = None) -> httpx.Response:
+        return await self.client.post(job.path + "/cancel", headers=headers or job.headers())
+
+    async def state(self, job: JobRef) -> dict[str, Any]:
+        response = await self.get(job)
+        assert response.status_code == 200, response.text
+        state: dict[str, Any] = response.json()
+        return state
+
+    async def wait_for(self, job: JobRef, *statuses: str, attempts: int = 400) -> dict[str, Any]:
+        """Poll Get (bounded) until the job has one of `statuses`."""
+        for _ in range(attempts):
+            state = await self.state(job)
+            if state["status"] in statuses:
+                return state
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"job never reached {statuses}; last state {state}")

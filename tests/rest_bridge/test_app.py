@@ -1,0 +1,119 @@
+"""The application around the Jobs calls: paths, ids, health, the OpenAPI document, the gRPC channel."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+import pytest
+
+from fabric_jobs import request_context
+from fabric_jobs.rest_bridge.app import create_app
+from fabric_jobs.rest_bridge.settings import BridgeSettings
+from fabric_jobs.server.app import JobServer
+from fabric_jobs.v1 import job_service_pb2_grpc
+from tests.rest_bridge.client import BASE_PATH, Bridge, JobRef, client_for
+from tests.rest_bridge.schemas import packaged_document
+
+
+async def test_request_id_is_echoed_on_success_and_on_errors(bridge: Bridge) -> None:
+    job = JobRef()
+    for response in (
+        await bridge.create(job, headers=job.headers(RequestId="req-1")),
+        await bridge.get(job, headers=job.headers(RequestId="req-2")),
+        await bridge.get(job.but(workspace_id="bad"), headers=job.headers(RequestId="req-3")),
+        await bridge.client.get("/nowhere", headers={"RequestId": "req-4"}),
+    ):
+        assert response.headers["RequestId"] == response.request.headers["RequestId"]
+
+
+async def test_activity_and_request_ids_reach_the_server(bridge: Bridge, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.handler.addFilter(request_context.ContextFilter())
+    caplog.set_level(logging.INFO)
+    job = JobRef()
+    await bridge.create(job, headers=job.headers(ActivityId="activity-42", RequestId="request-42"))
+    server_lines = [
+        record
+        for record in caplog.records
+        if not record.name.startswith("fabric_jobs.rest_bridge") and record.name.startswith("fabric_jobs")
+    ]
+    assert server_lines
+    assert all(getattr(record, "activity_id", None) == "activity-42" for record in server_lines)
+    assert all(getattr(record, "request_id", None) == "request-42" for record in server_lines)
+    bridge_lines = [record for record in caplog.records if record.name.startswith("fabric_jobs.rest_bridge")]
+    assert any(getattr(record, "activity_id", None) == "activity-42" for record in bridge_lines)
+
+
+async def test_base_path_is_honoured(bridge: Bridge) -> None:
+    job = JobRef()
+    assert (await bridge.create(job)).status_code == 202
+    outside = await bridge.client.get(f"http://bridge{job.path}", headers=job.headers())
+    assert outside.status_code == 404
+    assert outside.json()["errorCode"] == "NotFound"
+
+
+async def test_unknown_path_is_404_not_found(bridge: Bridge) -> None:
+    response = await bridge.client.get("/workspaces")
+    assert response.status_code == 404
+    assert response.json()["errorCode"] == "NotFound"
+
+
+@pytest.mark.parametrize(("method", "suffix"), [("DELETE", ""), ("PUT", ""), ("GET", "/cancel"), ("PATCH", "/cancel")])
+async def test_wrong_method_is_405(bridge: Bridge, method: str, suffix: str) -> None:
+    job = JobRef()
+    response = await bridge.client.request(method, job.path + suffix, headers=job.headers())
+    assert response.status_code == 405
+    assert response.json()["errorCode"] == "MethodNotAllowed"
+    assert response.headers["Allow"]
+
+
+async def test_healthz(bridge: Bridge) -> None:
+    response = await bridge.client.get("/healthz")
+    assert response.status_code == 200
+
+
+async def test_readyz_when_the_job_service_serves(bridge: Bridge) -> None:
+    response = await bridge.client.get("/readyz")
+    assert response.status_code == 200
+
+
+async def test_openapi_document_is_the_jobs_contract_under_the_base_path(bridge: Bridge) -> None:
+    response = await bridge.client.get("/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    assert document["servers"] == [{"url": BASE_PATH}]
+    operations = {op["operationId"] for ops in document["paths"].values() for op in ops.values()}
+    assert operations == {"Jobs_CreateItemJobInstance", "Jobs_GetItemJobInstanceState", "Jobs_CancelItemJobInstance"}
+    assert "JobInstanceNotFound" in document["info"]["description"]
+    assert document["components"] == packaged_document()["components"]
+
+
+async def test_app_opens_and_closes_its_own_channel(job_server: JobServer) -> None:
+    app = create_app(BridgeSettings(grpc_target=job_server.address, base_path=BASE_PATH))
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        bridge = Bridge(client)
+        job = JobRef()
+        assert (await bridge.create(job)).status_code == 202
+        assert (await bridge.wait_for(job, "Completed"))["status"] == "Completed"
+        assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_unreachable_job_service_is_503_and_not_ready(job_server: JobServer) -> None:
+    address = job_server.address
+    await job_server.stop(0)
+    app = create_app(BridgeSettings(grpc_target=address, base_path=BASE_PATH, request_timeout_seconds=2.0))
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        response = await Bridge(client).get(JobRef())
+        assert response.status_code == 503
+        body = response.json()
+        assert body["errorCode"] == "ServiceUnavailable"
+        assert body["isPermanent"] is False
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["errorCode"] == "ServiceUnavailable"
+
+
+async def test_readyz_without_a_health_stub_is_503(channel: grpc.aio.Channel) -> None:
+    app = create_app(BridgeSettings(base_path=BASE_PATH), job_service_pb2_grpc.JobServiceStub(channel))
+    async with client_for(app) as client:
+        assert (await client.get("/readyz")).status_code == 503

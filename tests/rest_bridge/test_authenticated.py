@@ -1,0 +1,82 @@
+"""The bridge with SubjectAndApp authentication configured (tokens from tests/tokens.py)."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2_grpc
+
+from fabric_jobs.rest_bridge.app import create_app
+from fabric_jobs.rest_bridge.settings import BridgeSettings
+from fabric_jobs.v1 import job_service_pb2_grpc
+from tests import tokens
+from tests.rest_bridge.client import BASE_PATH, Bridge, JobRef, client_for
+from tests.rest_bridge.conftest import RecordingStub
+
+
+def valid_authorization() -> str:
+    return tokens.authorization_header(tokens.mint_subject_token(), tokens.mint_app_token())
+
+
+def auth_settings(tmp_path: pathlib.Path) -> BridgeSettings:
+    return BridgeSettings(base_path=BASE_PATH, auth=tokens.auth_settings_for(tokens.write_jwks(tmp_path)))
+
+
+@pytest.fixture
+async def authenticated_bridge(tmp_path: pathlib.Path, channel: grpc.aio.Channel) -> AsyncIterator[Bridge]:
+    app = create_app(
+        auth_settings(tmp_path),
+        job_service_pb2_grpc.JobServiceStub(channel),
+        health=health_pb2_grpc.HealthStub(channel),
+    )
+    async with client_for(app) as client:
+        yield Bridge(client)
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "garbage", "Bearer abc", 'SubjectAndAppToken1.0 subjectToken="a.b.c", appToken="d.e.f"'],
+)
+@pytest.mark.parametrize("call", ["create", "get", "cancel"])
+async def test_missing_or_bad_authorization_is_401_auth_error(
+    tmp_path: pathlib.Path, authorization: str | None, call: str
+) -> None:
+    stub = RecordingStub()
+    async with client_for(create_app(auth_settings(tmp_path), stub)) as client:
+        job = JobRef(tenant_id=tokens.CLIENT_TENANT_ID)
+        headers = job.headers(Authorization=authorization)
+        response = await getattr(Bridge(client), call)(job, headers=headers)
+    assert response.status_code == 401
+    assert response.json()["errorCode"] == "AuthError"
+    assert stub.calls == []
+
+
+async def test_auth_runs_before_body_validation(tmp_path: pathlib.Path) -> None:
+    stub = RecordingStub()
+    async with client_for(create_app(auth_settings(tmp_path), stub)) as client:
+        job = JobRef(tenant_id=tokens.CLIENT_TENANT_ID)
+        response = await Bridge(client).create(job, {"nonsense": True})
+    assert response.status_code == 401
+
+
+async def test_valid_tokens_pass(authenticated_bridge: Bridge) -> None:
+    job = JobRef(tenant_id=tokens.CLIENT_TENANT_ID)
+    headers = job.headers(Authorization=valid_authorization())
+    assert (await authenticated_bridge.create(job, headers=headers)).status_code == 202
+    response = await authenticated_bridge.get(job, headers=job.headers(Authorization=valid_authorization()))
+    assert response.status_code == 200
+
+
+async def test_a_subject_of_another_tenant_is_401(authenticated_bridge: Bridge) -> None:
+    job = JobRef(tenant_id=tokens.OTHER_TENANT_ID)
+    response = await authenticated_bridge.get(job, headers=job.headers(Authorization=valid_authorization()))
+    assert response.status_code == 401
+    assert response.json()["errorCode"] == "AuthError"
+
+
+async def test_health_and_openapi_need_no_token(authenticated_bridge: Bridge) -> None:
+    for path in ("/healthz", "/readyz", "/openapi.json"):
+        assert (await authenticated_bridge.client.get(path)).status_code == 200

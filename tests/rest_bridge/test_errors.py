@@ -1,0 +1,129 @@
+"""gRPC statuses and failures to HTTP: one table, the server's ErrorDetails as the body, no internals."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+from fabric_jobs.errors import ErrorCode, ErrorDetails, ErrorSource, details_to_pb
+from fabric_jobs.rest_bridge.app import create_app
+from fabric_jobs.rest_bridge.errors import HTTP_STATUS_BY_GRPC, error_body, from_rpc_error
+from fabric_jobs.rest_bridge.settings import BridgeSettings
+from fabric_jobs.v1 import job_service_pb2_grpc
+from tests.rest_bridge.client import BASE_PATH, Bridge, JobRef, client_for
+from tests.rest_bridge.jobs_for_tests import IGNORES_CANCEL
+from tests.rest_bridge.schemas import validate
+
+
+def rpc_error(code: grpc.StatusCode, message: str, *details: Any) -> grpc.aio.AioRpcError:
+    trailing = grpc.aio.Metadata()
+    if details:
+        packed = []
+        for detail in details:
+            item = any_pb2.Any()
+            item.Pack(detail)
+            packed.append(item)
+        status = status_pb2.Status(code=code.value[0], message=message, details=packed)
+        trailing.add("grpc-status-details-bin", status.SerializeToString())
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailing, details=message, debug_error_string=None)
+
+
+@pytest.mark.parametrize(
+    ("code", "http"),
+    [
+        (grpc.StatusCode.INVALID_ARGUMENT, 400),
+        (grpc.StatusCode.FAILED_PRECONDITION, 400),
+        (grpc.StatusCode.UNAUTHENTICATED, 401),
+        (grpc.StatusCode.PERMISSION_DENIED, 403),
+        (grpc.StatusCode.NOT_FOUND, 404),
+        (grpc.StatusCode.ALREADY_EXISTS, 409),
+        (grpc.StatusCode.ABORTED, 409),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
+        (grpc.StatusCode.UNAVAILABLE, 503),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, 504),
+        (grpc.StatusCode.INTERNAL, 500),
+        (grpc.StatusCode.UNKNOWN, 500),
+        (grpc.StatusCode.UNIMPLEMENTED, 500),
+        (grpc.StatusCode.DATA_LOSS, 500),
+    ],
+)
+def test_status_table(code: grpc.StatusCode, http: int) -> None:
+    assert HTTP_STATUS_BY_GRPC.get(code, 500) == http
+    error = from_rpc_error(rpc_error(code, "internal detail: stack at line 12"))
+    assert error.status_code == http
+    body = error_body(error.details)
+    validate(body, "ErrorResponse")
+    if http == 500:
+        assert body["errorCode"] == "InternalError"
+        assert body["source"] == "System"
+        assert "internal detail" not in str(body)
+
+
+def test_server_error_details_become_the_body() -> None:
+    details = ErrorDetails("JobInstanceConflict", "exists", ErrorSource.USER, True, ("id",))
+    error = from_rpc_error(
+        rpc_error(
+            grpc.StatusCode.ALREADY_EXISTS,
+            "exists",
+            error_details_pb2.ErrorInfo(reason="JobInstanceConflict", domain="fabric-jobs"),
+            details_to_pb(details),
+        )
+    )
+    assert error.status_code == 409
+    assert error.details == details
+
+
+def test_error_info_reason_is_the_fallback_code() -> None:
+    error = from_rpc_error(
+        rpc_error(grpc.StatusCode.NOT_FOUND, "no such job", error_details_pb2.ErrorInfo(reason="JobInstanceNotFound"))
+    )
+    assert (error.status_code, error.details.error_code, error.details.message) == (
+        404,
+        "JobInstanceNotFound",
+        "no such job",
+    )
+
+
+def test_a_bare_status_gets_a_code_for_its_http_status() -> None:
+    error = from_rpc_error(rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"))
+    assert (error.status_code, error.details.error_code, error.details.is_permanent) == (504, ErrorCode.TIMEOUT, False)
+
+
+async def test_a_call_over_the_deadline_is_504_timeout(channel: grpc.aio.Channel) -> None:
+    settings = BridgeSettings(base_path=BASE_PATH, request_timeout_seconds=0.1)
+    app = create_app(settings, job_service_pb2_grpc.JobServiceStub(channel))
+    async with client_for(app) as client:
+        bridge = Bridge(client)
+        job = JobRef(job_type=IGNORES_CANCEL)
+        await bridge.create(job)
+        await bridge.wait_for(job, "InProgress")
+        response = await bridge.cancel(job)
+        assert response.status_code == 504
+        assert response.json()["errorCode"] == "Timeout"
+        assert response.json()["isPermanent"] is False
+
+
+class CrashingStub:
+    async def GetJobInstance(self, request: Any, *, timeout: float | None = None, metadata: Any = None) -> Any:  # noqa: ASYNC109
+        raise RuntimeError("bridge bug with a secret")
+
+    CreateJobInstance = CancelJobInstance = GetJobInstance
+
+
+async def test_an_unexpected_exception_is_500_internal_error_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(BridgeSettings(base_path=BASE_PATH), CrashingStub())
+    async with client_for(app) as client:
+        job = JobRef()
+        response = await Bridge(client).get(job, headers=job.headers(RequestId="req-crash"))
+    assert response.status_code == 500
+    assert response.headers["RequestId"] == "req-crash"
+    body = response.json()
+    assert body["errorCode"] == "InternalError"
+    assert "secret" not in response.text
+    assert any(record.exc_info and "secret" in str(record.exc_info[1]) for record in caplog.records)
+    assert any(record.levelno == logging.ERROR for record in caplog.records)
