@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import os
@@ -17,10 +18,14 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from fabric_jobs import __version__, request_context
 from fabric_jobs.server.settings import DEFAULT_DATABASE, ServiceSettings
+
+if TYPE_CHECKING:
+    from fabric_jobs.rest_bridge.settings import BridgeSettings
+    from fabric_jobs.server.app import JobServer
 
 ENV_PREFIX = "FABRIC_JOBS_"
 DEV_BANNER = (
@@ -72,6 +77,15 @@ def _port(value: str) -> int:
     if not 0 <= number <= 65535:
         raise argparse.ArgumentTypeError(f"must be from 0 to 65535 (0 picks a free port), not {value!r}")
     return number
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def convert(value: str) -> str:
+        if value not in choices:
+            raise argparse.ArgumentTypeError(f"must be one of {', '.join(choices)}, not {value!r}")
+        return value
+
+    return convert
 
 
 def _option(group: Any, flag: str, help_text: str, default: str, converter: Callable[[str], Any] | None = None) -> None:
@@ -182,6 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
         _add_common(sub)
     _add_service(serve)
     _add_rest(serve, with_target=False)
+    _option(
+        serve,
+        "--bridge-channel",
+        "how the bridge reaches the JobService in this process: in-process (no sockets, no serialisation) or "
+        "grpc (over the loopback gRPC port) (default: %(default)s)",
+        "in-process",
+        _choice("in-process", "grpc"),
+    )
     _add_service(grpc_only)
     _add_rest(rest_only, with_target=True)
     return parser
@@ -252,7 +274,7 @@ def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
 
 
 async def _run(args: argparse.Namespace) -> None:
-    from fabric_jobs.server.app import JobServer, start_job_server
+    from fabric_jobs.server.app import start_job_server
     from fabric_jobs.server.registry import load_registry
     from fabric_jobs.server.store import StoreError
 
@@ -289,10 +311,7 @@ async def _run(args: argparse.Namespace) -> None:
     try:
         with _stop_on_signals(stop):
             if bridge_settings is not None:
-                target = bridge_settings.grpc_target
-                if job_server is not None:
-                    target = f"{_url_host(_connect_host(args.grpc_host))}:{job_server.port}"
-                await _serve_rest(args, bridge_settings, target, stop)
+                await _serve_rest(args, bridge_settings, job_server, stop)
             else:
                 await stop.wait()
     finally:
@@ -308,14 +327,29 @@ def _connect_host(listen_host: str) -> str:
     return listen_host
 
 
-async def _serve_rest(args: argparse.Namespace, settings: Any, target: str, stop: asyncio.Event) -> None:
-    import dataclasses
-
-    import uvicorn
+def _bridge_app(args: argparse.Namespace, settings: BridgeSettings, job_server: JobServer | None) -> tuple[Any, str]:
+    from grpc_health.v1 import health_pb2_grpc
 
     from fabric_jobs.rest_bridge.app import create_app
+    from fabric_jobs.v1 import job_service_pb2_grpc
 
-    app = create_app(dataclasses.replace(settings, grpc_target=target))
+    if job_server is None:
+        return create_app(settings), settings.grpc_target
+    if args.bridge_channel == "in-process":
+        channel = job_server.in_process_channel.as_channel()
+        stub = job_service_pb2_grpc.JobServiceStub(channel)
+        health = health_pb2_grpc.HealthStub(channel)
+        return create_app(settings, stub, health=health), "this process, in-process channel"
+    target = f"{_url_host(_connect_host(args.grpc_host))}:{job_server.port}"
+    return create_app(dataclasses.replace(settings, grpc_target=target)), target
+
+
+async def _serve_rest(
+    args: argparse.Namespace, settings: BridgeSettings, job_server: JobServer | None, stop: asyncio.Event
+) -> None:
+    import uvicorn
+
+    app, target = _bridge_app(args, settings, job_server)
     sock = _listen(args.rest_host, args.rest_port)
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5)

@@ -10,6 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
+from fabric_jobs.server.inprocess import InProcessChannel
 from fabric_jobs.server.interceptors import RequestInterceptor
 from fabric_jobs.server.lifecycle import JobManager
 from fabric_jobs.server.registry import JobRegistry
@@ -46,6 +47,13 @@ class JobServer:
         self.host = host
         self.port = port
         self._stopped = False
+        self.in_process_channel = InProcessChannel(
+            [
+                (pb_grpc.add_JobServiceServicer_to_server, JobService(manager)),
+                (health_pb2_grpc.add_HealthServicer_to_server, health_servicer),
+            ]
+        )
+        """A channel to this server without sockets, for a bridge in the same process."""
 
     @property
     def address(self) -> str:
