@@ -1,10 +1,12 @@
 """Extract the Jobs part of Fabric's Workload REST API (reference openapi.yaml) into the bridge's openapi.json.
 
-Usage: python scripts/generate_rest_openapi.py PATH/TO/openapi.yaml
+python scripts/generate_rest_openapi.py [PATH/TO/openapi.yaml]          # default: ../shared/reference/openapi.yaml
+python scripts/generate_rest_openapi.py --check  # exit 1 if openapi.json is stale
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import pathlib
@@ -13,7 +15,9 @@ from typing import Any
 
 import yaml
 
-OUTPUT = pathlib.Path(__file__).resolve().parent.parent / "fabric_jobs" / "rest_bridge" / "openapi.json"
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "fabric_jobs" / "rest_bridge" / "openapi.json"
+DEFAULT_REFERENCE = ROOT.parent / "shared" / "reference" / "openapi.yaml"
 _REF_PREFIX = "#/components/schemas/"
 
 
@@ -63,15 +67,25 @@ def jobs_document(reference: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print(__doc__, file=sys.stderr)
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("reference", nargs="?", type=pathlib.Path, default=DEFAULT_REFERENCE, help="openapi.yaml")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the checked-in openapi.json is stale")
+    args = parser.parse_args()
+    if not args.reference.is_file():
+        print(f"generate_rest_openapi: no reference contract at {args.reference}", file=sys.stderr)
         return 2
-    reference = yaml.safe_load(pathlib.Path(argv[1]).read_text())
-    OUTPUT.write_text(json.dumps(jobs_document(reference), indent=2) + "\n")
+    fresh = json.dumps(jobs_document(yaml.safe_load(args.reference.read_text())), indent=2) + "\n"
+    if args.check:
+        if OUTPUT.read_text() != fresh:
+            print(f"{OUTPUT.name} is stale: run python scripts/generate_rest_openapi.py")
+            return 1
+        print(f"{OUTPUT.name} is fresh")
+        return 0
+    OUTPUT.write_text(fresh)
     print(f"wrote {OUTPUT}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(main())
