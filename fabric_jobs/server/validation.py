@@ -76,9 +76,13 @@ def create_request(request: pb.CreateJobInstanceRequest) -> tuple[JobKey, Invoke
     invoke_type = INVOKE_TYPE_FROM_PB.get(request.invoke_type)
     if invoke_type is None:
         check.violations.append(FieldViolation("invoke_type", "is required: UNKNOWN_FUTURE_VALUE, SCHEDULED or MANUAL"))
+    payload: dict[str, Any] = {}
+    try:
+        payload = json_format.MessageToDict(request.creation_payload)
+    except ValueError:
+        check.violations.append(FieldViolation("creation_payload", "must be JSON: numbers must be finite"))
     check.raise_if_any()
     assert invoke_type is not None
-    payload: dict[str, Any] = json_format.MessageToDict(request.creation_payload)
     return key, invoke_type, payload
 
 

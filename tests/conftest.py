@@ -1,0 +1,138 @@
+"""Shared fixtures: a real JobService on a free port over a real SQLite file, and small helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from fabric_jobs.server.app import JobServer, ServiceSettings, start_job_server
+from fabric_jobs.server.registry import JobRegistry
+from fabric_jobs.v1 import job_service_pb2 as pb
+from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
+
+POLL_INTERVAL = 0.02
+
+
+@dataclass
+class RunningServer:
+    """A started JobServer and a stub connected to it. `stop()` is idempotent."""
+
+    server: JobServer
+    channel: grpc.aio.Channel
+    stub: pb_grpc.JobServiceAsyncStub
+    settings: ServiceSettings
+
+    async def stop(self) -> None:
+        await self.channel.close(None)
+        await self.server.stop(grace=1.0)
+
+
+class ServerFactory(Protocol):
+    def __call__(self, registry: JobRegistry, **settings: Any) -> Awaitable[RunningServer]: ...
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> str:
+    return "sqlite:///" + str(tmp_path / "jobs.db")
+
+
+@pytest.fixture
+async def start_server(database: str) -> AsyncIterator[ServerFactory]:
+    """Start servers on `database` (tests may start several in turn); every one is stopped at the end."""
+    started: list[RunningServer] = []
+    defaults = ServiceSettings(
+        database=database, cancel_wait=0.5, cancel_grace=1.0, shutdown_grace=0.5, lease_seconds=2.0, max_threads=4
+    )
+
+    async def start(registry: JobRegistry, **settings: Any) -> RunningServer:
+        effective = replace(defaults, **settings)
+        server = await start_job_server(effective, registry, port=0)
+        channel = grpc.aio.insecure_channel(server.address)
+        running = RunningServer(server, channel, pb_grpc.JobServiceStub(channel), effective)
+        started.append(running)
+        return running
+
+    yield start
+    for running in reversed(started):
+        await running.stop()
+
+
+def new_key(item_type: str, job_type: str, *, tenant_id: str | None = None, **fields: str) -> pb.JobInstanceKey:
+    """A JobInstanceKey with random UUIDs (any of them may be given)."""
+    return pb.JobInstanceKey(
+        tenant_id=tenant_id or str(uuid.uuid4()),
+        workspace_id=fields.get("workspace_id", str(uuid.uuid4())),
+        item_type=item_type,
+        item_id=fields.get("item_id", str(uuid.uuid4())),
+        job_type=job_type,
+        job_instance_id=fields.get("job_instance_id", str(uuid.uuid4())),
+    )
+
+
+async def wait_for_status(
+    stub: pb_grpc.JobServiceAsyncStub,
+    key: pb.JobInstanceKey,
+    status: pb.JobInstanceStatus.ValueType,
+    within: float = 5.0,
+) -> pb.JobInstance:
+    """Poll Get until the instance has `status`; fail with the last state seen after `within` seconds."""
+    job = pb.JobInstance()
+    for _ in range(max(1, int(within / POLL_INTERVAL))):
+        job = (await stub.GetJobInstance(pb.GetJobInstanceRequest(key=key))).job_instance
+        if job.status == status:
+            return job
+        await asyncio.sleep(POLL_INTERVAL)
+    name = pb.JobInstanceStatus.Name(status)
+    raise AssertionError(f"job never reached {name} within {within}s; last state:\n{job}")
+
+
+async def wait_until(condition: Callable[[], bool], within: float = 5.0, what: str = "condition") -> None:
+    """Poll a plain condition with a bounded loop."""
+    for _ in range(max(1, int(within / POLL_INTERVAL))):
+        if condition():
+            return
+        await asyncio.sleep(POLL_INTERVAL)
+    raise AssertionError(f"{what} did not hold within {within}s")
+
+
+async def rpc_error(call: Awaitable[object]) -> grpc.aio.AioRpcError:
+    """Await a call that must fail; return its error."""
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call
+    return raised.value
+
+
+@dataclass(frozen=True)
+class StatusDetails:
+    """The google.rpc.Status details of a failed call, decoded."""
+
+    reason: str
+    domain: str
+    error: pb.ErrorDetails
+    field_violations: dict[str, str]
+
+
+def status_details(err: grpc.aio.AioRpcError) -> StatusDetails:
+    status = rpc_status.from_call(err)  # type: ignore[arg-type]  # an AioRpcError is a grpc.Call in all but name
+    assert status is not None, f"no google.rpc.Status in {err!r}"
+    info = error_details_pb2.ErrorInfo()
+    details = pb.ErrorDetails()
+    bad_request = error_details_pb2.BadRequest()
+    found = set()
+    for packed in status.details:
+        for message in (info, details, bad_request):
+            if packed.Is(message.DESCRIPTOR):
+                packed.Unpack(message)
+                found.add(message.DESCRIPTOR.full_name)
+    assert {"google.rpc.ErrorInfo", "fabric_jobs.v1.ErrorDetails"} <= found, found
+    violations = {v.field: v.description for v in bad_request.field_violations}
+    return StatusDetails(info.reason, info.domain, details, violations)

@@ -1,0 +1,127 @@
+"""Cancel over gRPC: a queued job never starts, a running one is told, then stopped by force; history stays."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from fabric_jobs.v1 import job_service_pb2 as pb
+from tests.conftest import RunningServer, ServerFactory, new_key, wait_for_status, wait_until
+from tests.server import handlers
+from tests.server.handlers import ITEM_TYPE, TestJobs
+
+NOT_STARTED = pb.JOB_INSTANCE_STATUS_NOT_STARTED
+IN_PROGRESS = pb.JOB_INSTANCE_STATUS_IN_PROGRESS
+COMPLETED = pb.JOB_INSTANCE_STATUS_COMPLETED
+FAILED = pb.JOB_INSTANCE_STATUS_FAILED
+CANCELLED = pb.JOB_INSTANCE_STATUS_CANCELLED
+
+
+@pytest.fixture
+def jobs() -> Iterator[TestJobs]:
+    with TestJobs() as jobs:
+        yield jobs
+
+
+async def create(running: RunningServer, job_type: str) -> pb.JobInstanceKey:
+    key = new_key(ITEM_TYPE, job_type)
+    request = pb.CreateJobInstanceRequest(key=key, invoke_type=pb.JOB_INVOKE_TYPE_MANUAL)
+    await running.stub.CreateJobInstance(request)
+    return key
+
+
+async def cancel(running: RunningServer, key: pb.JobInstanceKey) -> pb.JobInstance:
+    return (await running.stub.CancelJobInstance(pb.CancelJobInstanceRequest(key=key))).job_instance
+
+
+async def test_cancel_of_a_queued_job_cancels_it_and_its_handler_never_starts(
+    jobs: TestJobs, start_server: ServerFactory
+) -> None:
+    running = await start_server(jobs.registry, max_threads=1)
+    blocker = await create(running, handlers.GATED_THREAD)
+    await wait_for_status(running.stub, blocker, IN_PROGRESS)
+    queued = await create(running, handlers.INSTANT_THREAD)
+    sentinel = await create(running, handlers.INSTANT_THREAD)
+    assert (await running.stub.GetJobInstance(pb.GetJobInstanceRequest(key=queued))).job_instance.status == NOT_STARTED
+
+    cancelled = await cancel(running, queued)
+    assert cancelled.status == CANCELLED
+    assert cancelled.HasField("end_time")
+    assert not cancelled.HasField("start_time")
+    assert await cancel(running, queued) == cancelled
+
+    jobs.gate.set()
+    await wait_for_status(running.stub, sentinel, COMPLETED)
+    await wait_for_status(running.stub, blocker, COMPLETED)
+    assert jobs.calls[queued.job_instance_id] == 0
+    assert (await running.stub.GetJobInstance(pb.GetJobInstanceRequest(key=queued))).job_instance == cancelled
+
+
+@pytest.mark.parametrize("job_type", [handlers.COOPERATIVE, handlers.COOPERATIVE_THREAD])
+async def test_cancel_of_a_cooperative_running_job_returns_cancelled(
+    jobs: TestJobs, start_server: ServerFactory, job_type: str
+) -> None:
+    running = await start_server(jobs.registry, cancel_wait=5.0)
+    key = await create(running, job_type)
+    started = await wait_for_status(running.stub, key, IN_PROGRESS)
+
+    cancelled = await cancel(running, key)
+    assert cancelled.status == CANCELLED
+    assert cancelled.cancel_requested
+    assert cancelled.start_time == started.start_time
+    assert cancelled.HasField("end_time")
+    assert not cancelled.HasField("error_details")
+    assert await cancel(running, key) == cancelled
+    assert jobs.calls[key.job_instance_id] == 1
+
+
+@pytest.mark.parametrize("job_type", [handlers.IGNORES_ASYNC, handlers.IGNORES_THREAD])
+async def test_handler_ignoring_the_cancel_is_stopped_by_force_after_the_grace(
+    jobs: TestJobs, start_server: ServerFactory, job_type: str
+) -> None:
+    running = await start_server(jobs.registry, cancel_wait=0.1, cancel_grace=1.0)
+    key = await create(running, job_type)
+    started = await wait_for_status(running.stub, key, IN_PROGRESS)
+
+    answer = await cancel(running, key)
+    assert answer.status == IN_PROGRESS
+    assert answer.cancel_requested
+    assert not answer.HasField("end_time")
+
+    cancelled = await wait_for_status(running.stub, key, CANCELLED)
+    assert cancelled.start_time == started.start_time
+    assert cancelled.HasField("end_time")
+    assert not cancelled.HasField("error_details")
+    job_id = key.job_instance_id
+    await wait_until(lambda: job_id in jobs.exited, what="the handler stopped")
+    assert job_id not in jobs.ran_to_end
+    assert await cancel(running, key) == cancelled
+
+
+@pytest.mark.parametrize(
+    ("job_type", "status"),
+    [(handlers.INSTANT, COMPLETED), (handlers.FAILS, FAILED), (handlers.RAISES, FAILED)],
+)
+async def test_cancel_of_a_finished_job_changes_nothing(
+    jobs: TestJobs, start_server: ServerFactory, job_type: str, status: pb.JobInstanceStatus.ValueType
+) -> None:
+    running = await start_server(jobs.registry)
+    key = await create(running, job_type)
+    finished = await wait_for_status(running.stub, key, status)
+
+    assert await cancel(running, key) == finished
+    assert await cancel(running, key) == finished
+    assert (await running.stub.GetJobInstance(pb.GetJobInstanceRequest(key=key))).job_instance == finished
+
+
+async def test_cancel_of_a_cancelled_job_changes_nothing(jobs: TestJobs, start_server: ServerFactory) -> None:
+    running = await start_server(jobs.registry, cancel_wait=5.0)
+    key = await create(running, handlers.COOPERATIVE)
+    await wait_for_status(running.stub, key, IN_PROGRESS)
+    cancelled = await cancel(running, key)
+    assert cancelled.status == CANCELLED
+
+    assert await cancel(running, key) == cancelled
+    assert (await running.stub.GetJobInstance(pb.GetJobInstanceRequest(key=key))).job_instance == cancelled
+    assert jobs.calls[key.job_instance_id] == 1
