@@ -174,7 +174,7 @@ class LocalExecutor:
         if isinstance(exc, JobFailed):
             return JobStatus.FAILED, exc.details
         handler_log.error("job handler raised", exc_info=exc)
-        message = f"The job handler failed: {type(exc).__name__}: {exc}"
+        message = f"The job handler failed unexpectedly ({type(exc).__name__}); the workload's logs have the details."
         return JobStatus.FAILED, ErrorDetails(ErrorCode.JOB_EXECUTION_FAILED, message, source=ErrorSource.SYSTEM)
 
     async def _finish(

@@ -240,6 +240,9 @@ def _record(row: sqlite3.Row) -> JobRecord:
     )
 
 
+_MIN_INT64, _MAX_INT64 = -(2**63), 2**63 - 1
+
+
 def encode_page_token(row: sqlite3.Row) -> str:
     """Opaque to clients: urlsafe base64, unpadded, of the JSON list of the row's sort key."""
     sort_key = [row[column] for column in _PAGE_KEY_COLUMNS]
@@ -256,6 +259,7 @@ def decode_page_token(token: str) -> tuple[int, str, str, str, str, str]:
         not isinstance(sort_key, list)
         or len(sort_key) != len(_PAGE_KEY_COLUMNS)
         or type(sort_key[0]) is not int
+        or not _MIN_INT64 <= sort_key[0] <= _MAX_INT64
         or not all(isinstance(part, str) for part in sort_key[1:])
     ):
         raise ValueError("invalid page token")
