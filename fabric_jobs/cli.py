@@ -17,7 +17,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from fabric_jobs import __version__, request_context
@@ -241,7 +241,7 @@ def _check_dev_hosts(args: argparse.Namespace) -> None:
 
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -380,13 +380,23 @@ class _Uvicorn:
         return Server(config)
 
 
+def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """uvloop when it is installed (it comes with uvicorn[standard]), else asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    uvloop.run(main)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     request_context.configure_logging(args.log_level)
     try:
         _check_dev_hosts(args)
-        asyncio.run(_run(args))
+        _run_loop(_run(args))
     except ConfigError as exc:
         print(f"fabric-jobs {args.command}: error: {exc}", file=sys.stderr)
         return 2

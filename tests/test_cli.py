@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -223,3 +224,21 @@ def test_help_explains_every_option() -> None:
     for option in ("--grpc-port", "--rest-port", "--database", "--jobs", "--cancel-wait", "--cancel-grace", "--dev"):
         assert option in done.stdout
     assert "FABRIC_JOBS_CANCEL_WAIT" in done.stdout
+
+
+async def test_accepted_connections_have_nagle_off() -> None:
+    from fabric_jobs.cli import _listen
+
+    sock = _listen("127.0.0.1", 0)
+    accepted: asyncio.Queue[int] = asyncio.Queue()
+
+    def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.put_nowait(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    server = await asyncio.start_server(on_connect, sock=sock)
+    async with server:
+        _, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
+        nodelay = await asyncio.wait_for(accepted.get(), 10)
+        writer.close()
+    assert nodelay != 0, "without TCP_NODELAY a response written in two parts waits ~40 ms for a delayed ACK"
