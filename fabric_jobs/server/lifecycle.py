@@ -68,6 +68,7 @@ class JobManager:
         self._upkeep: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        await self._store.heartbeat(self.owner, now_ms())
         await self._recover()
         self._upkeep = asyncio.create_task(self._upkeep_loop(), name="job upkeep")
 

@@ -497,11 +497,22 @@ async def test_list_searches_the_tenant_index_without_sorting(
     ("query", "index"),
     [
         ("keys_with_status", "COVERING INDEX job_instances_by_status_oldest_first (status=?)"),
-        ("heartbeat", "INDEX job_instances_in_progress_by_owner (owner=?)"),
-        ("fail_expired", "INDEX job_instances_by_status_oldest_first (status=?)"),
+        ("cancel_requested_of_owner", "INDEX job_instances_cancel_requested_by_owner (owner=?)"),
     ],
 )
 async def test_status_scans_search_an_index(store: SqliteStore, db_path: Path, query: str, index: str) -> None:
     plan = query_plan(db_path, query, PLAN_PARAMS)
 
     assert plan == [f"SEARCH job_instances USING {index}"]
+
+
+async def test_fail_expired_searches_running_jobs_and_looks_up_each_owner_lease(
+    store: SqliteStore, db_path: Path
+) -> None:
+    plan = query_plan(db_path, "fail_expired", PLAN_PARAMS)
+
+    assert plan == [
+        "SEARCH job_instances USING INDEX job_instances_by_status_oldest_first (status=?)",
+        "CORRELATED SCALAR SUBQUERY 1",
+        "SEARCH lease USING PRIMARY KEY (owner=?)",
+    ]

@@ -68,10 +68,14 @@ class JobStore(Protocol):
         """Oldest first: the instances to (re)start after a restart."""
 
     async def heartbeat(self, owner: str, at_ms: int) -> builtins.list[JobKey]:
-        """Renew the lease of `owner`'s InProgress instances; returns those whose cancel was requested."""
+        """Renew the lease of executor `owner` (one write, however many jobs it runs).
+
+        Returns its InProgress instances whose cancel was requested (through any process).
+        """
 
     async def fail_expired(self, lease_ms: int, at_ms: int, error: ErrorDetails) -> builtins.list[JobRecord]:
-        """End Failed every InProgress instance whose heartbeat is older than lease_ms; returns them."""
+        """End Failed every InProgress instance claimed over lease_ms ago whose executor has not renewed its
+        lease within lease_ms; returns them."""
 
 
 def open_store(url: str) -> JobStore:

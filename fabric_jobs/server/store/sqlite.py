@@ -141,11 +141,12 @@ class SqliteStore:
         return [_key(row) for row in rows]
 
     async def heartbeat(self, owner: str, at_ms: int) -> builtins.list[JobKey]:
-        rows = self._run("heartbeat", {"owner": owner, "at_ms": at_ms})
-        return [_key(row) for row in rows if row["cancel_requested"]]
+        self._run("renew_executor_lease", {"owner": owner, "at_ms": at_ms})
+        return [_key(row) for row in self._run("cancel_requested_of_owner", {"owner": owner})]
 
     async def fail_expired(self, lease_ms: int, at_ms: int, error: ErrorDetails) -> builtins.list[JobRecord]:
         rows = self._run("fail_expired", {"lease_ms": lease_ms, "at_ms": at_ms, "error": error_to_json(error)})
+        self._run("forget_expired_executor_leases", {"lease_ms": lease_ms, "at_ms": at_ms})
         return [_record(row) for row in rows]
 
     def _run(self, query: str, params: Mapping[str, object]) -> builtins.list[sqlite3.Row]:

@@ -110,11 +110,14 @@ WHERE status = :status
 ORDER BY create_time_ms, tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id
 LIMIT :limit;
 
--- name: heartbeat
-UPDATE job_instances
-SET heartbeat_ms = :at_ms
-WHERE owner = :owner AND status = 'InProgress'
-RETURNING tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id, cancel_requested;
+-- name: renew_executor_lease
+INSERT INTO executor_leases (owner, renewed_ms) VALUES (:owner, :at_ms)
+ON CONFLICT (owner) DO UPDATE SET renewed_ms = excluded.renewed_ms;
+
+-- name: cancel_requested_of_owner
+SELECT tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id
+FROM job_instances
+WHERE owner = :owner AND status = 'InProgress' AND cancel_requested = 1;
 
 -- name: fail_expired
 UPDATE job_instances
@@ -122,5 +125,13 @@ SET status = 'Failed',
     end_time_ms = :at_ms,
     error = :error,
     version = version + 1
-WHERE status = 'InProgress' AND heartbeat_ms < :at_ms - :lease_ms
+WHERE status = 'InProgress'
+    AND heartbeat_ms < :at_ms - :lease_ms
+    AND NOT EXISTS (
+        SELECT 1 FROM executor_leases AS lease
+        WHERE lease.owner = job_instances.owner AND lease.renewed_ms >= :at_ms - :lease_ms
+    )
 RETURNING *;
+
+-- name: forget_expired_executor_leases
+DELETE FROM executor_leases WHERE renewed_ms < :at_ms - :lease_ms;
