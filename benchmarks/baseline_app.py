@@ -9,14 +9,13 @@ python -m benchmarks.baseline_app DATABASE_FILE
                                would record, and a final get (no handler runs here);
 - GET  /constant               {"status":"Completed"}: the floor of Python HTTP on this machine.
 
-uvicorn runs as `fabric-jobs serve` runs it: inside the program's own asyncio.run (so the stdlib
-event loop), HTTP protocol "auto" (httptools when installed), access log off, one process.
+uvicorn runs as `fabric-jobs serve` runs it: inside the program's own uvloop.run
+(uvloop event loop), HTTP protocol "auto" (httptools when installed), access log off, one process.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import socket
@@ -25,6 +24,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import uvicorn
+import uvloop
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -128,7 +128,7 @@ async def serve(database: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("database", help="SQLite file with the job instances")
-    asyncio.run(serve(parser.parse_args().database))
+    uvloop.run(serve(parser.parse_args().database))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from fabric_jobs.rest_bridge.connection import JobServiceConnection
 from fabric_jobs.rest_bridge.errors import HttpError, client_error, error_response
 from fabric_jobs.rest_bridge.health import ReadinessEndpoint, healthz
 from fabric_jobs.rest_bridge.jobs import JobsEndpoints
-from fabric_jobs.rest_bridge.middleware import ErrorBoundaryMiddleware, RequestIdMiddleware
+from fabric_jobs.rest_bridge.middleware import RequestMiddleware
 from fabric_jobs.rest_bridge.openapi import OpenApiEndpoint
 from fabric_jobs.rest_bridge.settings import BridgeSettings, normalized_base_path
 from fabric_jobs.rest_bridge.types import HealthStubLike, JobServiceStubLike
@@ -81,7 +81,7 @@ def create_app(
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestIdMiddleware), Middleware(ErrorBoundaryMiddleware)],
+        middleware=[Middleware(RequestMiddleware)],
         exception_handlers={HttpError: _http_error, HTTPException: _starlette_http_exception},
         lifespan=lifespan,
     )

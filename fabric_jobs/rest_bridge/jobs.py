@@ -38,9 +38,9 @@ class JobsEndpoints:
 
     def routes(self, base_path: str) -> list[Route]:
         instance = base_path + INSTANCE_PATH
-        return [
-            Route(instance, self.create, methods=["POST"], name="Jobs_CreateItemJobInstance"),
+        return [  # Get first: Fabric polls it while a job runs, and routes are matched in order
             Route(instance, self.get, methods=["GET"], name="Jobs_GetItemJobInstanceState"),
+            Route(instance, self.create, methods=["POST"], name="Jobs_CreateItemJobInstance"),
             Route(instance + "/cancel", self.cancel, methods=["POST"], name="Jobs_CancelItemJobInstance"),
         ]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 from google.protobuf import timestamp_pb2
@@ -41,8 +41,8 @@ def create_request(key: pb.JobInstanceKey, body: CreateBody) -> pb.CreateJobInst
 
 def format_time(timestamp: timestamp_pb2.Timestamp) -> str:
     """UTC, ISO 8601, exactly three fractional digits and Z: 2023-12-10T14:41:39.412Z."""
-    moment = datetime.fromtimestamp(timestamp.seconds, UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{timestamp.nanos // 1_000_000:03d}Z"
+    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(timestamp.seconds))
+    return f"{seconds}.{timestamp.nanos // 1_000_000:03d}Z"
 
 
 def job_state(instance: pb.JobInstance) -> dict[str, Any]:

@@ -13,8 +13,10 @@ from fabric_jobs.rest_bridge.errors import error_response, internal_error
 logger = logging.getLogger("fabric_jobs.rest_bridge")
 
 
-class RequestIdMiddleware:
-    """Binds ActivityId and RequestId for logging and gRPC metadata; echoes RequestId; logs one access line."""
+class RequestMiddleware:
+    """Around every request: binds ActivityId and RequestId for logging and gRPC metadata, echoes RequestId,
+    logs one access line, and turns any exception that escapes the app into a 500 InternalError ErrorResponse
+    (its traceback logged, never sent)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -39,32 +41,9 @@ class RequestIdMiddleware:
         with request_context.bound(activity_id, request_id):
             try:
                 await self.app(scope, receive, send_with_id)
+            except Exception:
+                logger.exception("unexpected error while handling %s %s", scope["method"], scope["path"])
+                if not status:
+                    await error_response(internal_error())(scope, receive, send_with_id)
             finally:
                 logger.info("%s %s -> %s", scope["method"], scope["path"], status or "aborted")
-
-
-class ErrorBoundaryMiddleware:
-    """Any exception that escapes the app becomes a 500 InternalError ErrorResponse, its traceback logged."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception:
-            logger.exception("unexpected error while handling %s %s", scope["method"], scope["path"])
-            if started:
-                return
-            await error_response(internal_error())(scope, receive, send)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from fabric_jobs.errors import details_to_pb
 from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, JobStatus
 from fabric_jobs.v1 import job_service_pb2 as pb
@@ -36,23 +34,18 @@ def key_to_pb(key: JobKey) -> pb.JobInstanceKey:
     )
 
 
-def _timestamp(ms: int) -> Timestamp:
-    seconds, millis = divmod(ms, 1000)
-    return Timestamp(seconds=seconds, nanos=millis * 1_000_000)
-
-
 def record_to_pb(record: JobRecord) -> pb.JobInstance:
     message = pb.JobInstance(
         key=key_to_pb(record.key),
         status=STATUS_TO_PB[record.status],
         invoke_type=INVOKE_TYPE_TO_PB[record.invoke_type],
-        create_time=_timestamp(record.create_time_ms),
         cancel_requested=record.cancel_requested,
     )
+    message.create_time.FromMilliseconds(record.create_time_ms)
     if record.start_time_ms is not None:
-        message.start_time.CopyFrom(_timestamp(record.start_time_ms))
+        message.start_time.FromMilliseconds(record.start_time_ms)
     if record.end_time_ms is not None:
-        message.end_time.CopyFrom(_timestamp(record.end_time_ms))
+        message.end_time.FromMilliseconds(record.end_time_ms)
     if record.error is not None:
         message.error_details.CopyFrom(details_to_pb(record.error))
     return message

@@ -15,16 +15,10 @@ from typing import Any, cast
 
 import grpc
 
-from fabric_jobs.server.interceptors import RequestInterceptor
+from fabric_jobs.server.interceptors import wrap_handler
 
 Metadata = Sequence[tuple[str, str]]
 Registration = Callable[[Any, Any], None]
-
-
-class _CallDetails(grpc.HandlerCallDetails):
-    def __init__(self, method: str, metadata: Metadata) -> None:
-        self.method = method
-        self.invocation_metadata = tuple(metadata)
 
 
 class _Context:
@@ -101,8 +95,7 @@ class InProcessChannel:
         collector = _Collector()
         for register, servicer in registrations:
             register(servicer, collector)
-        self._handlers = collector.handlers
-        self._interceptor = RequestInterceptor()
+        self._handlers = {method: wrap_handler(method, handler) for method, handler in collector.handlers.items()}
 
     def as_channel(self) -> grpc.aio.Channel:
         """This channel, typed as what generated stubs take."""
@@ -114,19 +107,14 @@ class InProcessChannel:
     def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> _UnaryStream:
         return _UnaryStream(self, method)
 
-    async def _intercepted(self, method: str, metadata: Metadata) -> grpc.RpcMethodHandler[Any, Any]:
+    def _handler(self, method: str) -> grpc.RpcMethodHandler[Any, Any]:
         handler = self._handlers.get(method)
         if handler is None:
             raise _rpc_error(grpc.StatusCode.UNIMPLEMENTED, f"Method not found: {method}")
-
-        async def continuation(details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any]:
-            return handler
-
-        return await self._interceptor.intercept_service(continuation, _CallDetails(method, metadata))
+        return handler
 
     async def call(self, method: str, request: Any, deadline: float | None, metadata: Metadata) -> Any:
-        intercepted = await self._intercepted(method, metadata)
-        behavior = cast(Callable[[Any, _Context], Awaitable[Any]], intercepted.unary_unary)
+        behavior = cast(Callable[[Any, _Context], Awaitable[Any]], self._handler(method).unary_unary)
         context = _Context(metadata, deadline)
         try:
             async with asyncio.timeout(deadline):
@@ -137,8 +125,7 @@ class InProcessChannel:
             raise _rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
 
     async def stream(self, method: str, request: Any, deadline: float | None, metadata: Metadata) -> AsyncIterator[Any]:
-        intercepted = await self._intercepted(method, metadata)
-        behavior = cast(Callable[[Any, _Context], AsyncIterator[Any]], intercepted.unary_stream)
+        behavior = cast(Callable[[Any, _Context], AsyncIterator[Any]], self._handler(method).unary_stream)
         context = _Context(metadata, deadline)
         try:
             async with asyncio.timeout(deadline):

@@ -61,14 +61,19 @@ class _CallLog:
         log.log(self.level, "%s %s %.1fms", self.method, name, elapsed_ms)
 
 
-def _ids(details: grpc.HandlerCallDetails) -> tuple[str | None, str | None]:
-    metadata = {key: value for key, value in (details.invocation_metadata or ()) if isinstance(value, str)}
-    return metadata.get(request_context.ACTIVITY_ID_METADATA), metadata.get(request_context.REQUEST_ID_METADATA)
+def _ids(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[str | None, str | None]:
+    activity = request = None
+    for key, value in context.invocation_metadata() or ():
+        if key == request_context.ACTIVITY_ID_METADATA and isinstance(value, str):
+            activity = value
+        elif key == request_context.REQUEST_ID_METADATA and isinstance(value, str):
+            request = value
+    return activity, request
 
 
-def _wrap_unary(behavior: UnaryBehavior, method: str, ids: tuple[str | None, str | None]) -> UnaryBehavior:
+def _wrap_unary(behavior: UnaryBehavior, method: str) -> UnaryBehavior:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        with request_context.bound(*ids):
+        with request_context.bound(*_ids(context)):
             call = _CallLog(method)
             try:
                 return await behavior(request, context)
@@ -82,9 +87,9 @@ def _wrap_unary(behavior: UnaryBehavior, method: str, ids: tuple[str | None, str
     return wrapped
 
 
-def _wrap_stream(behavior: StreamBehavior, method: str, ids: tuple[str | None, str | None]) -> StreamBehavior:
+def _wrap_stream(behavior: StreamBehavior, method: str) -> StreamBehavior:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-        with request_context.bound(*ids):
+        with request_context.bound(*_ids(context)):
             call = _CallLog(method)
             try:
                 async for response in behavior(request, context):
@@ -99,6 +104,23 @@ def _wrap_stream(behavior: StreamBehavior, method: str, ids: tuple[str | None, s
     return wrapped
 
 
+def wrap_handler(method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+    """The handler with ids bound, the call logged and errors mapped; the same for every call of `method`."""
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            _wrap_unary(cast(UnaryBehavior, handler.unary_unary), method),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream is not None and inspect.isasyncgenfunction(handler.unary_stream):
+        return grpc.unary_stream_rpc_method_handler(
+            _wrap_stream(cast(StreamBehavior, handler.unary_stream), method),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    return handler
+
+
 if TYPE_CHECKING:
     _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
 else:
@@ -106,6 +128,11 @@ else:
 
 
 class RequestInterceptor(_ServerInterceptor):
+    """Wraps each method's handler once (see wrap_handler) and reuses it for every call."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
@@ -115,17 +142,8 @@ class RequestInterceptor(_ServerInterceptor):
         if handler is None:
             return handler
         method = handler_call_details.method
-        ids = _ids(handler_call_details)
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(cast(UnaryBehavior, handler.unary_unary), method, ids),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None and inspect.isasyncgenfunction(handler.unary_stream):
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(cast(StreamBehavior, handler.unary_stream), method, ids),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        cached = self._wrapped.get(method)
+        if cached is None or cached[0] is not handler:
+            cached = (handler, wrap_handler(method, handler))
+            self._wrapped[method] = cached
+        return cached[1]
