@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import ipaddress
 import logging
 import os
@@ -308,6 +309,7 @@ async def _run(args: argparse.Namespace) -> None:
         _announce(f"gRPC JobService on {job_server.address}")
 
     stop = asyncio.Event()
+    _settle_garbage_collector()
     try:
         with _stop_on_signals(stop):
             if bridge_settings is not None:
@@ -317,6 +319,19 @@ async def _run(args: argparse.Namespace) -> None:
     finally:
         if job_server is not None:
             await job_server.stop()
+
+
+def _settle_garbage_collector() -> None:
+    """Fewer and shorter full collections for a long-running server.
+
+    With thousands of running jobs alive, CPython's default thresholds (700, 10, 10) ran a full
+    collection every second or so under load, each pausing the event loop 30-120 ms while finding
+    almost nothing; 64 concurrent REST cancels had p99 153 ms. A 10,000 first threshold and freezing
+    what start-up allocated (about 70,000 objects that live as long as the process): p99 51 ms.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def _connect_host(listen_host: str) -> str:
