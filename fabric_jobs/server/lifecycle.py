@@ -136,8 +136,7 @@ class JobManager:
         run = self.executor.run_of(key)
         if run is not None:
             self.executor.request_cancel(run)
-        await self._wait_until_terminal(key, self._settings.cancel_wait)
-        return await self.get(key)
+        return await self._wait_until_terminal(key, self._settings.cancel_wait)
 
     async def list(self, query: ListQuery) -> tuple[list[JobRecord], str | None]:
         try:
@@ -159,14 +158,15 @@ class JobManager:
                     last = _visible(record)
                     yield record
 
-    async def _wait_until_terminal(self, key: JobKey, seconds: float) -> None:
+    async def _wait_until_terminal(self, key: JobKey, seconds: float) -> JobRecord:
+        """The record once it is terminal, or as it is after `seconds`."""
         deadline = asyncio.get_running_loop().time() + seconds
         with self.feed.subscribe(key) as changed:
             while True:
-                record = await self._store.get(key)
+                record = await self.get(key)
                 remaining = deadline - asyncio.get_running_loop().time()
-                if record is None or record.status.is_terminal or remaining <= 0:
-                    return
+                if record.status.is_terminal or remaining <= 0:
+                    return record
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), min(remaining, POLL_SECONDS / 10))
                 changed.clear()
