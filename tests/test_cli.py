@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +44,7 @@ class Serve:
         self.grpc_address = grpc_address
         self.rest_url = rest_url
         self.output: list[str] = []
+        self.reader = threading.Thread()
 
 
 def _start(tmp_path: Path, *extra: str) -> Serve:
@@ -67,16 +69,27 @@ def _start(tmp_path: Path, *extra: str) -> Serve:
             break
     else:
         process.wait(timeout=STARTUP_SECONDS)
+        process.stdout.close()
         pytest.fail("fabric-jobs serve did not start:\n" + "".join(lines))
     serve = Serve(process, grpc_address, rest_url)
     serve.output = lines
+    serve.reader = threading.Thread(target=_drain, args=(process, lines), daemon=True)
+    serve.reader.start()
     return serve
+
+
+def _drain(process: subprocess.Popen[str], lines: list[str]) -> None:
+    """Keep reading the server's output, so that its logging never blocks on a full pipe."""
+    assert process.stdout is not None
+    with process.stdout:
+        lines.extend(process.stdout)
 
 
 def _stop(serve: Serve) -> str:
     serve.process.send_signal(signal.SIGTERM)
-    rest, _ = serve.process.communicate(timeout=STARTUP_SECONDS)
-    return "".join(serve.output) + rest
+    serve.process.wait(timeout=STARTUP_SECONDS)
+    serve.reader.join(timeout=STARTUP_SECONDS)
+    return "".join(serve.output)
 
 
 @pytest.fixture
@@ -86,6 +99,7 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
     if running.process.poll() is None:
         running.process.kill()
         running.process.wait()
+    running.reader.join(timeout=STARTUP_SECONDS)
 
 
 def _key(job_instance_id: str) -> pb.JobInstanceKey:
@@ -241,4 +255,5 @@ async def test_accepted_connections_have_nagle_off() -> None:
         _, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
         nodelay = await asyncio.wait_for(accepted.get(), 10)
         writer.close()
+        await writer.wait_closed()
     assert nodelay != 0, "without TCP_NODELAY a response written in two parts waits ~40 ms for a delayed ACK"

@@ -51,7 +51,7 @@ def _key(job_type: str = "waitForCancel", **fields: str) -> pb.JobInstanceKey:
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[JobServer]:
-    settings = ServiceSettings(database=f"sqlite:///{tmp_path / 'jobs.db'}", cancel_wait=0.05, cancel_grace=5)
+    settings = ServiceSettings(database=f"sqlite:///{tmp_path / 'jobs.db'}", cancel_wait=5.0, cancel_grace=5.0)
     running = await start_job_server(settings, registry)
     yield running
     await running.stop(grace=0)
