@@ -17,6 +17,7 @@ import grpc
 from google.protobuf import struct_pb2
 
 from fabric_jobs.demo import ITEM_TYPE, JOB_TYPE
+from fabric_jobs.server.convert import key_to_pb
 from fabric_jobs.server.model import InvokeType, JobKey, NewJob
 from fabric_jobs.server.store.sqlite import SqliteStore
 from fabric_jobs.v1 import job_service_pb2 as pb
@@ -66,17 +67,6 @@ def key_fields(key: JobKey) -> list[str]:
     return [key.tenant_id, key.workspace_id, key.item_type, key.item_id, key.job_type, key.job_instance_id]
 
 
-def _key_pb(key: JobKey) -> pb.JobInstanceKey:
-    return pb.JobInstanceKey(
-        tenant_id=key.tenant_id,
-        workspace_id=key.workspace_id,
-        item_type=key.item_type,
-        item_id=key.item_id,
-        job_type=key.job_type,
-        job_instance_id=key.job_instance_id,
-    )
-
-
 async def create_running(target: str, keys: list[JobKey]) -> None:
     """Create demo jobs that run for an hour and cancel cooperatively; return once none is still NotStarted."""
     payload = struct_pb2.Struct()
@@ -88,7 +78,7 @@ async def create_running(target: str, keys: list[JobKey]) -> None:
         async def worker() -> None:
             for key in pending:
                 request = pb.CreateJobInstanceRequest(
-                    key=_key_pb(key), invoke_type=pb.JOB_INVOKE_TYPE_MANUAL, creation_payload=payload
+                    key=key_to_pb(key), invoke_type=pb.JOB_INVOKE_TYPE_MANUAL, creation_payload=payload
                 )
                 await stub.CreateJobInstance(request, timeout=60)
 

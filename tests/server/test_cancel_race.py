@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -23,12 +22,6 @@ RANK = {
     pb.JOB_INSTANCE_STATUS_CANCELLED: 2,
 }
 TERMINAL = 2
-
-
-@pytest.fixture
-def jobs() -> Iterator[TestJobs]:
-    with TestJobs() as jobs:
-        yield jobs
 
 
 async def race(running: RunningServer, job_type: str) -> tuple[pb.JobInstanceKey, list[pb.JobInstance], pb.JobInstance]:

@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from fabric_jobs.v1 import job_service_pb2 as pb
-from tests.conftest import RunningServer, ServerFactory, new_key, wait_for_status, wait_until
+from tests.conftest import RunningServer, ServerFactory, wait_for_status, wait_until
 from tests.server import handlers
-from tests.server.handlers import ITEM_TYPE, TestJobs
-
-NOT_STARTED = pb.JOB_INSTANCE_STATUS_NOT_STARTED
-IN_PROGRESS = pb.JOB_INSTANCE_STATUS_IN_PROGRESS
-COMPLETED = pb.JOB_INSTANCE_STATUS_COMPLETED
-FAILED = pb.JOB_INSTANCE_STATUS_FAILED
-CANCELLED = pb.JOB_INSTANCE_STATUS_CANCELLED
-
-
-@pytest.fixture
-def jobs() -> Iterator[TestJobs]:
-    with TestJobs() as jobs:
-        yield jobs
-
-
-async def create(running: RunningServer, job_type: str) -> pb.JobInstanceKey:
-    key = new_key(ITEM_TYPE, job_type)
-    request = pb.CreateJobInstanceRequest(key=key, invoke_type=pb.JOB_INVOKE_TYPE_MANUAL)
-    await running.stub.CreateJobInstance(request)
-    return key
+from tests.server.calls import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, NOT_STARTED, create
+from tests.server.handlers import TestJobs
 
 
 async def cancel(running: RunningServer, key: pb.JobInstanceKey) -> pb.JobInstance:

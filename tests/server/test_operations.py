@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -16,12 +16,6 @@ from tests.server import handlers
 from tests.server.handlers import ITEM_TYPE, TestJobs
 
 JOB_SERVICE = "fabric_jobs.v1.JobService"
-
-
-@pytest.fixture
-def jobs() -> Iterator[TestJobs]:
-    with TestJobs() as jobs:
-        yield jobs
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -18,12 +17,6 @@ from tests.server import handlers
 from tests.server.handlers import ITEM_TYPE, TestJobs
 
 MANUAL = pb.JOB_INVOKE_TYPE_MANUAL
-
-
-@pytest.fixture
-def jobs() -> Iterator[TestJobs]:
-    with TestJobs() as jobs:
-        yield jobs
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -13,19 +12,8 @@ import pytest
 from fabric_jobs.v1 import job_service_pb2 as pb
 from tests.conftest import RunningServer, ServerFactory, new_key, rpc_error, status_details, wait_for_status
 from tests.server import handlers
+from tests.server.calls import CANCELLED, COMPLETED, FAILED, IN_PROGRESS
 from tests.server.handlers import ITEM_TYPE, TestJobs
-
-NOT_STARTED = pb.JOB_INSTANCE_STATUS_NOT_STARTED
-IN_PROGRESS = pb.JOB_INSTANCE_STATUS_IN_PROGRESS
-COMPLETED = pb.JOB_INSTANCE_STATUS_COMPLETED
-FAILED = pb.JOB_INSTANCE_STATUS_FAILED
-CANCELLED = pb.JOB_INSTANCE_STATUS_CANCELLED
-
-
-@pytest.fixture
-def jobs() -> Iterator[TestJobs]:
-    with TestJobs() as jobs:
-        yield jobs
 
 
 @pytest.fixture
