@@ -42,7 +42,7 @@ async def _starlette_http_exception(request: Request, exc: Exception) -> Respons
         error = client_error(405, ErrorCode.METHOD_NOT_ALLOWED, message, ("method",))
         error.headers.update(exc.headers or {})
     else:
-        error = client_error(exc.status_code, "InvalidRequest", exc.detail)
+        error = client_error(exc.status_code, ErrorCode.INVALID_REQUEST, exc.detail)
     return error_response(error)
 
 

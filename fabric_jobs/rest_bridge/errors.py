@@ -42,12 +42,12 @@ HTTP_STATUS_BY_GRPC: dict[grpc.StatusCode, int] = {
 }
 
 _FALLBACK_CODE_BY_HTTP = {
-    400: "InvalidRequest",
+    400: ErrorCode.INVALID_REQUEST.value,
     401: ErrorCode.AUTH_ERROR.value,
-    403: "Forbidden",
+    403: ErrorCode.FORBIDDEN.value,
     404: ErrorCode.NOT_FOUND.value,
-    409: "Conflict",
-    429: "TooManyRequests",
+    409: ErrorCode.CONFLICT.value,
+    429: ErrorCode.TOO_MANY_REQUESTS.value,
     503: ErrorCode.SERVICE_UNAVAILABLE.value,
     504: ErrorCode.TIMEOUT.value,
 }

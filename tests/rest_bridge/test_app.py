@@ -8,6 +8,7 @@ import grpc
 import pytest
 
 from fabric_jobs import request_context
+from fabric_jobs.errors import ErrorCode
 from fabric_jobs.rest_bridge.app import create_app
 from fabric_jobs.rest_bridge.settings import BridgeSettings
 from fabric_jobs.server.app import JobServer
@@ -84,7 +85,8 @@ async def test_openapi_document_is_the_jobs_contract_under_the_base_path(bridge:
     assert document["servers"] == [{"url": BASE_PATH}]
     operations = {op["operationId"] for ops in document["paths"].values() for op in ops.values()}
     assert operations == {"Jobs_CreateItemJobInstance", "Jobs_GetItemJobInstanceState", "Jobs_CancelItemJobInstance"}
-    assert "JobInstanceNotFound" in document["info"]["description"]
+    for code in ErrorCode:
+        assert f"`{code.value}`" in document["info"]["description"], f"{code.value} is not documented"
     assert document["components"] == packaged_document()["components"]
 
 
