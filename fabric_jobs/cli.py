@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -405,6 +406,26 @@ def _run_loop(main: Coroutine[Any, Any, None]) -> None:
     uvloop.run(main)
 
 
+def _leave_blocked_handler_threads() -> None:
+    """Exit without waiting for handler threads that even the forced stop could not end.
+
+    A plain handler blocked inside a C call (a long sleep, a socket read) cannot be interrupted; its
+    job was recorded when the service stopped, but the interpreter would join its thread at exit and
+    hang until the call returns.
+    """
+    from fabric_jobs.server.executor import HANDLER_THREAD_PREFIX
+
+    handlers = [thread for thread in threading.enumerate() if thread.name.startswith(HANDLER_THREAD_PREFIX)]
+    for thread in handlers:
+        thread.join(timeout=0.5)
+    blocked = [thread.name for thread in handlers if thread.is_alive()]
+    if blocked:
+        log.warning("%d handler thread(s) still blocked (%s); exiting without them", len(blocked), ", ".join(blocked))
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -412,6 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_dev_hosts(args)
         _run_loop(_run(args))
+        _leave_blocked_handler_threads()
     except ConfigError as exc:
         print(f"fabric-jobs {args.command}: error: {exc}", file=sys.stderr)
         return 2

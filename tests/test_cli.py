@@ -47,7 +47,7 @@ class Serve:
         self.reader = threading.Thread()
 
 
-def _start(tmp_path: Path, *extra: str) -> Serve:
+def _start(tmp_path: Path, *extra: str, cwd: Path | None = None) -> Serve:
     database = f"sqlite:///{tmp_path / 'jobs.db'}"
     process = subprocess.Popen(
         _command("serve", "--dev", "--grpc-port", "0", "--rest-port", "0", "--database", database, *extra),
@@ -55,6 +55,7 @@ def _start(tmp_path: Path, *extra: str) -> Serve:
         stderr=subprocess.STDOUT,
         text=True,
         env=_env(),
+        cwd=cwd,
     )
     assert process.stdout is not None
     lines: list[str] = []
@@ -87,8 +88,14 @@ def _drain(process: subprocess.Popen[str], lines: list[str]) -> None:
 
 def _stop(serve: Serve) -> str:
     serve.process.send_signal(signal.SIGTERM)
-    serve.process.wait(timeout=STARTUP_SECONDS)
-    serve.reader.join(timeout=STARTUP_SECONDS)
+    try:
+        serve.process.wait(timeout=STARTUP_SECONDS)
+    except subprocess.TimeoutExpired:
+        serve.process.kill()
+        serve.process.wait()
+        raise
+    finally:
+        serve.reader.join(timeout=STARTUP_SECONDS)
     return "".join(serve.output)
 
 
@@ -257,3 +264,44 @@ async def test_accepted_connections_have_nagle_off() -> None:
         writer.close()
         await writer.wait_closed()
     assert nodelay != 0, "without TCP_NODELAY a response written in two parts waits ~40 ms for a delayed ACK"
+
+
+BLOCKING_JOBS = """
+import time
+
+from fabric_jobs.server.registry import JobRegistry
+
+registry = JobRegistry()
+
+
+@registry.job("Contoso.FinanceAnalytics.Forecast", "calculateForecast")
+def blocked_in_c(ctx):
+    time.sleep(3600)
+"""
+
+
+async def test_sigterm_does_not_wait_for_a_handler_thread_blocked_in_c(tmp_path: Path) -> None:
+    (tmp_path / "blocking_jobs.py").write_text(BLOCKING_JOBS)
+    first = _start(tmp_path, "--jobs", "blocking_jobs:registry", "--shutdown-grace", "0.2", cwd=tmp_path)
+    job = str(uuid.uuid4())
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(_job_url(first, job), json={"invokeType": "Manual"}, headers=HEADERS)
+        assert response.status_code == 202
+        for _ in range(200):
+            state = (await client.get(_job_url(first, job), headers=HEADERS)).json()
+            if state["status"] == "InProgress":
+                break
+            await asyncio.sleep(0.05)
+        assert state["status"] == "InProgress"
+    output = await asyncio.to_thread(_stop, first)
+    assert first.process.returncode == 0, output
+    assert "handler thread(s) still blocked" in output
+
+    second = _start(tmp_path, "--jobs", "blocking_jobs:registry", cwd=tmp_path)
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            state = (await client.get(_job_url(second, job), headers=HEADERS)).json()
+        assert state["status"] == "Failed"
+        assert state["errorDetails"]["errorCode"] == "JobExecutorLost"
+    finally:
+        await asyncio.to_thread(_stop, second)

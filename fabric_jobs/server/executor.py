@@ -31,6 +31,8 @@ handler_log = logging.getLogger("fabric_jobs.jobs")
 
 Outcome = tuple[JobStatus, ErrorDetails | None]
 
+HANDLER_THREAD_PREFIX = "fabric-job"
+
 
 @dataclass(eq=False)
 class Run:
@@ -63,7 +65,7 @@ class LocalExecutor:
         self.owner = owner
         self._runs: dict[JobKey, Run] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._pool = ThreadPoolExecutor(max_workers=settings.max_threads, thread_name_prefix="fabric-job")
+        self._pool = ThreadPoolExecutor(max_workers=settings.max_threads, thread_name_prefix=HANDLER_THREAD_PREFIX)
         self._thread_slots = asyncio.Semaphore(settings.max_threads)
         self._closing = False
 
