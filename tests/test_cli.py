@@ -47,36 +47,37 @@ class Serve:
         self.reader = threading.Thread()
 
 
-def _start(tmp_path: Path, *extra: str, cwd: Path | None = None) -> Serve:
-    database = f"sqlite:///{tmp_path / 'jobs.db'}"
+def _launch(args: list[str], *, grpc: bool, rest: bool, cwd: Path | None = None) -> Serve:
+    """Run `fabric-jobs ARGS` and wait for it to print the addresses it serves."""
     process = subprocess.Popen(
-        _command("serve", "--dev", "--grpc-port", "0", "--rest-port", "0", "--database", database, *extra),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=_env(),
-        cwd=cwd,
+        _command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(), cwd=cwd
     )
     assert process.stdout is not None
     lines: list[str] = []
-    grpc_address = rest_url = None
+    grpc_address = rest_url = ""
     for line in process.stdout:
         lines.append(line)
         if match := re.match(r"fabric-jobs: gRPC JobService on (\S+)", line):
             grpc_address = match.group(1)
         if match := re.match(r"fabric-jobs: REST bridge on (http://\S+)", line):
             rest_url = match.group(1)
-        if grpc_address and rest_url:
+        if bool(grpc_address) == grpc and bool(rest_url) == rest:
             break
     else:
         process.wait(timeout=STARTUP_SECONDS)
         process.stdout.close()
-        pytest.fail("fabric-jobs serve did not start:\n" + "".join(lines))
+        pytest.fail(f"fabric-jobs {args[0]} did not start:\n" + "".join(lines))
     serve = Serve(process, grpc_address, rest_url)
     serve.output = lines
     serve.reader = threading.Thread(target=_drain, args=(process, lines), daemon=True)
     serve.reader.start()
     return serve
+
+
+def _start(tmp_path: Path, *extra: str, cwd: Path | None = None) -> Serve:
+    database = f"sqlite:///{tmp_path / 'jobs.db'}"
+    args = ["serve", "--dev", "--grpc-port", "0", "--rest-port", "0", "--database", database, *extra]
+    return _launch(args, grpc=True, rest=True, cwd=cwd)
 
 
 def _drain(process: subprocess.Popen[str], lines: list[str]) -> None:
@@ -171,6 +172,44 @@ async def test_serve_over_grpc_and_http_then_sigterm(serve: Serve) -> None:
     assert "DEV MODE" in output
     assert "activity=cli-activity request=cli-request" in output
     assert "JobService stopped" in output
+
+
+async def _create_get_cancel_over_rest(rest: Serve) -> None:
+    job = str(uuid.uuid4())
+    async with httpx.AsyncClient(timeout=10) as client:
+        body = {"invokeType": "Scheduled", "creationPayload": {"durationSeconds": 60}}
+        assert (await client.post(_job_url(rest, job), json=body, headers=HEADERS)).status_code == 202
+        assert (await client.get(_job_url(rest, job), headers=HEADERS)).json()["status"] in ("NotStarted", "InProgress")
+        cancelled = await client.post(_job_url(rest, job) + "/cancel", headers=HEADERS)
+        assert cancelled.json()["status"] == "Cancelled"
+        assert (await client.get(rest.rest_url + "/readyz")).status_code == 200
+
+
+async def test_rest_and_grpc_as_separate_processes(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'jobs.db'}"
+    service = _launch(["grpc", "--dev", "--grpc-port", "0", "--database", database], grpc=True, rest=False)
+    try:
+        bridge = _launch(
+            ["rest", "--dev", "--rest-port", "0", "--grpc-target", service.grpc_address], grpc=False, rest=True
+        )
+        try:
+            await _create_get_cancel_over_rest(bridge)
+        finally:
+            bridge_output = await asyncio.to_thread(_stop, bridge)
+        assert bridge.process.returncode == 0, bridge_output
+    finally:
+        service_output = await asyncio.to_thread(_stop, service)
+    assert service.process.returncode == 0, service_output
+    assert "activity=cli-activity request=cli-request" in service_output
+
+
+async def test_serve_with_the_bridge_over_real_grpc(tmp_path: Path) -> None:
+    serve = _start(tmp_path, "--bridge-channel", "grpc")
+    try:
+        await _create_get_cancel_over_rest(serve)
+    finally:
+        output = await asyncio.to_thread(_stop, serve)
+    assert f"JobService at {serve.grpc_address}" in output
 
 
 async def test_a_running_job_interrupted_by_shutdown_is_failed_retriable_after_restart(tmp_path: Path) -> None:
