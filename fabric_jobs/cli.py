@@ -105,7 +105,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         default=_env("DEV", "") in ("1", "true", "yes"),
         help="development mode: no authentication, loopback only; says so loudly at start [env FABRIC_JOBS_DEV=1]",
     )
-    _option(parser, "--log-level", "DEBUG, INFO, WARNING or ERROR (default: %(default)s)", "INFO", str.upper)
+    _option(
+        parser,
+        "--log-level",
+        "DEBUG, INFO, WARNING or ERROR (default: %(default)s)",
+        "INFO",
+        lambda value: _choice("DEBUG", "INFO", "WARNING", "ERROR")(value.upper()),
+    )
 
 
 def _add_service(parser: argparse.ArgumentParser) -> None:

@@ -252,6 +252,9 @@ async def test_a_running_job_interrupted_by_shutdown_is_failed_retriable_after_r
         (["serve", "--dev", "--jobs", "no_such_module:registry"], "cannot import 'no_such_module'"),
         (["serve", "--grpc-port", "0", "--rest-port", "0"], "--auth-audience"),
         (["rest", "--auth-audience", "api://x"], "--auth-publisher-tenant-id"),
+        (["serve", "--dev", "--log-level", "loud"], "--log-level: must be one of DEBUG, INFO, WARNING, ERROR"),
+        (["rest", "--dev", "--grpc-target", " "], "--grpc-target (FABRIC_JOBS_GRPC_TARGET) must be host:port"),
+        (["serve", "--dev", "--rest-base-path", "work load"], "--rest-base-path (FABRIC_JOBS_REST_BASE_PATH) must be"),
     ],
 )
 def test_bad_configuration_is_one_line_and_exit_2(tmp_path: Path, args: list[str], says: str) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
+import re
 from dataclasses import dataclass
 from typing import TypeVar
 
 from fabric_jobs.rest_bridge.auth import FABRIC_APP_IDS, AuthSettings
 
 ENV_PREFIX = "FABRIC_JOBS_"
+_BASE_PATH = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*")
 
 _Number = TypeVar("_Number", int, float)
 
@@ -151,11 +153,28 @@ def _auth_settings(args: argparse.Namespace) -> AuthSettings:
     )
 
 
+def _base_path(value: str) -> str:
+    base_path = normalized_base_path(value)
+    if not _BASE_PATH.fullmatch(base_path):
+        raise ConfigError(
+            f"--rest-base-path (FABRIC_JOBS_REST_BASE_PATH) must be a URL path such as /workload, not {value!r}"
+        )
+    return base_path
+
+
+def _grpc_target(value: str | None) -> str:
+    if value is None:
+        return BridgeSettings.grpc_target
+    if not value.strip():
+        raise ConfigError("--grpc-target (FABRIC_JOBS_GRPC_TARGET) must be host:port or unix:path, not empty")
+    return value
+
+
 def bridge_settings_from_args(args: argparse.Namespace, *, dev: bool) -> BridgeSettings:
     """Settings from parsed options. Without dev, authentication is on and must be configured."""
     return BridgeSettings(
-        grpc_target=args.grpc_target,
-        base_path=normalized_base_path(args.rest_base_path or ""),
+        grpc_target=_grpc_target(args.grpc_target),
+        base_path=_base_path(args.rest_base_path or ""),
         request_timeout_seconds=_number(float, args.request_timeout, "--request-timeout", "REQUEST_TIMEOUT"),
         max_body_bytes=_number(int, args.max_body_bytes, "--max-body-bytes", "MAX_BODY_BYTES"),
         auth=None if dev else _auth_settings(args),
