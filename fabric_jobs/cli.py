@@ -295,6 +295,13 @@ async def _run(args: argparse.Namespace) -> None:
             bridge_settings = bridge_settings_from_args(args, dev=args.dev)
         except BridgeConfigError as exc:
             raise ConfigError(str(exc)) from exc
+        if bridge_settings.auth is not None:
+            from fabric_jobs.rest_bridge.auth import Authenticator
+
+            try:
+                Authenticator(bridge_settings.auth)
+            except ValueError as exc:
+                raise ConfigError(f"authentication: {exc}") from exc
     if args.dev:
         print(DEV_BANNER, file=sys.stderr, flush=True)
         log.warning("DEV MODE: authentication is off")

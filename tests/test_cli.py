@@ -252,6 +252,14 @@ async def test_a_running_job_interrupted_by_shutdown_is_failed_retriable_after_r
         (["serve", "--dev", "--jobs", "no_such_module:registry"], "cannot import 'no_such_module'"),
         (["serve", "--grpc-port", "0", "--rest-port", "0"], "--auth-audience"),
         (["rest", "--auth-audience", "api://x"], "--auth-publisher-tenant-id"),
+        (
+            ["serve", "--auth-audience", "api://x", "--auth-publisher-tenant-id", "contoso", "--rest-port", "0"],
+            "authentication: the publisher tenant id must be a GUID, not 'contoso'",
+        ),
+        (
+            ["rest", "--auth-audience", "api://x", "--auth-publisher-tenant-id", TENANT, "--auth-jwks-file", "no.json"],
+            "authentication: JWKS file no.json: No such file or directory",
+        ),
         (["serve", "--dev", "--log-level", "loud"], "--log-level: must be one of DEBUG, INFO, WARNING, ERROR"),
         (["rest", "--dev", "--grpc-target", " "], "--grpc-target (FABRIC_JOBS_GRPC_TARGET) must be host:port"),
         (["serve", "--dev", "--rest-base-path", "work load"], "--rest-base-path (FABRIC_JOBS_REST_BASE_PATH) must be"),

@@ -122,9 +122,10 @@ def _fetch(url: str) -> bytes:
 
 class Authenticator:
     def __init__(self, settings: AuthSettings) -> None:
+        """Raises ValueError for settings it cannot work with, a JWKS file that cannot be read included."""
         publisher = _guid(settings.publisher_tenant_id)
         if publisher is None:
-            raise ValueError("publisher_tenant_id must be a GUID")
+            raise ValueError(f"the publisher tenant id must be a GUID, not {settings.publisher_tenant_id!r}")
         if not settings.audiences:
             raise ValueError("audiences must not be empty")
         self._settings = settings
@@ -135,7 +136,11 @@ class Authenticator:
         self._last_fetch: float | None = None
         self._last_fetch_failed = False
         if settings.jwks_file is not None:
-            self._keys = _load_jwks(settings.jwks_file.read_bytes())
+            try:
+                self._keys = _load_jwks(settings.jwks_file.read_bytes())
+            except (OSError, ValueError, jwt.PyJWKSetError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+                raise ValueError(f"JWKS file {settings.jwks_file}: {reason}") from exc
 
     async def authenticate(self, authorization: str | None, client_tenant_id: str | None) -> Principal:
         subject_token, app_token = parse_authorization(authorization)
