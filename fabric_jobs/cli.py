@@ -299,7 +299,7 @@ async def _run(args: argparse.Namespace) -> None:
             from fabric_jobs.rest_bridge.auth import Authenticator
 
             try:
-                Authenticator(bridge_settings.auth)
+                Authenticator(bridge_settings.auth)  # checked before anything starts; create_app builds its own
             except ValueError as exc:
                 raise ConfigError(f"authentication: {exc}") from exc
     if args.dev:
