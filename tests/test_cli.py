@@ -212,22 +212,23 @@ async def test_serve_with_the_bridge_over_real_grpc(tmp_path: Path) -> None:
     assert f"JobService at {serve.grpc_address}" in output
 
 
-async def test_a_running_job_interrupted_by_shutdown_is_failed_retriable_after_restart(tmp_path: Path) -> None:
-    first = _start(tmp_path, "--shutdown-grace", "0.5")
+async def _create_running(serve: Serve, body: dict[str, object]) -> str:
+    """Create a job over REST and wait until it is InProgress; returns its id."""
     job = str(uuid.uuid4())
     async with httpx.AsyncClient(timeout=10) as client:
-        response = await client.post(
-            _job_url(first, job),
-            json={"invokeType": "Manual", "creationPayload": {"durationSeconds": 60}},
-            headers=HEADERS,
-        )
+        response = await client.post(_job_url(serve, job), json=body, headers=HEADERS)
         assert response.status_code == 202
-        for _ in range(100):
-            state = (await client.get(_job_url(first, job), headers=HEADERS)).json()
+        for _ in range(200):
+            state = (await client.get(_job_url(serve, job), headers=HEADERS)).json()
             if state["status"] == "InProgress":
-                break
+                return job
             await asyncio.sleep(0.05)
-        assert state["status"] == "InProgress"
+    pytest.fail(f"job {job} is still {state['status']}")
+
+
+async def test_a_running_job_interrupted_by_shutdown_is_failed_retriable_after_restart(tmp_path: Path) -> None:
+    first = _start(tmp_path, "--shutdown-grace", "0.5")
+    job = await _create_running(first, {"invokeType": "Manual", "creationPayload": {"durationSeconds": 60}})
     output = await asyncio.to_thread(_stop, first)
     assert first.process.returncode == 0, output
 
@@ -333,16 +334,7 @@ def blocked_in_c(ctx):
 async def test_sigterm_does_not_wait_for_a_handler_thread_blocked_in_c(tmp_path: Path) -> None:
     (tmp_path / "blocking_jobs.py").write_text(BLOCKING_JOBS)
     first = _start(tmp_path, "--jobs", "blocking_jobs:registry", "--shutdown-grace", "0.2", cwd=tmp_path)
-    job = str(uuid.uuid4())
-    async with httpx.AsyncClient(timeout=10) as client:
-        response = await client.post(_job_url(first, job), json={"invokeType": "Manual"}, headers=HEADERS)
-        assert response.status_code == 202
-        for _ in range(200):
-            state = (await client.get(_job_url(first, job), headers=HEADERS)).json()
-            if state["status"] == "InProgress":
-                break
-            await asyncio.sleep(0.05)
-        assert state["status"] == "InProgress"
+    job = await _create_running(first, {"invokeType": "Manual"})
     output = await asyncio.to_thread(_stop, first)
     assert first.process.returncode == 0, output
     assert "handler thread(s) still blocked" in output
