@@ -5,20 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_status import rpc_status
 
 from fabric_jobs.request_context import ContextFilter
 from fabric_jobs.server.app import JobServer, ServiceSettings, start_job_server
 from fabric_jobs.server.registry import JobContext, JobRegistry
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
+from tests.conftest import rpc_error, status_details
 
 ITEM_TYPE = "Test.Item"
 
@@ -70,12 +69,6 @@ async def stubs(request: pytest.FixtureRequest, server: JobServer) -> AsyncItera
         yield pb_grpc.JobServiceStub(socket_channel), health_pb2_grpc.HealthStub(socket_channel)
 
 
-async def _error(call: Callable[[], object]) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call()  # type: ignore[misc]
-    return caught.value
-
-
 async def test_replies_are_the_same_messages(stubs: Stubs) -> None:
     stub, _ = stubs
     key = _key()
@@ -90,29 +83,14 @@ async def test_replies_are_the_same_messages(stubs: Stubs) -> None:
 
 async def test_errors_carry_the_same_code_and_rich_details(stubs: Stubs) -> None:
     stub, _ = stubs
-    missing = await _error(lambda: stub.GetJobInstance(pb.GetJobInstanceRequest(key=_key())))
+    missing = await rpc_error(stub.GetJobInstance(pb.GetJobInstanceRequest(key=_key())))
     assert missing.code() == grpc.StatusCode.NOT_FOUND
-    status = rpc_status.from_call(missing)  # type: ignore[arg-type]
-    assert status is not None
-    reasons = []
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            reasons.append((info.reason, info.domain))
-    assert reasons == [("JobInstanceNotFound", "fabric-jobs")]
+    details = status_details(missing)
+    assert (details.reason, details.domain) == ("JobInstanceNotFound", "fabric-jobs")
 
-    invalid = await _error(lambda: stub.GetJobInstance(pb.GetJobInstanceRequest(key=_key(workspace_id="nope"))))
+    invalid = await rpc_error(stub.GetJobInstance(pb.GetJobInstanceRequest(key=_key(workspace_id="nope"))))
     assert invalid.code() == grpc.StatusCode.INVALID_ARGUMENT
-    status = rpc_status.from_call(invalid)  # type: ignore[arg-type]
-    assert status is not None
-    fields = []
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad_request = error_details_pb2.BadRequest()
-            detail.Unpack(bad_request)
-            fields = [violation.field for violation in bad_request.field_violations]
-    assert fields == ["key.workspace_id"]
+    assert list(status_details(invalid).field_violations) == ["key.workspace_id"]
 
 
 async def test_deadline_exceeded(stubs: Stubs) -> None:
@@ -124,7 +102,7 @@ async def test_deadline_exceeded(stubs: Stubs) -> None:
         if state.job_instance.status == pb.JOB_INSTANCE_STATUS_IN_PROGRESS:
             break
         await asyncio.sleep(0.01)
-    error = await _error(lambda: stub.CancelJobInstance(pb.CancelJobInstanceRequest(key=key), timeout=0.01))
+    error = await rpc_error(stub.CancelJobInstance(pb.CancelJobInstanceRequest(key=key), timeout=0.01))
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
@@ -155,8 +133,8 @@ async def test_request_ids_reach_the_server_logs(stubs: Stubs, caplog: pytest.Lo
     stub, _ = stubs
     caplog.handler.addFilter(ContextFilter())
     with caplog.at_level(logging.INFO, logger="fabric_jobs"):
-        await _error(
-            lambda: stub.GetJobInstance(
+        await rpc_error(
+            stub.GetJobInstance(
                 pb.GetJobInstanceRequest(key=_key()), metadata=(("activity-id", "act-1"), ("request-id", "req-1"))
             )
         )
