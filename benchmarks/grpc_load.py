@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 import grpc
 
 from benchmarks.measure import LoadResult, LoadSpec, drive, read_spec, write_result
+from fabric_jobs.server.convert import key_to_pb
+from fabric_jobs.server.model import JobKey
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 
@@ -21,15 +23,7 @@ Message = pb.GetJobInstanceRequest | pb.CancelJobInstanceRequest
 
 
 def key_message(fields: list[str]) -> pb.JobInstanceKey:
-    tenant, workspace, item_type, item, job_type, instance = fields
-    return pb.JobInstanceKey(
-        tenant_id=tenant,
-        workspace_id=workspace,
-        item_type=item_type,
-        item_id=item,
-        job_type=job_type,
-        job_instance_id=instance,
-    )
+    return key_to_pb(JobKey(*fields))
 
 
 def _caller(
