@@ -382,7 +382,15 @@ async def _serve_rest(
     sock = _listen(args.rest_host, args.rest_port)
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5)
-    server = _Uvicorn(config)
+
+    class Server(uvicorn.Server):
+        """uvicorn.Server without its own signal handling: this command handles SIGTERM and SIGINT."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    server = Server(config)
     base = settings.base_path
     _announce(f"REST bridge on http://{_url_host(args.rest_host)}:{port}{base} (JobService at {target})")
     serving = asyncio.create_task(server.serve(sockets=[sock]))
@@ -391,22 +399,8 @@ async def _serve_rest(
     server.should_exit = True
     await serving
     stopping.cancel()
-    if server.started is False and not stop.is_set():
+    if not server.started and not stop.is_set():
         raise ConfigError("the REST bridge failed to start; see the log above")
-
-
-class _Uvicorn:
-    """uvicorn.Server without its own signal handling: this command handles SIGTERM and SIGINT."""
-
-    def __new__(cls, config: Any) -> Any:
-        import uvicorn
-
-        class Server(uvicorn.Server):
-            @contextlib.contextmanager
-            def capture_signals(self) -> Iterator[None]:
-                yield
-
-        return Server(config)
 
 
 def _run_loop(main: Coroutine[Any, Any, None]) -> None:
