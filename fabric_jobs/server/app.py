@@ -60,9 +60,6 @@ class JobServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
-    async def wait_for_termination(self) -> None:
-        await self._server.wait_for_termination()
-
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking calls, give calls in flight `grace` seconds, let handlers finish, record every outcome."""
         if self._stopped:

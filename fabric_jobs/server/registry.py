@@ -97,9 +97,6 @@ class JobRegistry:
     def get(self, item_type: str, job_type: str) -> JobType | None:
         return self._types.get((item_type, job_type))
 
-    def __iter__(self) -> Any:
-        return iter(self._types.values())
-
 
 def load_registry(spec: str) -> JobRegistry:
     """Import `package.module:attribute` and return the JobRegistry it names. Raises ValueError."""
