@@ -3,10 +3,10 @@
 python -m benchmarks.baseline_app DATABASE_FILE
 
 - GET  {instance path}         store.get, answered as the bridge answers Get (ItemJobInstanceState JSON);
-- POST {instance path}/cancel  what the JobService does in the store for a Cancel: get, then for a
-                               NotStarted job one transition to Cancelled, for a running job
-                               request_cancel, the transition to Cancelled that the stopping handler
-                               would record, and a final get (no handler runs here);
+- POST {instance path}/cancel  what the JobService does in the store for a Cancel: store.cancel (which
+                               ends a NotStarted job Cancelled), then for a running job the transition
+                               to Cancelled that the stopping handler would record, and a get (no
+                               handler runs here);
 - GET  /constant               {"status":"Completed"}: the floor of Python HTTP on this machine.
 
 uvicorn runs as `fabric-jobs serve` runs it: inside the program's own uvloop.run
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -30,8 +29,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from fabric_jobs.rest_bridge.errors import error_body
 from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, now_ms
-from fabric_jobs.server.store.sqlite import SqliteStore, error_to_json
+from fabric_jobs.server.store.sqlite import SqliteStore
 
 INSTANCE_PATH = "/workspaces/{workspaceId}/items/{itemType}/{itemId}/jobTypes/{jobType}/instances/{jobInstanceId}"
 CONSTANT_PATH = "/constant"
@@ -51,7 +51,7 @@ def job_state(record: JobRecord) -> dict[str, Any]:
     if record.end_time_ms is not None:
         state["endTimeUtc"] = _utc(record.end_time_ms)
     if record.error is not None:
-        state["errorDetails"] = json.loads(error_to_json(record.error))
+        state["errorDetails"] = error_body(record.error)
     return state
 
 
@@ -78,14 +78,10 @@ def create_app(database: str) -> Starlette:
 
     async def cancel(request: Request) -> Response:
         key = _key(request)
-        record = await store.get(key)
+        record = await store.cancel(key, now_ms())
         if record is None:
             return JSONResponse(NOT_FOUND, status_code=404)
-        if record.status is JobStatus.NOT_STARTED:
-            cancelled = await store.transition(key, (JobStatus.NOT_STARTED,), JobStatus.CANCELLED, at_ms=now_ms())
-            record = cancelled or record
-        elif not record.status.is_terminal:
-            await store.request_cancel(key)
+        if not record.status.is_terminal:
             await store.transition(key, (JobStatus.IN_PROGRESS,), JobStatus.CANCELLED, at_ms=now_ms())
             record = await store.get(key) or record
         return JSONResponse(job_state(record))

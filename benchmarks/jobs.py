@@ -7,10 +7,12 @@ load process that calls them agree without passing anything but names and counts
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import grpc
@@ -19,7 +21,7 @@ from google.protobuf import struct_pb2
 from fabric_jobs.demo import ITEM_TYPE, JOB_TYPE
 from fabric_jobs.server.convert import key_to_pb
 from fabric_jobs.server.model import InvokeType, JobKey, NewJob
-from fabric_jobs.server.store.sqlite import SqliteStore
+from fabric_jobs.server.store.sqlite import QUERIES, SqliteStore
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 
@@ -29,6 +31,7 @@ RUNNING_PAYLOAD_JSON = '{"durationSeconds":3600}'
 CREATE_CONCURRENCY = 32
 FILL_BATCH = 100_000
 START_TIMEOUT_SECONDS = 120.0
+KEY_FIELDS = tuple(field.name for field in dataclasses.fields(JobKey))
 
 
 def _id(*parts: object) -> str:
@@ -103,23 +106,34 @@ def _new_jobs(keys: Iterator[JobKey], base_ms: int) -> Iterator[NewJob]:
         yield NewJob(key, InvokeType.MANUAL, RUNNING_PAYLOAD_JSON, base_ms + n)
 
 
+def insert_not_started(path: Path, jobs: Iterable[NewJob]) -> None:
+    """Insert NotStarted jobs, skipping keys that exist, with the store's own insert_job query in one transaction."""
+    params = (
+        {
+            **{field: getattr(job.key, field) for field in KEY_FIELDS},
+            "invoke_type": job.invoke_type.value,
+            "creation_payload": job.creation_payload,
+            "create_time_ms": job.create_time_ms,
+        }
+        for job in jobs
+    )
+    with contextlib.closing(sqlite3.connect(path)) as connection, connection:
+        connection.executemany(QUERIES["insert_job"], params)
+
+
 async def seed(path: Path, keys: Iterator[JobKey], status: str) -> None:
-    """Insert jobs with SqliteStore.insert_many, then set the new ones (NotStarted) to `status` in one UPDATE.
+    """Insert jobs NotStarted, then set the new ones to `status` in one UPDATE.
 
     Used before a server opens the file: InProgress rows for the baseline app (which runs no handlers),
     Completed rows for the stored-jobs measurements (a server would run NotStarted rows at start).
     """
-    store = SqliteStore(str(path))
-    await store.open()
+    await SqliteStore(str(path)).migrate()
     base_ms = time.time_ns() // 1_000_000
-    try:
-        while True:
-            batch = [key for _, key in zip(range(FILL_BATCH), keys, strict=False)]
-            if not batch:
-                break
-            await store.insert_many(_new_jobs(iter(batch), base_ms))
-    finally:
-        await store.close()
+    while True:
+        batch = [key for _, key in zip(range(FILL_BATCH), keys, strict=False)]
+        if not batch:
+            break
+        insert_not_started(path, _new_jobs(iter(batch), base_ms))
     with sqlite3.connect(path) as connection:
         end_ms = "create_time_ms + 1000" if status in ("Completed", "Failed", "Cancelled") else "NULL"
         connection.execute(

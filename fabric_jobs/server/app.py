@@ -12,7 +12,7 @@ from grpc_reflection.v1alpha import reflection
 
 from fabric_jobs.server.inprocess import InProcessChannel
 from fabric_jobs.server.interceptors import RequestInterceptor
-from fabric_jobs.server.lifecycle import JobManager
+from fabric_jobs.server.manager import JobManager
 from fabric_jobs.server.registry import JobRegistry
 from fabric_jobs.server.service import JobService
 from fabric_jobs.server.settings import ServiceSettings

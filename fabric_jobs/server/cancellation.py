@@ -19,8 +19,7 @@ class JobCancelled(Exception):
 class CancellationToken:
     """Set once, from the event loop; readable from the loop and from handler threads."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self) -> None:
         self._flag = threading.Event()
         self._event = asyncio.Event()
         self.reason: CancelReason | None = None

@@ -69,21 +69,25 @@ class LocalExecutor:
         self._thread_slots = asyncio.Semaphore(settings.max_threads)
         self._closing = False
 
-    def run_of(self, key: JobKey) -> Run | None:
-        return self._runs.get(key)
-
-    def schedule(self, key: JobKey) -> None:
+    def schedule(self, key: JobKey) -> bool:
+        """Queue the job to run here; False when this executor already runs it or is shutting down."""
         if self._closing or key in self._runs:
-            return
-        run = Run(key, CancellationToken(asyncio.get_running_loop()))
+            return False
+        run = Run(key, CancellationToken())
         self._runs[key] = run
         task = asyncio.create_task(self._execute(run), name=f"job {key.job_instance_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return True
 
-    def request_cancel(self, run: Run) -> None:
-        """Tell the handler; stop it by force if it is still running after the grace period."""
-        run.token.cancel(CancelReason.CANCEL_REQUESTED)
+    def cancel(self, key: JobKey) -> None:
+        """Tell the job's handler, if it runs here; stop it by force if it is still running after the grace period."""
+        run = self._runs.get(key)
+        if run is None:
+            return
+        if not run.token.cancelled:
+            log.info("job %s: telling its handler to cancel", key)
+            run.token.cancel(CancelReason.CANCEL_REQUESTED)
         if run.enforcer is None and run.started:
             run.enforcer = asyncio.create_task(self._enforce_grace(run))
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from fabric_jobs.server import validation
+from fabric_jobs.server.model import JobStatus, now_ms
+from fabric_jobs.server.store.sqlite import SqliteStore
 from fabric_jobs.v1 import job_service_pb2 as pb
 from tests.conftest import RunningServer, ServerFactory, wait_for_status, wait_until
 from tests.server import handlers
@@ -27,6 +30,7 @@ async def test_cancel_of_a_queued_job_cancels_it_and_its_handler_never_starts(
 
     cancelled = await cancel(running, queued)
     assert cancelled.status == CANCELLED
+    assert cancelled.cancel_requested
     assert cancelled.HasField("end_time")
     assert not cancelled.HasField("start_time")
     assert await cancel(running, queued) == cancelled
@@ -104,4 +108,25 @@ async def test_cancel_of_a_cancelled_job_changes_nothing(jobs: TestJobs, start_s
 
     assert await cancel(running, key) == cancelled
     assert (await running.stub.GetJobInstance(pb.GetJobInstanceRequest(key=key))).job_instance == cancelled
+    assert jobs.calls[key.job_instance_id] == 1
+
+
+async def test_a_cancel_asked_through_another_process_stops_the_running_job(
+    jobs: TestJobs, start_server: ServerFactory, database: str
+) -> None:
+    running = await start_server(jobs.registry, lease_seconds=0.3)
+    key = await create(running, handlers.COOPERATIVE)
+    await wait_for_status(running.stub, key, IN_PROGRESS)
+
+    other_process = SqliteStore(database.removeprefix("sqlite:///"))
+    await other_process.open()
+    try:
+        requested = await other_process.cancel(validation.job_key(pb.CancelJobInstanceRequest(key=key)), now_ms())
+    finally:
+        await other_process.close()
+    assert requested is not None
+    assert (requested.status, requested.cancel_requested) == (JobStatus.IN_PROGRESS, True)
+
+    cancelled = await wait_for_status(running.stub, key, CANCELLED)
+    assert cancelled.cancel_requested
     assert jobs.calls[key.job_instance_id] == 1

@@ -2,16 +2,22 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from google.protobuf import json_format
 
-from fabric_jobs.errors import ErrorDetails, ErrorSource, ExtendedInfo
+from fabric_jobs.errors import ErrorDetails, ErrorSource, ExtendedInfo, details_to_pb
 from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, JobStatus, NewJob
 from fabric_jobs.server.store.base import ListQuery, StoreError
-from fabric_jobs.server.store.sqlite import MIGRATIONS, QUERIES, SqliteStore, error_from_json, error_to_json
+from fabric_jobs.server.store.error_column import error_from_column, error_to_column
+from fabric_jobs.server.store.migrations import Migration
+from fabric_jobs.server.store.sqlite import MIGRATIONS, QUERIES, SqliteStore
+from fabric_jobs.v1 import job_service_pb2 as pb
 
 NOT_STARTED = JobStatus.NOT_STARTED
 IN_PROGRESS = JobStatus.IN_PROGRESS
@@ -41,6 +47,27 @@ HANDLER_FAILED = ErrorDetails(
         ExtendedInfo(error_code="Other", message="second cause"),
     ),
 )
+
+# HANDLER_FAILED as the error column holds it: the proto3 JSON of fabric_jobs.v1.ErrorDetails.
+HANDLER_FAILED_COLUMN: dict[str, Any] = {
+    "errorCode": "JobExecutionFailed",
+    "message": "The handler raised: {0}",
+    "messageParameters": ["boom"],
+    "source": "ERROR_SOURCE_EXTERNAL",
+    "isPermanent": True,
+    "moreDetails": [
+        {
+            "errorCode": "Inner",
+            "message": "first cause",
+            "messageParameters": ["a", "b"],
+            "additionalParameters": [
+                {"name": "retryAfter", "value": "30"},
+                {"name": "region", "value": "westeurope"},
+            ],
+        },
+        {"errorCode": "Other", "message": "second cause"},
+    ],
+}
 
 
 def job_key(instance: str = "j1", *, tenant: str = "t1", workspace: str = "w1", item_id: str = "i1") -> JobKey:
@@ -125,7 +152,7 @@ async def test_a_key_differing_in_any_field_is_another_job(store: SqliteStore, f
 
     assert await store.get(other) is None
     assert await store.transition(other, {NOT_STARTED}, CANCELLED, at_ms=5) is None
-    assert await store.request_cancel(other) is None
+    assert await store.cancel(other, at_ms=5) is None
     _, created = await store.insert(new_job(other))
     assert created
 
@@ -210,31 +237,45 @@ async def test_transition_back_to_not_started_clears_the_start(store: SqliteStor
     assert (requeued.status, requeued.start_time_ms, requeued.owner, requeued.version) == (NOT_STARTED, None, None, 3)
 
 
-@pytest.mark.parametrize("status", [NOT_STARTED, IN_PROGRESS])
-async def test_request_cancel_marks_a_running_or_queued_job_once(store: SqliteStore, status: JobStatus) -> None:
+async def test_cancel_ends_a_queued_job_cancelled(store: SqliteStore) -> None:
     key = job_key()
     before = await insert(store, key)
-    if status is IN_PROGRESS:
-        before = await start(store, key)
 
-    requested = await store.request_cancel(key)
-    repeated = await store.request_cancel(key)
+    cancelled = await store.cancel(key, at_ms=1_500)
 
-    assert requested is not None
-    assert requested == dataclasses.replace(before, cancel_requested=True, version=before.version + 1)
-    assert repeated == requested
+    assert cancelled == dataclasses.replace(
+        before, status=CANCELLED, end_time_ms=1_500, cancel_requested=True, version=before.version + 1
+    )
+    assert await store.cancel(key, at_ms=9_000) == cancelled
+    assert await store.get(key) == cancelled
 
 
-async def test_request_cancel_leaves_a_terminal_job_unchanged(store: SqliteStore) -> None:
+async def test_cancel_marks_a_running_job_once(store: SqliteStore) -> None:
     key = job_key()
     await insert(store, key)
-    completed = await store.transition(key, {NOT_STARTED}, COMPLETED, at_ms=3_000)
+    before = await start(store, key)
 
-    assert await store.request_cancel(key) == completed
+    requested = await store.cancel(key, at_ms=3_000)
+    repeated = await store.cancel(key, at_ms=4_000)
+
+    assert requested == dataclasses.replace(before, cancel_requested=True, version=before.version + 1)
+    assert repeated == requested
+    assert await store.get(key) == requested
 
 
-async def test_request_cancel_of_a_missing_key_returns_none(store: SqliteStore) -> None:
-    assert await store.request_cancel(job_key()) is None
+@pytest.mark.parametrize("status", [COMPLETED, FAILED, CANCELLED])
+async def test_cancel_leaves_a_terminal_job_unchanged(store: SqliteStore, status: JobStatus) -> None:
+    key = job_key()
+    await insert(store, key)
+    await start(store, key)
+    ended = await store.transition(key, {IN_PROGRESS}, status, at_ms=3_000)
+
+    assert ended is not None
+    assert await store.cancel(key, at_ms=4_000) == ended
+
+
+async def test_cancel_of_a_missing_key_returns_none(store: SqliteStore) -> None:
+    assert await store.cancel(job_key(), at_ms=1_000) is None
 
 
 async def test_list_is_newest_first_within_one_tenant(store: SqliteStore) -> None:
@@ -345,7 +386,7 @@ async def test_heartbeat_returns_the_cancel_requested_jobs_of_that_owner_only(st
         await start(store, job_key(name), owner=owner)
     await insert(store, job_key("queued"))
     for name in ["a2", "b1", "queued"]:
-        await store.request_cancel(job_key(name))
+        await store.cancel(job_key(name), at_ms=4_000)
 
     assert await store.heartbeat("a", at_ms=5_000) == [job_key("a2")]
     assert await store.heartbeat("b", at_ms=5_000) == [job_key("b1")]
@@ -400,6 +441,20 @@ async def test_reopening_keeps_the_data_and_applies_no_migration_twice(db_path: 
     assert [version for version, _ in applied_before] == [migration.version for migration in MIGRATIONS]
 
 
+async def test_migrate_applies_the_pending_migrations_once_without_opening(db_path: Path) -> None:
+    create_database_at_migration(db_path, MIGRATIONS[:1])
+    store = SqliteStore(str(db_path))
+
+    await store.migrate()
+    applied = read_schema_migrations(db_path)
+    await store.migrate()
+
+    assert [version for version, _ in applied] == [migration.version for migration in MIGRATIONS]
+    assert read_schema_migrations(db_path) == applied
+    with pytest.raises(StoreError, match="not open"):
+        await store.get(job_key())
+
+
 def read_schema_migrations(db_path: Path) -> list[tuple[int, int]]:
     with sqlite3.connect(db_path) as connection:
         rows: list[tuple[int, int]] = connection.execute(
@@ -433,12 +488,92 @@ async def test_using_a_store_that_is_not_open_is_a_store_error() -> None:
         await SqliteStore(":memory:").get(job_key())
 
 
-def test_error_json_round_trips_in_camel_case() -> None:
-    text = error_to_json(HANDLER_FAILED)
+@pytest.mark.parametrize("error", [HANDLER_FAILED, EXECUTOR_LOST])
+def test_the_error_column_holds_the_proto3_json_of_error_details(error: ErrorDetails) -> None:
+    text = error_to_column(error)
 
-    assert text.startswith('{"errorCode":"JobExecutionFailed","message":')
-    assert '"additionalParameters":[{"name":"retryAfter","value":"30"}' in text
-    assert error_from_json(text) == HANDLER_FAILED
+    assert json_format.Parse(text, pb.ErrorDetails()) == details_to_pb(error)
+    assert error_from_column(text) == error
+
+
+async def test_every_error_field_survives_the_store(store: SqliteStore, db_path: Path) -> None:
+    key = job_key()
+    await insert(store, key)
+    await start(store, key)
+
+    failed = await store.transition(key, {IN_PROGRESS}, FAILED, at_ms=3_000, error=HANDLER_FAILED)
+
+    assert failed is not None
+    assert failed.error == HANDLER_FAILED
+    assert json.loads(read_error_column(db_path, key)) == HANDLER_FAILED_COLUMN
+
+
+def read_error_column(db_path: Path, key: JobKey) -> str:
+    with sqlite3.connect(db_path) as connection:
+        (text,) = connection.execute(
+            "SELECT error FROM job_instances WHERE job_instance_id = ?", (key.job_instance_id,)
+        ).fetchone()
+    connection.close()
+    assert isinstance(text, str)
+    return text
+
+
+OLD_CAMEL_CASE_ERRORS = {
+    "User": ErrorSource.USER,
+    "System": ErrorSource.SYSTEM,
+    "External": ErrorSource.EXTERNAL,
+}
+
+
+async def test_migration_0003_converts_camel_case_errors_to_proto3_json(db_path: Path) -> None:
+    create_database_at_migration(db_path, [migration for migration in MIGRATIONS if migration.version <= 2])
+    with sqlite3.connect(db_path) as connection:
+        for old_source in OLD_CAMEL_CASE_ERRORS:
+            connection.execute(
+                "INSERT INTO job_instances (tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id, "
+                "status, invoke_type, creation_payload, create_time_ms, end_time_ms, error) "
+                "VALUES ('t1', 'w1', 'Org.Workload.Item', 'i1', 'Refresh', ?, 'Failed', 'Manual', '{}', 1, 2, ?)",
+                (old_source, old_camel_case_error(old_source)),
+            )
+        connection.execute(
+            "INSERT INTO job_instances (tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id, "
+            "status, invoke_type, creation_payload, create_time_ms) "
+            "VALUES ('t1', 'w1', 'Org.Workload.Item', 'i1', 'Refresh', 'no-error', 'NotStarted', 'Manual', '{}', 1)"
+        )
+    connection.close()
+
+    store = SqliteStore(str(db_path))
+    await store.open()
+    try:
+        for old_source, source in OLD_CAMEL_CASE_ERRORS.items():
+            record = await store.get(job_key(old_source))
+            assert record is not None
+            assert record.error == dataclasses.replace(HANDLER_FAILED, source=source)
+            column = read_error_column(db_path, job_key(old_source))
+            assert json_format.Parse(column, pb.ErrorDetails()) == details_to_pb(record.error)
+        unfailed = await store.get(job_key("no-error"))
+        assert unfailed is not None
+        assert unfailed.error is None
+    finally:
+        await store.close()
+    assert [version for version, _ in read_schema_migrations(db_path)] == [1, 2, 3]
+
+
+def create_database_at_migration(db_path: Path, migrations: list[Migration]) -> None:
+    with sqlite3.connect(db_path) as connection:
+        connection.execute(QUERIES["create_schema_migrations"])
+        for migration in migrations:
+            connection.executescript(migration.script)
+            connection.execute(QUERIES["record_migration"], {"version": migration.version, "applied_at_ms": 0})
+    connection.close()
+
+
+def old_camel_case_error(source: str) -> str:
+    """The error column as migrations 0001 and 0002 left it: Fabric's REST camelCase, every field written."""
+    first, second = HANDLER_FAILED_COLUMN["moreDetails"]
+    second_with_every_field = {**second, "messageParameters": [], "additionalParameters": []}
+    document = {**HANDLER_FAILED_COLUMN, "source": source, "moreDetails": [first, second_with_every_field]}
+    return json.dumps(document, separators=(",", ":"))
 
 
 PLAN_PARAMS: dict[str, object] = {
@@ -469,7 +604,7 @@ def query_plan(db_path: Path, query: str, params: dict[str, object]) -> list[str
 
 
 @pytest.mark.parametrize(
-    "query", ["get_job", "move_to_in_progress", "move_to_terminal", "move_to_not_started", "request_cancel"]
+    "query", ["get_job", "move_to_in_progress", "move_to_terminal", "move_to_not_started", "cancel"]
 )
 async def test_key_lookups_use_the_primary_key(store: SqliteStore, db_path: Path, query: str) -> None:
     plan = query_plan(db_path, query, PLAN_PARAMS)

@@ -28,8 +28,11 @@ class ListQuery:
 
 
 class JobStore(Protocol):
+    async def migrate(self) -> None:
+        """Apply pending numbered migrations; harmless when run twice or concurrently. Raises StoreError."""
+
     async def open(self) -> None:
-        """Connect and apply pending migrations. Raises StoreError."""
+        """Connect (the embedded SQLite store also applies pending migrations). Raises StoreError."""
 
     async def close(self) -> None: ...
 
@@ -55,8 +58,11 @@ class JobStore(Protocol):
         instance is missing or its status was not in `expected`.
         """
 
-    async def request_cancel(self, key: JobKey) -> JobRecord | None:
-        """Mark a non-terminal instance as cancel requested. Returns the record as it is now, None if missing."""
+    async def cancel(self, key: JobKey, at_ms: int) -> JobRecord | None:
+        """In one statement, end a NotStarted instance Cancelled (at at_ms) or mark an InProgress one cancel requested.
+
+        Returns the record as it is now (unchanged when terminal or already cancel requested), None if missing.
+        """
 
     async def list(self, query: ListQuery) -> tuple[builtins.list[JobRecord], str | None]:
         """Newest first; returns the page and the token of the next one (None on the last page).

@@ -12,11 +12,11 @@ import json
 import sqlite3
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
 
-from fabric_jobs.errors import ErrorDetails, ErrorSource, ExtendedInfo
+from fabric_jobs.errors import ErrorDetails
 from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, JobStatus, NewJob, now_ms
 from fabric_jobs.server.store.base import ListQuery, StoreError
+from fabric_jobs.server.store.error_column import error_from_column, error_to_column
 from fabric_jobs.server.store.migrations import Migration, load_migrations
 from fabric_jobs.server.store.queries import load_named_queries
 
@@ -60,6 +60,14 @@ class SqliteStore:
                 raise
         self._connection = connection
 
+    async def migrate(self) -> None:
+        if self._connection is None:
+            await self.open()
+            await self.close()
+            return
+        with _translated_errors():
+            _apply_pending_migrations(self._connection, MIGRATIONS)
+
     async def close(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
@@ -74,13 +82,6 @@ class SqliteStore:
         if existing is None:
             raise StoreError(f"job {job.key} neither inserted nor found")
         return existing, False
-
-    async def insert_many(self, jobs: Iterable[NewJob]) -> None:
-        """Store NotStarted instances in one transaction, skipping keys that exist (for seeding)."""
-        with _translated_errors():
-            connection = self._open_connection()
-            with _immediate_transaction(connection):
-                connection.executemany(QUERIES["insert_job_unless_exists"], map(_new_job_params, jobs))
 
     async def get(self, key: JobKey) -> JobRecord | None:
         rows = self._run("get_job", _key_params(key))
@@ -108,13 +109,13 @@ class SqliteStore:
             "new_status": new.value,
             "at_ms": at_ms,
             "owner": owner,
-            "error": None if error is None else error_to_json(error),
+            "error": None if error is None else error_to_column(error),
         }
         rows = self._run(query, params)
         return _record(rows[0]) if rows else None
 
-    async def request_cancel(self, key: JobKey) -> JobRecord | None:
-        rows = self._run("request_cancel", _key_params(key))
+    async def cancel(self, key: JobKey, at_ms: int) -> JobRecord | None:
+        rows = self._run("cancel", {**_key_params(key), "at_ms": at_ms})
         return _record(rows[0]) if rows else await self.get(key)
 
     async def list(self, query: ListQuery) -> tuple[builtins.list[JobRecord], str | None]:
@@ -145,7 +146,7 @@ class SqliteStore:
         return [_key(row) for row in self._run("cancel_requested_of_owner", {"owner": owner})]
 
     async def fail_expired(self, lease_ms: int, at_ms: int, error: ErrorDetails) -> builtins.list[JobRecord]:
-        rows = self._run("fail_expired", {"lease_ms": lease_ms, "at_ms": at_ms, "error": error_to_json(error)})
+        rows = self._run("fail_expired", {"lease_ms": lease_ms, "at_ms": at_ms, "error": error_to_column(error)})
         self._run("forget_expired_executor_leases", {"lease_ms": lease_ms, "at_ms": at_ms})
         return [_record(row) for row in rows]
 
@@ -234,7 +235,7 @@ def _record(row: sqlite3.Row) -> JobRecord:
         create_time_ms=row["create_time_ms"],
         start_time_ms=row["start_time_ms"],
         end_time_ms=row["end_time_ms"],
-        error=None if row["error"] is None else error_from_json(row["error"]),
+        error=None if row["error"] is None else error_from_column(row["error"]),
         cancel_requested=bool(row["cancel_requested"]),
         owner=row["owner"],
         version=row["version"],
@@ -266,44 +267,3 @@ def decode_page_token(token: str) -> tuple[int, str, str, str, str, str]:
         raise ValueError("invalid page token")
     create_time_ms, job_instance_id, workspace_id, item_type, item_id, job_type = sort_key
     return create_time_ms, job_instance_id, workspace_id, item_type, item_id, job_type
-
-
-def error_to_json(error: ErrorDetails) -> str:
-    """Fabric's camelCase ErrorDetails JSON, as the REST API shows it."""
-    document = {
-        "errorCode": error.error_code,
-        "message": error.message,
-        "messageParameters": list(error.message_parameters),
-        "source": error.source.value,
-        "isPermanent": error.is_permanent,
-        "moreDetails": [
-            {
-                "errorCode": info.error_code,
-                "message": info.message,
-                "messageParameters": list(info.message_parameters),
-                "additionalParameters": [{"name": name, "value": value} for name, value in info.additional_parameters],
-            }
-            for info in error.more_details
-        ],
-    }
-    return json.dumps(document, separators=(",", ":"))
-
-
-def error_from_json(text: str) -> ErrorDetails:
-    document: dict[str, Any] = json.loads(text)
-    return ErrorDetails(
-        error_code=document["errorCode"],
-        message=document["message"],
-        source=ErrorSource(document["source"]),
-        is_permanent=document["isPermanent"],
-        message_parameters=tuple(document["messageParameters"]),
-        more_details=tuple(
-            ExtendedInfo(
-                error_code=info["errorCode"],
-                message=info["message"],
-                message_parameters=tuple(info["messageParameters"]),
-                additional_parameters=tuple((pair["name"], pair["value"]) for pair in info["additionalParameters"]),
-            )
-            for info in document["moreDetails"]
-        ),
-    )

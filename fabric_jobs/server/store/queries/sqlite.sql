@@ -22,17 +22,6 @@ VALUES (
 ON CONFLICT DO NOTHING
 RETURNING *;
 
--- name: insert_job_unless_exists
-INSERT INTO job_instances (
-    tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id,
-    status, invoke_type, creation_payload, create_time_ms
-)
-VALUES (
-    :tenant_id, :workspace_id, :item_type, :item_id, :job_type, :job_instance_id,
-    'NotStarted', :invoke_type, :creation_payload, :create_time_ms
-)
-ON CONFLICT DO NOTHING;
-
 -- name: get_job
 SELECT *
 FROM job_instances
@@ -77,14 +66,15 @@ WHERE tenant_id = :tenant_id AND workspace_id = :workspace_id AND item_type = :i
     AND status NOT IN ('Completed', 'Failed', 'Cancelled')
 RETURNING *;
 
--- name: request_cancel
+-- name: cancel
 UPDATE job_instances
-SET cancel_requested = 1,
+SET status = CASE status WHEN 'NotStarted' THEN 'Cancelled' ELSE status END,
+    end_time_ms = CASE status WHEN 'NotStarted' THEN :at_ms ELSE end_time_ms END,
+    cancel_requested = 1,
     version = version + 1
 WHERE tenant_id = :tenant_id AND workspace_id = :workspace_id AND item_type = :item_type
     AND item_id = :item_id AND job_type = :job_type AND job_instance_id = :job_instance_id
-    AND status IN ('NotStarted', 'InProgress')
-    AND cancel_requested = 0
+    AND (status = 'NotStarted' OR (status = 'InProgress' AND cancel_requested = 0))
 RETURNING *;
 
 -- name: list_jobs

@@ -118,24 +118,14 @@ class JobManager:
         return record
 
     async def cancel(self, key: JobKey) -> JobRecord:
-        record = await self.get(key)
-        if record.status is JobStatus.NOT_STARTED:
-            cancelled = await self._store.transition(key, (JobStatus.NOT_STARTED,), JobStatus.CANCELLED, at_ms=now_ms())
-            if cancelled is not None:
-                self.feed.publish(key)
-                log.info("job %s cancelled before it started", key)
-                return cancelled
-            record = await self.get(key)
-        if record.status.is_terminal:
-            return record
-        requested = await self._store.request_cancel(key)
-        if requested is None:
+        record = await self._store.cancel(key, now_ms())
+        if record is None:
             raise not_found(key)
         self.feed.publish(key)
-        log.info("job %s: cancel requested", key)
-        run = self.executor.run_of(key)
-        if run is not None:
-            self.executor.request_cancel(run)
+        log.info("job %s: cancel asked; it is %s", key, record.status)
+        if record.status.is_terminal:
+            return record
+        self.executor.cancel(key)
         return await self._wait_until_terminal(key, self._settings.cancel_wait)
 
     async def list(self, query: ListQuery) -> tuple[list[JobRecord], str | None]:
@@ -177,11 +167,9 @@ class JobManager:
             log.warning("job %s was left running by a stopped process: ended Failed (retriable)", record.key)
             self.feed.publish(record.key)
         queued = await self._store.keys_with_status(JobStatus.NOT_STARTED, RECOVERY_BATCH)
-        fresh = [key for key in queued if self.executor.run_of(key) is None]
-        for key in fresh:
-            self.executor.schedule(key)
-        if fresh:
-            log.info("queued %d job(s) left NotStarted", len(fresh))
+        scheduled = sum(self.executor.schedule(key) for key in queued)
+        if scheduled:
+            log.info("queued %d job(s) left NotStarted", scheduled)
 
     async def _upkeep_loop(self) -> None:
         interval = max(self._settings.lease_seconds / 3, 0.05)
@@ -189,10 +177,7 @@ class JobManager:
             await asyncio.sleep(interval)
             try:
                 for key in await self._store.heartbeat(self.owner, now_ms()):
-                    run = self.executor.run_of(key)
-                    if run is not None and not run.token.cancelled:
-                        log.info("job %s: cancel requested elsewhere", key)
-                        self.executor.request_cancel(run)
+                    self.executor.cancel(key)
                 await self._recover()
             except StoreError:
                 log.exception("job upkeep failed; retrying in %.1fs", interval)
