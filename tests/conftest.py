@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -20,6 +22,7 @@ from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 
 POLL_INTERVAL = 0.02
+SEED_VARIABLE = "FABRIC_JOBS_TEST_SEED"
 
 
 @dataclass
@@ -38,6 +41,17 @@ class RunningServer:
 
 class ServerFactory(Protocol):
     def __call__(self, registry: JobRegistry, **settings: Any) -> Awaitable[RunningServer]: ...
+
+
+@pytest.fixture
+def rng() -> random.Random:
+    """The source of a test's random choices, seeded from FABRIC_JOBS_TEST_SEED or afresh.
+
+    The seed is printed, so pytest shows it with a failure and the same choices can be replayed.
+    """
+    seed = int(os.environ.get(SEED_VARIABLE) or random.SystemRandom().randrange(2**32))
+    print(f"random choices seeded: {SEED_VARIABLE}={seed}")
+    return random.Random(seed)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +19,12 @@ import grpc
 import httpx
 import pytest
 from google.protobuf import struct_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from fabric_jobs.server.app import SERVICE_NAME
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
+from tests.conftest import POLL_INTERVAL
 
 STARTUP_SECONDS = 30
 WORKSPACE = "e5ef604d-e14f-4a59-9133-75d5a0cb9334"
@@ -48,7 +52,7 @@ class Serve:
 
 
 def _launch(args: list[str], *, grpc: bool, rest: bool, cwd: Path | None = None) -> Serve:
-    """Run `fabric-jobs ARGS` and wait for it to print the addresses it serves."""
+    """Run `fabric-jobs ARGS`, read the addresses it prints (it picks its ports) and wait until it is ready."""
     process = subprocess.Popen(
         _command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(), cwd=cwd
     )
@@ -71,7 +75,34 @@ def _launch(args: list[str], *, grpc: bool, rest: bool, cwd: Path | None = None)
     serve.output = lines
     serve.reader = threading.Thread(target=_drain, args=(process, lines), daemon=True)
     serve.reader.start()
+    _wait_until_ready(serve)
     return serve
+
+
+def _wait_until_ready(serve: Serve) -> None:
+    """Poll the bridge's /readyz, or the JobService's gRPC health when there is no bridge, with a deadline."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not _ready(serve):
+        if time.monotonic() > deadline or serve.process.poll() is not None:
+            pytest.fail(
+                f"fabric-jobs at {serve.rest_url or serve.grpc_address} never became ready:\n" + "".join(serve.output)
+            )
+        time.sleep(POLL_INTERVAL)
+
+
+def _ready(serve: Serve) -> bool:
+    if serve.rest_url:
+        try:
+            return httpx.get(serve.rest_url + "/readyz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+    request = health_pb2.HealthCheckRequest(service=SERVICE_NAME)
+    with grpc.insecure_channel(serve.grpc_address) as channel:
+        try:
+            status = health_pb2_grpc.HealthStub(channel).Check(request, timeout=1).status
+        except grpc.RpcError:
+            return False
+    return bool(status == health_pb2.HealthCheckResponse.SERVING)
 
 
 def _start(tmp_path: Path, *extra: str, cwd: Path | None = None) -> Serve:

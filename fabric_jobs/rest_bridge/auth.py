@@ -1,7 +1,8 @@
 """Verify Fabric's SubjectAndApp Authorization header: two Entra ID tokens, one for the app, one for the user.
 
 Keys come from a JWKS: a local file (tests, air-gapped runs) or Entra's endpoint, cached by `kid` and
-refetched for an unknown `kid` at most once per `jwks_refresh_min_interval_seconds`.
+refetched for an unknown `kid` at most once per `jwks_refresh_min_interval_seconds`. Token lifetimes and
+that interval are measured on one injectable clock (seconds since the epoch, `time.time` by default).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,7 @@ _SCHEME = "subjectandapptoken1.0"
 _PARAMETER = re.compile(r'\s*([A-Za-z]+)\s*=\s*"([A-Za-z0-9._~+/=-]+)"\s*')
 _PARAMETER_NAMES = {"subjecttoken": "subjectToken", "apptoken": "appToken"}
 _REQUIRED_CLAIMS = ["exp", "nbf", "iat", "aud", "iss", "tid"]
+_LIFETIME_CLAIMS = ("exp", "nbf", "iat")
 _FETCH_TIMEOUT_SECONDS = 10.0
 _MAX_JWKS_BYTES = 1 << 20
 _RETRY_AFTER_FAILED_FETCH_SECONDS = 5.0
@@ -55,14 +58,6 @@ class AuthSettings:
     jwks_url: str = "https://login.microsoftonline.com/common/discovery/v2.0/keys"
     leeway_seconds: int = 120
     jwks_refresh_min_interval_seconds: float = 300
-
-
-@dataclass(frozen=True)
-class Principal:
-    tenant_id: str
-    object_id: str
-    app_id: str
-    scopes: frozenset[str]
 
 
 def parse_authorization(authorization: str | None) -> tuple[str, str]:
@@ -121,7 +116,7 @@ def _fetch(url: str) -> bytes:
 
 
 class Authenticator:
-    def __init__(self, settings: AuthSettings) -> None:
+    def __init__(self, settings: AuthSettings, clock: Callable[[], float] = time.time) -> None:
         """Raises ValueError for settings it cannot work with, a JWKS file that cannot be read included."""
         publisher = _guid(settings.publisher_tenant_id)
         if publisher is None:
@@ -129,6 +124,7 @@ class Authenticator:
         if not settings.audiences:
             raise ValueError("audiences must not be empty")
         self._settings = settings
+        self._clock = clock
         self._publisher_tenant_id = publisher
         self._app_ids = frozenset(app_id.lower() for app_id in settings.app_ids)
         self._keys: dict[str, jwt.PyJWK] = {}
@@ -142,7 +138,8 @@ class Authenticator:
                 reason = exc.strerror if isinstance(exc, OSError) else str(exc)
                 raise ValueError(f"JWKS file {settings.jwks_file}: {reason}") from exc
 
-    async def authenticate(self, authorization: str | None, client_tenant_id: str | None) -> Principal:
+    async def authenticate(self, authorization: str | None, client_tenant_id: str | None) -> None:
+        """Raises AuthError unless the header carries a valid pair of a Fabric app and a user of the client tenant."""
         subject_token, app_token = parse_authorization(authorization)
         if not client_tenant_id:
             raise AuthError("x-ms-client-tenant-id header is missing")
@@ -162,17 +159,14 @@ class Authenticator:
         scp = subject_claims.get("scp")
         if not isinstance(scp, str):
             raise AuthError("subjectToken: token is not delegated (no scp claim)")
-        scopes = frozenset(scp.split())
-        if FABRIC_SCOPE not in scopes:
+        if FABRIC_SCOPE not in scp.split():
             raise AuthError(f"subjectToken: scopes do not include {FABRIC_SCOPE}")
         if subject_app_id != app_id:
             raise AuthError("subjectToken: app id does not match the appToken's")
         if subject_tid != client_tenant:
             raise AuthError("subjectToken: tenant does not match x-ms-client-tenant-id")
-        object_id = subject_claims.get("oid") or subject_claims.get("sub")
-        if not isinstance(object_id, str):
+        if not isinstance(subject_claims.get("oid") or subject_claims.get("sub"), str):
             raise AuthError("subjectToken: token has no oid or sub claim")
-        return Principal(tenant_id=subject_tid, object_id=object_id, app_id=app_id, scopes=scopes)
 
     async def _verify(self, name: str, token: str) -> tuple[dict[str, Any], str, str]:
         """The verified claims, tenant id and app id of one token."""
@@ -192,11 +186,11 @@ class Authenticator:
                 key.key,
                 algorithms=["RS256"],
                 audience=list(self._settings.audiences),
-                leeway=self._settings.leeway_seconds,
-                options={"require": _REQUIRED_CLAIMS},
+                options={"require": _REQUIRED_CLAIMS, "verify_exp": False, "verify_nbf": False, "verify_iat": False},
             )
         except jwt.InvalidTokenError as exc:
             raise AuthError(f"{name}: {_describe(exc)}") from None
+        self._check_lifetime(name, claims)
         tid = _guid(claims["tid"])
         if tid is None:
             raise AuthError(f"{name}: tid claim is not a GUID")
@@ -211,6 +205,18 @@ class Authenticator:
         if app_id is None:
             raise AuthError(f"{name}: token has no {app_id_claim} claim")
         return claims, tid, app_id
+
+    def _check_lifetime(self, name: str, claims: dict[str, Any]) -> None:
+        """exp, nbf and iat against the clock, each `leeway_seconds` lenient (PyJWT would read the system clock)."""
+        for claim in _LIFETIME_CLAIMS:
+            if isinstance(claims[claim], bool) or not isinstance(claims[claim], int | float):
+                raise AuthError(f"{name}: {claim} claim is not a number")
+        now = self._clock()
+        leeway = self._settings.leeway_seconds
+        if claims["exp"] <= now - leeway:
+            raise AuthError(f"{name}: token has expired")
+        if claims["nbf"] > now + leeway or claims["iat"] > now + leeway:
+            raise AuthError(f"{name}: token is not yet valid")
 
     async def _key(self, name: str, kid: str) -> jwt.PyJWK:
         key = self._keys.get(kid)
@@ -232,7 +238,8 @@ class Authenticator:
         interval = self._settings.jwks_refresh_min_interval_seconds
         if self._last_fetch_failed:
             interval = min(interval, _RETRY_AFTER_FAILED_FETCH_SECONDS)
-        return time.monotonic() - self._last_fetch >= interval
+        elapsed = self._clock() - self._last_fetch
+        return not 0 <= elapsed < interval  # a clock set back must not hold off the refetch
 
     async def _refresh(self) -> None:
         try:
@@ -244,14 +251,10 @@ class Authenticator:
             self._last_fetch_failed = True
         else:
             self._last_fetch_failed = False
-        self._last_fetch = time.monotonic()
+        self._last_fetch = self._clock()
 
 
 def _describe(exc: jwt.InvalidTokenError) -> str:
-    if isinstance(exc, jwt.ExpiredSignatureError):
-        return "token has expired"
-    if isinstance(exc, jwt.ImmatureSignatureError):
-        return "token is not yet valid"
     if isinstance(exc, jwt.InvalidAudienceError):
         return "audience is not this workload"
     if isinstance(exc, jwt.MissingRequiredClaimError):

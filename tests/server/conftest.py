@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 
 import pytest
@@ -10,7 +11,7 @@ from tests.server.handlers import TestJobs
 
 
 @pytest.fixture
-def jobs() -> Iterator[TestJobs]:
+def jobs(rng: random.Random) -> Iterator[TestJobs]:
     """The test job types, registered fresh for each test."""
-    with TestJobs() as jobs:
+    with TestJobs(rng) as jobs:
         yield jobs

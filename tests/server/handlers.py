@@ -41,14 +41,17 @@ EXPLODED = JobFailed(
 class TestJobs:
     """A registry of test job types, with what their handlers did, keyed by job instance id.
 
+    The racing handlers draw their delays from `rng` (seeded by the test, see tests/conftest.py).
+
     `gate` holds the gated handlers (threading.Event, so any thread and any loop may set it); leaving
     the `with` block releases it, so no handler thread outlives the test.
     """
 
     __test__ = False
 
-    def __init__(self) -> None:
+    def __init__(self, rng: random.Random) -> None:
         self.registry = JobRegistry()
+        self.rng = rng
         self.calls: Counter[str] = Counter()
         self.exited: set[str] = set()
         self.ran_to_end: set[str] = set()
@@ -137,10 +140,10 @@ class TestJobs:
 
     async def races(self, ctx: JobContext) -> None:
         self._called(ctx)
-        if random.random() < 0.8:
-            await asyncio.sleep(random.uniform(0, 0.02))
+        if self.rng.random() < 0.8:
+            await asyncio.sleep(self.rng.uniform(0, 0.02))
 
     def races_thread(self, ctx: JobContext) -> None:
         self._called(ctx)
-        if random.random() < 0.8:
-            time.sleep(random.uniform(0, 0.02))
+        if self.rng.random() < 0.8:
+            time.sleep(self.rng.uniform(0, 0.02))

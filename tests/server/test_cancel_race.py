@@ -24,7 +24,9 @@ RANK = {
 TERMINAL = 2
 
 
-async def race(running: RunningServer, job_type: str) -> tuple[pb.JobInstanceKey, list[pb.JobInstance], pb.JobInstance]:
+async def race(
+    running: RunningServer, job_type: str, rng: random.Random
+) -> tuple[pb.JobInstanceKey, list[pb.JobInstance], pb.JobInstance]:
     """Create a job and, a random instant later, cancel it, while watching it from the moment it exists.
 
     Returns what the watch saw and what the cancel answered.
@@ -38,7 +40,7 @@ async def race(running: RunningServer, job_type: str) -> tuple[pb.JobInstanceKey
         return [reply.job_instance async for reply in stream]
 
     async def cancel_soon() -> pb.JobInstance:
-        await asyncio.sleep(random.uniform(0, 0.02))
+        await asyncio.sleep(rng.uniform(0, 0.02))
         for _ in range(500):
             try:
                 reply = await running.stub.CancelJobInstance(pb.CancelJobInstanceRequest(key=key))
@@ -68,7 +70,7 @@ async def test_cancel_racing_completion_ends_in_exactly_one_terminal_state(
     jobs: TestJobs, start_server: ServerFactory, job_type: str
 ) -> None:
     running = await start_server(jobs.registry, cancel_wait=2.0, cancel_grace=5.0)
-    results = await asyncio.gather(*(race(running, job_type) for _ in range(JOBS)))
+    results = await asyncio.gather(*(race(running, job_type, jobs.rng) for _ in range(JOBS)))
 
     outcomes: dict[int, int] = {}
     firsts: dict[str, pb.JobInstance] = {}

@@ -17,7 +17,7 @@ from fabric_jobs.server.app import JobServer, ServiceSettings, start_job_server
 from fabric_jobs.server.registry import JobContext, JobRegistry
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
-from tests.conftest import rpc_error, status_details
+from tests.conftest import rpc_error, status_details, wait_for_status
 
 ITEM_TYPE = "Test.Item"
 
@@ -97,11 +97,7 @@ async def test_deadline_exceeded(stubs: Stubs) -> None:
     stub, _ = stubs
     key = _key("slowToStop")
     await stub.CreateJobInstance(pb.CreateJobInstanceRequest(key=key, invoke_type=pb.JOB_INVOKE_TYPE_MANUAL))
-    for _ in range(200):
-        state = await stub.GetJobInstance(pb.GetJobInstanceRequest(key=key))
-        if state.job_instance.status == pb.JOB_INSTANCE_STATUS_IN_PROGRESS:
-            break
-        await asyncio.sleep(0.01)
+    await wait_for_status(stub, key, pb.JOB_INSTANCE_STATUS_IN_PROGRESS)
     error = await rpc_error(stub.CancelJobInstance(pb.CancelJobInstanceRequest(key=key), timeout=0.01))
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
