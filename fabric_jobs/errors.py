@@ -1,14 +1,16 @@
 """Errors as values: a Fabric error code, a message, a source and a permanence.
 
-Defined once here, mapped once at each boundary: the server turns a FabricError into a gRPC
-status (fabric_jobs.server.status), the bridge turns that status back into Fabric's
-ErrorResponse JSON (fabric_jobs.rest_bridge.errors). Both sides convert through the
-fabric_jobs.v1.ErrorDetails message with the two functions below.
+Defined once here, mapped once at each boundary: the server turns a FabricError's error code into
+a gRPC status (fabric_jobs.server.grpc_errors), the bridge turns that status into an HTTP status
+and Fabric's ErrorResponse JSON (fabric_jobs.rest_bridge.grpc_errors); errors the bridge raises
+itself become an ErrorResponse directly. Both sides convert through the fabric_jobs.v1.ErrorDetails
+message with the two functions below.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fabric_jobs.v1 import job_service_pb2 as pb
@@ -18,21 +20,6 @@ class ErrorSource(enum.StrEnum):
     SYSTEM = "System"
     USER = "User"
     EXTERNAL = "External"
-
-
-class ErrorKind(enum.Enum):
-    """What went wrong, in terms both gRPC and HTTP can express."""
-
-    INVALID_ARGUMENT = "invalid_argument"
-    NOT_FOUND = "not_found"
-    ALREADY_EXISTS = "already_exists"
-    FAILED_PRECONDITION = "failed_precondition"
-    UNAUTHENTICATED = "unauthenticated"
-    PERMISSION_DENIED = "permission_denied"
-    RESOURCE_EXHAUSTED = "resource_exhausted"
-    UNAVAILABLE = "unavailable"
-    DEADLINE_EXCEEDED = "deadline_exceeded"
-    INTERNAL = "internal"
 
 
 class ErrorCode(enum.StrEnum):
@@ -86,16 +73,10 @@ class ErrorDetails:
 
 
 class FabricError(Exception):
-    """The one root error. Raise it anywhere; each boundary maps it once."""
+    """The one root error: Fabric's error details, raised anywhere; each boundary maps its error code once."""
 
-    def __init__(
-        self,
-        kind: ErrorKind,
-        details: ErrorDetails,
-        field_violations: tuple[FieldViolation, ...] = (),
-    ) -> None:
+    def __init__(self, details: ErrorDetails, field_violations: tuple[FieldViolation, ...] = ()) -> None:
         super().__init__(details.message)
-        self.kind = kind
         self.details = details
         self.field_violations = field_violations
 
@@ -103,22 +84,15 @@ class FabricError(Exception):
         return f"{self.details.error_code}: {self.details.message}"
 
 
-def error(
-    kind: ErrorKind,
-    code: str,
-    message: str,
-    *,
-    source: ErrorSource = ErrorSource.USER,
-    is_permanent: bool = True,
-    message_parameters: tuple[str, ...] = (),
-) -> FabricError:
-    return FabricError(kind, ErrorDetails(code, message, source, is_permanent, message_parameters))
+def error(code: ErrorCode, message: str, *, message_parameters: tuple[str, ...] = ()) -> FabricError:
+    """A permanent error of the caller's request."""
+    return FabricError(ErrorDetails(code, message, message_parameters=message_parameters))
 
 
-def invalid_argument(violations: list[FieldViolation]) -> FabricError:
-    """One INVALID_ARGUMENT error naming every bad field."""
+def invalid_request(violations: Sequence[FieldViolation]) -> ErrorDetails:
+    """One InvalidRequest naming every bad field."""
     summary = "; ".join(f"{v.field}: {v.description}" for v in violations)
-    details = ErrorDetails(
+    return ErrorDetails(
         error_code=ErrorCode.INVALID_REQUEST,
         message=f"The request is invalid: {summary}",
         message_parameters=tuple(v.field for v in violations),
@@ -127,7 +101,27 @@ def invalid_argument(violations: list[FieldViolation]) -> FabricError:
             for v in violations
         ),
     )
-    return FabricError(ErrorKind.INVALID_ARGUMENT, details, tuple(violations))
+
+
+def invalid_argument(violations: Sequence[FieldViolation]) -> FabricError:
+    return FabricError(invalid_request(violations), tuple(violations))
+
+
+def system_error(code: str, message: str) -> ErrorDetails:
+    """A failure of this service, not of the request: worth retrying."""
+    return ErrorDetails(code, message, source=ErrorSource.SYSTEM, is_permanent=False)
+
+
+def service_unavailable(message: str) -> ErrorDetails:
+    return system_error(ErrorCode.SERVICE_UNAVAILABLE, message)
+
+
+def job_executor_lost(message: str) -> ErrorDetails:
+    return system_error(ErrorCode.JOB_EXECUTOR_LOST, message)
+
+
+INTERNAL_ERROR = system_error(ErrorCode.INTERNAL_ERROR, "An internal error occurred.")
+"""The whole answer to an unexpected failure; what happened is in the logs, never in a reply."""
 
 
 _SOURCE_TO_PB = {

@@ -21,8 +21,6 @@ from typing import Any
 
 import jwt
 
-from fabric_jobs.errors import ErrorCode, ErrorKind, ErrorSource, FabricError, error
-
 FABRIC_APP_IDS = frozenset({"00000009-0000-0000-c000-000000000000", "d2450708-699c-41e3-8077-b0c8341509aa"})
 FABRIC_SCOPE = "FabricWorkloadControl"
 
@@ -42,11 +40,6 @@ class AuthError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-    def to_fabric_error(self) -> FabricError:
-        return error(
-            ErrorKind.UNAUTHENTICATED, ErrorCode.AUTH_ERROR, self.message, source=ErrorSource.USER, is_permanent=True
-        )
 
 
 @dataclass(frozen=True)

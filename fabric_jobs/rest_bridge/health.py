@@ -9,7 +9,7 @@ from grpc_health.v1 import health_pb2
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from fabric_jobs.errors import ErrorCode, ErrorDetails, ErrorSource
+from fabric_jobs.errors import service_unavailable
 from fabric_jobs.rest_bridge.connection import JobServiceConnection
 from fabric_jobs.rest_bridge.errors import HttpError, error_response
 
@@ -23,8 +23,7 @@ async def healthz(request: Request) -> Response:
 
 
 def _not_ready(message: str) -> Response:
-    details = ErrorDetails(ErrorCode.SERVICE_UNAVAILABLE, message, source=ErrorSource.SYSTEM, is_permanent=False)
-    return error_response(HttpError(503, details))
+    return error_response(HttpError(503, service_unavailable(message)))
 
 
 class ReadinessEndpoint:

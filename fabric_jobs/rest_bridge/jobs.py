@@ -12,11 +12,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from fabric_jobs import request_context
+from fabric_jobs.errors import ErrorCode
 from fabric_jobs.rest_bridge import mapping, validation
 from fabric_jobs.rest_bridge.auth import Authenticator, AuthError
 from fabric_jobs.rest_bridge.body import read_body
 from fabric_jobs.rest_bridge.connection import JobServiceConnection
-from fabric_jobs.rest_bridge.errors import from_fabric_error, from_rpc_error
+from fabric_jobs.rest_bridge.errors import client_error
+from fabric_jobs.rest_bridge.grpc_errors import from_rpc_error
 from fabric_jobs.rest_bridge.settings import BridgeSettings
 from fabric_jobs.rest_bridge.types import Metadata
 from fabric_jobs.v1 import job_service_pb2 as pb
@@ -71,7 +73,7 @@ class JobsEndpoints:
                 )
             except AuthError as exc:
                 logger.info("authentication failed: %s", exc.message)
-                raise from_fabric_error(exc.to_fabric_error()) from None
+                raise client_error(401, ErrorCode.AUTH_ERROR, exc.message) from None
         path, tenant = validation.job_path_and_tenant(request.path_params, request.headers)
         return mapping.job_key(path, tenant)
 

@@ -9,7 +9,7 @@ from google.protobuf import timestamp_pb2
 
 from fabric_jobs.errors import details_from_pb
 from fabric_jobs.rest_bridge.errors import error_body
-from fabric_jobs.rest_bridge.validation import CreateBody, JobPath
+from fabric_jobs.rest_bridge.validation import TENANT_HEADER, CreateBody, JobPath
 from fabric_jobs.v1 import job_service_pb2 as pb
 
 STATUS_NAMES: dict[pb.JobInstanceStatus.ValueType, str] = {
@@ -30,6 +30,26 @@ def job_key(path: JobPath, tenant_id: str) -> pb.JobInstanceKey:
         job_type=path.job_type,
         job_instance_id=path.job_instance_id,
     )
+
+
+REST_FIELD_BY_GRPC_FIELD = {
+    "key.tenant_id": TENANT_HEADER,
+    "key.workspace_id": "workspaceId",
+    "key.item_type": "itemType",
+    "key.item_id": "itemId",
+    "key.job_type": "jobType",
+    "key.job_instance_id": "jobInstanceId",
+    "invoke_type": "invokeType",
+    "creation_payload": "creationPayload",
+}
+
+
+def rest_field(grpc_field: str) -> str:
+    """The name Fabric knows a request field by: creation_payload.rows is creationPayload.rows."""
+    for grpc_name, rest_name in REST_FIELD_BY_GRPC_FIELD.items():
+        if grpc_field == grpc_name or grpc_field.startswith(grpc_name + "."):
+            return rest_name + grpc_field.removeprefix(grpc_name)
+    return grpc_field
 
 
 def create_request(key: pb.JobInstanceKey, body: CreateBody) -> pb.CreateJobInstanceRequest:

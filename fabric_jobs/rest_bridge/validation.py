@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import struct_pb2
 
 from fabric_jobs.errors import ErrorCode, FieldViolation
+from fabric_jobs.keys import NAME_RULE, UUID_RULE, is_name, is_uuid
 from fabric_jobs.rest_bridge.errors import bad_request, client_error
 from fabric_jobs.v1 import job_service_pb2 as pb
-
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 ACTIVITY_ID_HEADER = "ActivityId"
 REQUEST_ID_HEADER = "RequestId"
@@ -33,6 +32,13 @@ _INVOKE_TYPES_TEXT = '"UnknownFutureValue", "Scheduled", "Manual" or 0, 1, 2'
 _BODY_FIELDS = frozenset({"invokeType", "creationPayload"})
 MAX_PAYLOAD_DEPTH = 32
 _JSON_MEDIA_TYPE = re.compile(r"application/(?:[\w.+-]+\+)?json", re.IGNORECASE)
+_PATH_RULES: dict[str, tuple[Callable[[str], bool], str]] = {
+    "workspaceId": (is_uuid, UUID_RULE),
+    "itemId": (is_uuid, UUID_RULE),
+    "jobInstanceId": (is_uuid, UUID_RULE),
+    "itemType": (is_name, NAME_RULE),
+    "jobType": (is_name, NAME_RULE),
+}
 
 
 @dataclass(frozen=True)
@@ -50,22 +56,18 @@ class CreateBody:
     creation_payload: struct_pb2.Struct | None
 
 
-def is_uuid(value: str) -> bool:
-    return _UUID.fullmatch(value) is not None
-
-
 def job_path_and_tenant(path_params: Mapping[str, Any], headers: Mapping[str, str]) -> tuple[JobPath, str]:
     """The job's path and tenant, or a 400 naming every bad path parameter and header."""
     violations: list[FieldViolation] = []
-    for name in ("workspaceId", "itemId", "jobInstanceId"):
-        if not is_uuid(str(path_params[name])):
-            violations.append(FieldViolation(name, f"path parameter {name} must be a UUID"))
+    for name, (is_valid, rule) in _PATH_RULES.items():
+        if not is_valid(str(path_params[name])):
+            violations.append(FieldViolation(name, f"path parameter {name} {rule}"))
     for name in (ACTIVITY_ID_HEADER, REQUEST_ID_HEADER, TENANT_HEADER):
         if not headers.get(name, "").strip():
             violations.append(FieldViolation(name, f"header {name} is required"))
     tenant = headers.get(TENANT_HEADER, "").strip()
     if tenant and not is_uuid(tenant):
-        violations.append(FieldViolation(TENANT_HEADER, f"header {TENANT_HEADER} must be a UUID"))
+        violations.append(FieldViolation(TENANT_HEADER, f"header {TENANT_HEADER} {UUID_RULE}"))
     if violations:
         raise bad_request(violations)
     path = JobPath(

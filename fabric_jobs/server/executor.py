@@ -18,7 +18,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from fabric_jobs.errors import ErrorCode, ErrorDetails, ErrorSource
+from fabric_jobs.errors import ErrorCode, ErrorDetails, ErrorSource, job_executor_lost
 from fabric_jobs.server.cancellation import CancellationToken, CancelReason, JobCancelled
 from fabric_jobs.server.changes import ChangeFeed
 from fabric_jobs.server.model import JobKey, JobStatus, now_ms
@@ -46,11 +46,8 @@ class Run:
 
 
 def interrupted_error() -> ErrorDetails:
-    return ErrorDetails(
-        ErrorCode.JOB_EXECUTOR_LOST,
-        "The job was interrupted because the service shut down before it finished; it can be retried.",
-        source=ErrorSource.SYSTEM,
-        is_permanent=False,
+    return job_executor_lost(
+        "The job was interrupted because the service shut down before it finished; it can be retried."
     )
 
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, cast
 import grpc
 
 from fabric_jobs import request_context
-from fabric_jobs.errors import ErrorCode, ErrorKind, ErrorSource, FabricError, error
-from fabric_jobs.server.status import to_grpc_status
+from fabric_jobs.errors import INTERNAL_ERROR, FabricError, service_unavailable
+from fabric_jobs.server.grpc_errors import to_grpc_status
 from fabric_jobs.server.store import StoreError
 
 log = logging.getLogger("fabric_jobs.grpc")
@@ -26,21 +26,9 @@ def _as_fabric_error(exc: Exception) -> FabricError:
         return exc
     if isinstance(exc, StoreError):
         log.error("store failure: %s", exc, exc_info=exc)
-        return error(
-            ErrorKind.UNAVAILABLE,
-            ErrorCode.SERVICE_UNAVAILABLE,
-            "The job store is unavailable; retry later.",
-            source=ErrorSource.SYSTEM,
-            is_permanent=False,
-        )
+        return FabricError(service_unavailable("The job store is unavailable; retry later."))
     log.error("unexpected error", exc_info=exc)
-    return error(
-        ErrorKind.INTERNAL,
-        ErrorCode.INTERNAL_ERROR,
-        "An internal error occurred.",
-        source=ErrorSource.SYSTEM,
-        is_permanent=False,
-    )
+    return FabricError(INTERNAL_ERROR)
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:

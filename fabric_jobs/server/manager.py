@@ -17,12 +17,11 @@ from typing import Any
 from fabric_jobs.errors import (
     ErrorCode,
     ErrorDetails,
-    ErrorKind,
-    ErrorSource,
     FabricError,
     FieldViolation,
     error,
     invalid_argument,
+    job_executor_lost,
 )
 from fabric_jobs.server.changes import POLL_SECONDS, ChangeFeed
 from fabric_jobs.server.executor import LocalExecutor
@@ -38,7 +37,6 @@ RECOVERY_BATCH = 1000
 
 def not_found(key: JobKey) -> FabricError:
     return error(
-        ErrorKind.NOT_FOUND,
         ErrorCode.JOB_INSTANCE_NOT_FOUND,
         f"Job instance {key.job_instance_id} of job type {key.job_type!r} was not found for this "
         "tenant, workspace and item.",
@@ -47,12 +45,7 @@ def not_found(key: JobKey) -> FabricError:
 
 
 def executor_lost_error() -> ErrorDetails:
-    return ErrorDetails(
-        ErrorCode.JOB_EXECUTOR_LOST,
-        "The process running the job stopped before the job finished; it can be retried.",
-        source=ErrorSource.SYSTEM,
-        is_permanent=False,
-    )
+    return job_executor_lost("The process running the job stopped before the job finished; it can be retried.")
 
 
 class JobManager:
@@ -82,7 +75,6 @@ class JobManager:
         job_type = self._registry.get(key.item_type, key.job_type)
         if job_type is None:
             raise error(
-                ErrorKind.FAILED_PRECONDITION,
                 ErrorCode.UNSUPPORTED_JOB_TYPE,
                 f"Job type {key.job_type!r} is not supported for item type {key.item_type!r}.",
                 message_parameters=(key.item_type, key.job_type),
@@ -101,7 +93,6 @@ class JobManager:
         if not created:
             if record.invoke_type != invoke_type or record.creation_payload != canonical:
                 raise error(
-                    ErrorKind.ALREADY_EXISTS,
                     ErrorCode.JOB_INSTANCE_CONFLICT,
                     f"Job instance {key.job_instance_id} already exists with another invokeType or creationPayload.",
                     message_parameters=(key.job_instance_id,),

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from google.protobuf import json_format
 
 from fabric_jobs.errors import FieldViolation, invalid_argument
+from fabric_jobs.keys import NAME_RULE, UUID_RULE, is_name, is_uuid
 from fabric_jobs.server.convert import INVOKE_TYPE_FROM_PB, STATUS_FROM_PB
 from fabric_jobs.server.model import InvokeType, JobKey, JobStatus
 from fabric_jobs.server.store import ListQuery
 from fabric_jobs.v1 import job_service_pb2 as pb
 
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$")
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 
@@ -28,8 +26,8 @@ class _Checker:
             if required:
                 self.violations.append(FieldViolation(field, "is required"))
             return value
-        if not _UUID.match(value):
-            self.violations.append(FieldViolation(field, f"must be a UUID, got {value[:64]!r}"))
+        if not is_uuid(value):
+            self.violations.append(FieldViolation(field, f"{UUID_RULE}, got {value[:64]!r}"))
             return value
         return value.lower()
 
@@ -37,12 +35,8 @@ class _Checker:
         if not value:
             if required:
                 self.violations.append(FieldViolation(field, "is required"))
-        elif not _NAME.match(value):
-            self.violations.append(
-                FieldViolation(
-                    field, "must be 1 to 256 letters, digits, '.', '_' or '-', starting with a letter or digit"
-                )
-            )
+        elif not is_name(value):
+            self.violations.append(FieldViolation(field, NAME_RULE))
         return value
 
     def raise_if_any(self) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections import Counter
 
+from fabric_jobs.demo import validate_forecast
 from fabric_jobs.server.registry import JobContext, JobFailed, JobRegistry
 
 ITEM_TYPE = "Test.Item"
@@ -16,6 +17,7 @@ FAILS = "fails"
 CRASHES = "crashes"
 HOLDS_THREAD = "holdsThread"
 SYNC_COMPLETES = "syncCompletes"
+VALIDATED = "validated"
 
 registry = JobRegistry()
 runs: Counter[str] = Counter()
@@ -57,4 +59,9 @@ def holds_thread(ctx: JobContext) -> None:
 
 @registry.job(ITEM_TYPE, SYNC_COMPLETES)
 def sync_completes(ctx: JobContext) -> None:
+    runs[ctx.key.job_instance_id] += 1
+
+
+@registry.job(ITEM_TYPE, VALIDATED, validate=validate_forecast)
+async def validated(ctx: JobContext) -> None:
     runs[ctx.key.job_instance_id] += 1

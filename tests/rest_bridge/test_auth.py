@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from fabric_jobs.errors import ErrorCode, ErrorKind, ErrorSource
 from fabric_jobs.rest_bridge.auth import Authenticator, AuthError
 from tests import tokens
 from tests.tokens import (
@@ -348,16 +347,6 @@ async def test_client_tenant_header_is_required_and_must_match(
 ) -> None:
     with pytest.raises(AuthError, match=message):
         await authenticator.authenticate(pair(), client_tenant)
-
-
-def test_auth_error_becomes_a_permanent_user_fabric_error() -> None:
-    fabric_error = AuthError("appToken: token has expired").to_fabric_error()
-
-    assert fabric_error.kind is ErrorKind.UNAUTHENTICATED
-    assert fabric_error.details.error_code == ErrorCode.AUTH_ERROR
-    assert fabric_error.details.message == "appToken: token has expired"
-    assert fabric_error.details.source is ErrorSource.USER
-    assert fabric_error.details.is_permanent is True
 
 
 class JwksServer:

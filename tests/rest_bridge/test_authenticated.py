@@ -50,7 +50,10 @@ async def test_missing_or_bad_authorization_is_401_auth_error(
         headers = job.headers(Authorization=authorization)
         response = await getattr(Bridge(client), call)(job, headers=headers)
     assert response.status_code == 401
-    assert response.json()["errorCode"] == "AuthError"
+    body = response.json()
+    assert (body["errorCode"], body["source"], body["isPermanent"]) == ("AuthError", "User", True)
+    assert body["message"]
+    assert "messageParameters" not in body
     assert stub.calls == []
 
 

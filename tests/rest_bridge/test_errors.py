@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from typing import Any
 
@@ -10,13 +12,16 @@ import pytest
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from fabric_jobs.errors import ErrorCode, ErrorDetails, ErrorSource, details_to_pb
+from fabric_jobs.errors import ErrorCode, ErrorDetails, ErrorSource, FieldViolation, details_to_pb, invalid_request
 from fabric_jobs.rest_bridge.app import create_app
-from fabric_jobs.rest_bridge.errors import HTTP_STATUS_BY_GRPC, error_body, from_rpc_error
+from fabric_jobs.rest_bridge.errors import error_body
+from fabric_jobs.rest_bridge.grpc_errors import HTTP_STATUS_BY_GRPC, from_rpc_error
 from fabric_jobs.rest_bridge.settings import BridgeSettings
+from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc
+from tests.conftest import rpc_error as failed_call
 from tests.rest_bridge.client import BASE_PATH, Bridge, JobRef, client_for
-from tests.rest_bridge.jobs_for_tests import IGNORES_CANCEL
+from tests.rest_bridge.jobs_for_tests import IGNORES_CANCEL, VALIDATED
 from tests.rest_bridge.schemas import validate
 
 
@@ -127,3 +132,80 @@ async def test_an_unexpected_exception_is_500_internal_error_and_logged(caplog: 
     assert "secret" not in response.text
     assert any(record.exc_info and "secret" in str(record.exc_info[1]) for record in caplog.records)
     assert any(record.levelno == logging.ERROR for record in caplog.records)
+
+
+def assert_names_only(body: dict[str, Any], rest_name: str, grpc_name: str) -> None:
+    """An InvalidRequest naming one field, by its REST name, and never by the JobService's."""
+    assert body["errorCode"] == "InvalidRequest"
+    assert body["messageParameters"] == [rest_name]
+    assert [detail["messageParameters"] for detail in body["moreDetails"]] == [[rest_name]]
+    assert f"{rest_name}: " in body["message"]
+    assert grpc_name not in json.dumps(body)
+
+
+def _create(
+    invoke_type: pb.JobInvokeType.ValueType = pb.JOB_INVOKE_TYPE_MANUAL, **key_changes: str
+) -> pb.CreateJobInstanceRequest:
+    key = pb.JobInstanceKey(**{**dataclasses.asdict(JobRef()), **key_changes})
+    return pb.CreateJobInstanceRequest(key=key, invoke_type=invoke_type)
+
+
+@pytest.mark.parametrize(
+    ("request_", "grpc_name", "rest_name"),
+    [
+        (_create(tenant_id="nope"), "key.tenant_id", "x-ms-client-tenant-id"),
+        (_create(workspace_id="nope"), "key.workspace_id", "workspaceId"),
+        (_create(item_type="has space"), "key.item_type", "itemType"),
+        (_create(item_id="nope"), "key.item_id", "itemId"),
+        (_create(job_type="has space"), "key.job_type", "jobType"),
+        (_create(job_instance_id="nope"), "key.job_instance_id", "jobInstanceId"),
+        (_create(pb.JOB_INVOKE_TYPE_UNSPECIFIED), "invoke_type", "invokeType"),
+    ],
+)
+async def test_job_service_field_violations_reach_fabric_by_rest_name(
+    channel: grpc.aio.Channel, request_: pb.CreateJobInstanceRequest, grpc_name: str, rest_name: str
+) -> None:
+    stub = job_service_pb2_grpc.JobServiceStub(channel)
+    error = await failed_call(stub.CreateJobInstance(request_))
+    assert grpc_name in (error.details() or "")
+    mapped = from_rpc_error(error)
+    assert mapped.status_code == 400
+    assert_names_only(error_body(mapped.details), rest_name, grpc_name)
+
+
+async def test_a_non_finite_number_in_the_payload_is_named_creation_payload(channel: grpc.aio.Channel) -> None:
+    request = _create()
+    request.creation_payload.update({"value": float("nan")})
+    error = await failed_call(job_service_pb2_grpc.JobServiceStub(channel).CreateJobInstance(request))
+    assert_names_only(error_body(from_rpc_error(error).details), "creationPayload", "creation_payload")
+
+
+@pytest.mark.parametrize(
+    ("payload", "rest_name"),
+    [
+        ({"durationSeconds": -1}, "creationPayload.durationSeconds"),
+        ({"outcome": "Maybe"}, "creationPayload.outcome"),
+        ({"colour": "blue"}, "creationPayload.colour"),
+        ({"blob": "x" * 70_000}, "creationPayload"),
+    ],
+)
+async def test_a_payload_the_job_service_rejects_is_named_by_its_rest_name(
+    bridge: Bridge, payload: dict[str, Any], rest_name: str
+) -> None:
+    response = await bridge.create(JobRef(job_type=VALIDATED), {"invokeType": "Manual", "creationPayload": payload})
+    assert response.status_code == 400
+    assert_names_only(response.json(), rest_name, "creation_payload")
+
+
+def test_a_bad_request_without_error_details_is_an_invalid_request_by_rest_names() -> None:
+    violations = [FieldViolation("key.item_id", "must be a UUID"), FieldViolation("creation_payload.rows", "too many")]
+    bad_request = error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description) for v in violations
+        ]
+    )
+    error = from_rpc_error(rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "bad", bad_request))
+    assert error.status_code == 400
+    assert error.details == invalid_request(
+        [FieldViolation("itemId", "must be a UUID"), FieldViolation("creationPayload.rows", "too many")]
+    )

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import pytest
 from google.protobuf import timestamp_pb2
 
 from fabric_jobs.errors import ErrorDetails, ErrorSource, ExtendedInfo, details_to_pb
-from fabric_jobs.rest_bridge.mapping import format_time, job_state
+from fabric_jobs.rest_bridge.mapping import format_time, job_state, rest_field
 from fabric_jobs.v1 import job_service_pb2 as pb
 from tests.rest_bridge.schemas import validate
 
@@ -55,3 +56,25 @@ def test_failed_state_with_full_error_details() -> None:
             ],
         },
     }
+
+
+@pytest.mark.parametrize(
+    ("grpc_field", "rest_name"),
+    [
+        ("key.tenant_id", "x-ms-client-tenant-id"),
+        ("key.workspace_id", "workspaceId"),
+        ("key.item_type", "itemType"),
+        ("key.item_id", "itemId"),
+        ("key.job_type", "jobType"),
+        ("key.job_instance_id", "jobInstanceId"),
+        ("invoke_type", "invokeType"),
+        ("creation_payload", "creationPayload"),
+        ("creation_payload.durationSeconds", "creationPayload.durationSeconds"),
+        ("creation_payload.a.b_c", "creationPayload.a.b_c"),
+        ("creation_payloads", "creation_payloads"),
+        ("key.item_types", "key.item_types"),
+        ("body", "body"),
+    ],
+)
+def test_rest_field_names(grpc_field: str, rest_name: str) -> None:
+    assert rest_field(grpc_field) == rest_name

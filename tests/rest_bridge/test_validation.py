@@ -27,15 +27,34 @@ def _nothing_reaches_grpc(recording_stub: RecordingStub) -> Any:
     assert recording_stub.calls == []
 
 
-@pytest.mark.parametrize(
-    ("field", "attribute"),
-    [("workspaceId", "workspace_id"), ("itemId", "item_id"), ("jobInstanceId", "job_instance_id")],
-)
+BAD_PATH_PARAMETERS = [
+    *(
+        (field, attribute, value)
+        for field, attribute in [
+            ("workspaceId", "workspace_id"),
+            ("itemId", "item_id"),
+            ("jobInstanceId", "job_instance_id"),
+        ]
+        for value in (NOT_A_UUID, "5f8c7e2a-3b1d-4c6e-9a0f-1e2d3c4b2d57%0A")
+    ),
+    *(
+        (field, attribute, value)
+        for field, attribute in [("itemType", "item_type"), ("jobType", "job_type")]
+        for value in ("has space", "-leading", "a" * 257, "Test.Item%0A", "é")
+    ),
+]
+
+
+@pytest.mark.parametrize(("field", "attribute", "value"), BAD_PATH_PARAMETERS)
 @pytest.mark.parametrize("call", ["create", "get", "cancel"])
-async def test_path_ids_must_be_uuids(offline_bridge: Bridge, field: str, attribute: str, call: str) -> None:
-    response = await getattr(offline_bridge, call)(JobRef().but(**{attribute: NOT_A_UUID}))
+async def test_path_ids_must_be_uuids_and_types_names(
+    offline_bridge: Bridge, field: str, attribute: str, value: str, call: str
+) -> None:
+    response = await getattr(offline_bridge, call)(JobRef().but(**{attribute: value}))
     assert response.status_code == 400
-    assert_names(response.json(), field)
+    body = response.json()
+    assert_names(body, field)
+    assert body["messageParameters"] == [field]
 
 
 @pytest.mark.parametrize("header", ["ActivityId", "RequestId", "x-ms-client-tenant-id"])

@@ -1,4 +1,4 @@
-"""FabricError to gRPC status, the one place where the server maps errors.
+"""FabricError to gRPC status, the one place where the server maps errors: one table by error code.
 
 The status carries google.rpc.Status details: an ErrorInfo (reason = the Fabric error code,
 domain = "fabric-jobs"), the full fabric_jobs.v1.ErrorDetails, and for INVALID_ARGUMENT a
@@ -12,22 +12,18 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from fabric_jobs.errors import ErrorKind, FabricError, details_to_pb
+from fabric_jobs.errors import ErrorCode, FabricError, details_to_pb
 
 DOMAIN = "fabric-jobs"
 
-GRPC_CODE: dict[ErrorKind, grpc.StatusCode] = {
-    ErrorKind.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
-    ErrorKind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
-    ErrorKind.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
-    ErrorKind.FAILED_PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
-    ErrorKind.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
-    ErrorKind.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
-    ErrorKind.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    ErrorKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
-    ErrorKind.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
-    ErrorKind.INTERNAL: grpc.StatusCode.INTERNAL,
+GRPC_STATUS_BY_ERROR_CODE: dict[str, grpc.StatusCode] = {
+    ErrorCode.INVALID_REQUEST: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorCode.UNSUPPORTED_JOB_TYPE: grpc.StatusCode.FAILED_PRECONDITION,
+    ErrorCode.JOB_INSTANCE_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    ErrorCode.JOB_INSTANCE_CONFLICT: grpc.StatusCode.ALREADY_EXISTS,
+    ErrorCode.SERVICE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
 }
+"""Any other code is INTERNAL."""
 
 
 def _pack(message: object) -> any_pb2.Any:
@@ -37,7 +33,7 @@ def _pack(message: object) -> any_pb2.Any:
 
 
 def to_grpc_status(err: FabricError) -> grpc.Status:
-    code = GRPC_CODE[err.kind]
+    code = GRPC_STATUS_BY_ERROR_CODE.get(err.details.error_code, grpc.StatusCode.INTERNAL)
     info = error_details_pb2.ErrorInfo(
         reason=err.details.error_code,
         domain=DOMAIN,
