@@ -293,8 +293,8 @@ async def test_a_running_job_interrupted_by_shutdown_is_failed_retriable_after_r
             "authentication: JWKS file no.json: No such file or directory",
         ),
         (["serve", "--dev", "--log-level", "loud"], "--log-level: must be one of DEBUG, INFO, WARNING, ERROR"),
-        (["rest", "--dev", "--grpc-target", " "], "--grpc-target (FABRIC_JOBS_GRPC_TARGET) must be host:port"),
-        (["serve", "--dev", "--rest-base-path", "work load"], "--rest-base-path (FABRIC_JOBS_REST_BASE_PATH) must be"),
+        (["rest", "--dev", "--grpc-target", " "], "--grpc-target: must be host:port"),
+        (["serve", "--dev", "--rest-base-path", "work load"], "--rest-base-path: must be a URL path"),
     ],
 )
 def test_bad_configuration_is_one_line_and_exit_2(tmp_path: Path, args: list[str], says: str) -> None:
@@ -318,7 +318,7 @@ def test_environment_variables_set_options(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert done.returncode == 2
-    assert "--cancel-grace: must be a number of seconds, not 'never'" in done.stderr
+    assert "--cancel-grace: must be a number of seconds, not 'never' [env FABRIC_JOBS_CANCEL_GRACE]" in done.stderr
 
 
 def test_help_explains_every_option() -> None:
@@ -330,7 +330,7 @@ def test_help_explains_every_option() -> None:
 
 
 async def test_accepted_connections_have_nagle_off() -> None:
-    from fabric_jobs.cli import _listen
+    from fabric_jobs.cli.run import _listen
 
     sock = _listen("127.0.0.1", 0)
     accepted: asyncio.Queue[int] = asyncio.Queue()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 
+import grpc
+from grpc_health.v1 import health_pb2_grpc
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -15,14 +15,13 @@ from starlette.routing import Route
 
 from fabric_jobs.errors import ErrorCode
 from fabric_jobs.rest_bridge.auth import Authenticator
-from fabric_jobs.rest_bridge.connection import JobServiceConnection
 from fabric_jobs.rest_bridge.errors import HttpError, client_error, error_response
 from fabric_jobs.rest_bridge.health import ReadinessEndpoint, healthz
 from fabric_jobs.rest_bridge.jobs import JobsEndpoints
 from fabric_jobs.rest_bridge.middleware import RequestMiddleware
 from fabric_jobs.rest_bridge.openapi import OpenApiEndpoint
-from fabric_jobs.rest_bridge.settings import BridgeSettings, normalized_base_path
-from fabric_jobs.rest_bridge.types import HealthStubLike, JobServiceStubLike
+from fabric_jobs.rest_bridge.settings import BridgeSettings
+from fabric_jobs.v1 import job_service_pb2_grpc
 
 logger = logging.getLogger("fabric_jobs.rest_bridge")
 
@@ -47,41 +46,24 @@ async def _starlette_http_exception(request: Request, exc: Exception) -> Respons
 
 
 def create_app(
-    settings: BridgeSettings,
-    stub: JobServiceStubLike | None = None,
-    *,
-    health: HealthStubLike | None = None,
+    settings: BridgeSettings, channel: grpc.aio.Channel, *, authenticator: Authenticator | None = None
 ) -> Starlette:
-    """The bridge. Without `stub` it opens a grpc.aio channel to settings.grpc_target in its lifespan;
-    with one (tests, an in-process channel) it uses it, and `health` for /readyz."""
-    base = normalized_base_path(settings.base_path)
-    connection = JobServiceConnection(stub, health)
-    authenticator = Authenticator(settings.auth) if settings.auth is not None else None
+    """The bridge, calling the JobService over `channel` (in-process or gRPC), which its caller opens and closes.
+
+    Without an authenticator (dev mode) any caller is accepted."""
     if authenticator is None:
         logger.warning("REST bridge authentication is OFF (dev mode): any caller is accepted")
-    jobs = JobsEndpoints(settings, connection, authenticator)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if stub is None:
-            connection.open(settings.grpc_target)
-            logger.info("REST bridge calls the JobService at %s", settings.grpc_target)
-        try:
-            yield
-        finally:
-            await connection.close()
-
+    base = settings.base_path
+    jobs = JobsEndpoints(settings, job_service_pb2_grpc.JobServiceStub(channel), authenticator)
+    readiness = ReadinessEndpoint(health_pb2_grpc.HealthStub(channel), settings.request_timeout_seconds)
     routes = [
         *jobs.routes(base),
         Route(f"{base}/healthz", healthz, methods=["GET"]),
-        Route(
-            f"{base}/readyz", ReadinessEndpoint(connection, settings.request_timeout_seconds).handle, methods=["GET"]
-        ),
+        Route(f"{base}/readyz", readiness.handle, methods=["GET"]),
         Route(f"{base}/openapi.json", OpenApiEndpoint(base).handle, methods=["GET"]),
     ]
     return Starlette(
         routes=routes,
         middleware=[Middleware(RequestMiddleware)],
         exception_handlers={HttpError: _http_error, HTTPException: _starlette_http_exception},
-        lifespan=lifespan,
     )

@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from fabric_jobs.errors import service_unavailable
-from fabric_jobs.rest_bridge.connection import JobServiceConnection
 from fabric_jobs.rest_bridge.errors import HttpError, error_response
+from fabric_jobs.rest_bridge.types import HealthStubLike
 
 logger = logging.getLogger(__name__)
 
@@ -27,16 +27,13 @@ def _not_ready(message: str) -> Response:
 
 
 class ReadinessEndpoint:
-    def __init__(self, connection: JobServiceConnection, timeout_seconds: float) -> None:
-        self._connection = connection
+    def __init__(self, health: HealthStubLike, timeout_seconds: float) -> None:
+        self._health = health
         self._timeout = min(timeout_seconds, READINESS_TIMEOUT_SECONDS)
 
     async def handle(self, request: Request) -> Response:
-        health = self._connection.health
-        if health is None:
-            return _not_ready("The bridge has no health check of the job service.")
         try:
-            reply = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=self._timeout)
+            reply = await self._health.Check(health_pb2.HealthCheckRequest(service=""), timeout=self._timeout)
         except grpc.aio.AioRpcError as exc:
             logger.warning("readiness: health check failed: %s %s", exc.code().name, exc.details())
             return _not_ready("The job service is not reachable.")

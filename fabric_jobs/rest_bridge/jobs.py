@@ -16,11 +16,10 @@ from fabric_jobs.errors import ErrorCode
 from fabric_jobs.rest_bridge import mapping, validation
 from fabric_jobs.rest_bridge.auth import Authenticator, AuthError
 from fabric_jobs.rest_bridge.body import read_body
-from fabric_jobs.rest_bridge.connection import JobServiceConnection
 from fabric_jobs.rest_bridge.errors import client_error
 from fabric_jobs.rest_bridge.grpc_errors import from_rpc_error
 from fabric_jobs.rest_bridge.settings import BridgeSettings
-from fabric_jobs.rest_bridge.types import Metadata
+from fabric_jobs.rest_bridge.types import JobServiceStubLike, Metadata
 from fabric_jobs.v1 import job_service_pb2 as pb
 
 logger = logging.getLogger(__name__)
@@ -31,11 +30,9 @@ _Reply = TypeVar("_Reply")
 
 
 class JobsEndpoints:
-    def __init__(
-        self, settings: BridgeSettings, connection: JobServiceConnection, authenticator: Authenticator | None
-    ) -> None:
+    def __init__(self, settings: BridgeSettings, stub: JobServiceStubLike, authenticator: Authenticator | None) -> None:
         self._settings = settings
-        self._connection = connection
+        self._stub = stub
         self._authenticator = authenticator
 
     def routes(self, base_path: str) -> list[Route]:
@@ -50,18 +47,18 @@ class JobsEndpoints:
         key = await self._key(request)
         validation.require_json_content_type(request.headers.get("content-type"))
         body = validation.parse_create_body(await read_body(request, self._settings.max_body_bytes))
-        reply = await self._call(self._connection.stub.CreateJobInstance, mapping.create_request(key, body))
+        reply = await self._call(self._stub.CreateJobInstance, mapping.create_request(key, body))
         logger.info("job instance %s (created: %s)", key.job_instance_id, reply.created)
         return Response(status_code=202)
 
     async def get(self, request: Request) -> Response:
         key = await self._key(request)
-        reply = await self._call(self._connection.stub.GetJobInstance, pb.GetJobInstanceRequest(key=key))
+        reply = await self._call(self._stub.GetJobInstance, pb.GetJobInstanceRequest(key=key))
         return JSONResponse(mapping.job_state(reply.job_instance))
 
     async def cancel(self, request: Request) -> Response:
         key = await self._key(request)
-        reply = await self._call(self._connection.stub.CancelJobInstance, pb.CancelJobInstanceRequest(key=key))
+        reply = await self._call(self._stub.CancelJobInstance, pb.CancelJobInstanceRequest(key=key))
         return JSONResponse(mapping.job_state(reply.job_instance))
 
     async def _key(self, request: Request) -> pb.JobInstanceKey:

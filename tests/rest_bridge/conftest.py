@@ -2,16 +2,16 @@ from __future__ import annotations
 
 import pathlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2_grpc
+from google.protobuf.message import Message
 
 from fabric_jobs.rest_bridge.app import create_app
 from fabric_jobs.rest_bridge.settings import BridgeSettings
 from fabric_jobs.server.app import JobServer, ServiceSettings, start_job_server
+from fabric_jobs.server.inprocess import InProcessChannel
 from fabric_jobs.v1 import job_service_pb2_grpc
 from tests.rest_bridge.client import BASE_PATH, Bridge, client_for
 from tests.rest_bridge.jobs_for_tests import registry
@@ -36,8 +36,12 @@ async def job_server(tmp_path: pathlib.Path) -> AsyncIterator[JobServer]:
         await server.stop(0)
 
 
-@pytest.fixture
-async def channel(job_server: JobServer) -> AsyncIterator[grpc.aio.Channel]:
+@pytest.fixture(params=["inprocess", "grpc"])
+async def channel(request: pytest.FixtureRequest, job_server: JobServer) -> AsyncIterator[grpc.aio.Channel]:
+    """The JobService's in-process channel (what `serve` uses), then a real gRPC channel to its port."""
+    if request.param == "inprocess":
+        yield job_server.in_process_channel.as_channel()
+        return
     async with grpc.aio.insecure_channel(job_server.address) as channel:
         yield channel
 
@@ -49,33 +53,31 @@ def bridge_settings() -> BridgeSettings:
 
 @pytest.fixture
 async def bridge(bridge_settings: BridgeSettings, channel: grpc.aio.Channel) -> AsyncIterator[Bridge]:
-    app = create_app(
-        bridge_settings,
-        job_service_pb2_grpc.JobServiceStub(channel),
-        health=health_pb2_grpc.HealthStub(channel),
-    )
-    async with client_for(app) as client:
+    async with client_for(create_app(bridge_settings, channel)) as client:
         yield Bridge(client)
 
 
-@dataclass
-class RecordingStub:
-    """Stands in for the JobService where a test proves a request never reaches it."""
+class RecordingStub(job_service_pb2_grpc.JobServiceServicer):
+    """Stands in for the JobService where a test proves a request never reaches it: records, then fails the test."""
 
-    calls: list[Any] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.calls: list[Message] = []
 
-    async def _record(self, request: Any, **kwargs: Any) -> Any:
+    def _reached(self, request: Message) -> NoReturn:
         self.calls.append(request)
         raise AssertionError(f"a rejected request reached gRPC: {request}")
 
-    async def CreateJobInstance(self, request: Any, *, timeout: float | None = None, metadata: Any = None) -> Any:  # noqa: ASYNC109
-        return await self._record(request)
+    async def CreateJobInstance(self, request: Message, context: Any) -> NoReturn:
+        self._reached(request)
 
-    async def GetJobInstance(self, request: Any, *, timeout: float | None = None, metadata: Any = None) -> Any:  # noqa: ASYNC109
-        return await self._record(request)
+    GetJobInstance = CancelJobInstance = ListJobInstances = CreateJobInstance
 
-    async def CancelJobInstance(self, request: Any, *, timeout: float | None = None, metadata: Any = None) -> Any:  # noqa: ASYNC109
-        return await self._record(request)
+    def WatchJobInstance(self, request: Message, context: Any) -> NoReturn:
+        self._reached(request)
+
+    def channel(self) -> grpc.aio.Channel:
+        """A channel to this servicer alone, through the same in-process path `serve` uses."""
+        return InProcessChannel([(job_service_pb2_grpc.add_JobServiceServicer_to_server, self)]).as_channel()
 
 
 @pytest.fixture
@@ -85,6 +87,6 @@ def recording_stub() -> RecordingStub:
 
 @pytest.fixture
 async def offline_bridge(bridge_settings: BridgeSettings, recording_stub: RecordingStub) -> AsyncIterator[Bridge]:
-    """The bridge in front of a stub that fails the test if anything reaches it."""
-    async with client_for(create_app(bridge_settings, recording_stub)) as client:
+    """The bridge in front of a JobService that fails the test if anything reaches it."""
+    async with client_for(create_app(bridge_settings, recording_stub.channel())) as client:
         yield Bridge(client)

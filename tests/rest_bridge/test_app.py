@@ -6,14 +6,16 @@ import logging
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fabric_jobs import request_context
 from fabric_jobs.errors import ErrorCode
 from fabric_jobs.rest_bridge.app import create_app
 from fabric_jobs.rest_bridge.settings import BridgeSettings
 from fabric_jobs.server.app import JobServer
-from fabric_jobs.v1 import job_service_pb2_grpc
+from fabric_jobs.v1 import job_service_pb2 as pb
 from tests.rest_bridge.client import BASE_PATH, Bridge, JobRef, client_for
+from tests.rest_bridge.conftest import RecordingStub
 from tests.rest_bridge.schemas import packaged_document
 
 
@@ -90,21 +92,21 @@ async def test_openapi_document_is_the_jobs_contract_under_the_base_path(bridge:
     assert document["components"] == packaged_document()["components"]
 
 
-async def test_app_opens_and_closes_its_own_channel(job_server: JobServer) -> None:
-    app = create_app(BridgeSettings(grpc_target=job_server.address, base_path=BASE_PATH))
-    async with app.router.lifespan_context(app), client_for(app) as client:
-        bridge = Bridge(client)
-        job = JobRef()
-        assert (await bridge.create(job)).status_code == 202
-        assert (await bridge.wait_for(job, "Completed"))["status"] == "Completed"
-        assert (await client.get("/readyz")).status_code == 200
+async def test_the_channel_stays_its_callers(job_server: JobServer) -> None:
+    async with grpc.aio.insecure_channel(job_server.address) as channel:
+        app = create_app(BridgeSettings(base_path=BASE_PATH), channel)
+        async with app.router.lifespan_context(app), client_for(app) as client:
+            assert (await client.get("/readyz")).status_code == 200
+        assert channel.get_state() is not grpc.ChannelConnectivity.SHUTDOWN
+        reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
 async def test_unreachable_job_service_is_503_and_not_ready(job_server: JobServer) -> None:
     address = job_server.address
     await job_server.stop(0)
-    app = create_app(BridgeSettings(grpc_target=address, base_path=BASE_PATH, request_timeout_seconds=2.0))
-    async with app.router.lifespan_context(app), client_for(app) as client:
+    settings = BridgeSettings(base_path=BASE_PATH, request_timeout_seconds=2.0)
+    async with grpc.aio.insecure_channel(address) as channel, client_for(create_app(settings, channel)) as client:
         response = await Bridge(client).get(JobRef())
         assert response.status_code == 503
         body = response.json()
@@ -115,7 +117,18 @@ async def test_unreachable_job_service_is_503_and_not_ready(job_server: JobServe
         assert ready.json()["errorCode"] == "ServiceUnavailable"
 
 
-async def test_readyz_without_a_health_stub_is_503(channel: grpc.aio.Channel) -> None:
-    app = create_app(BridgeSettings(base_path=BASE_PATH), job_service_pb2_grpc.JobServiceStub(channel))
-    async with client_for(app) as client:
-        assert (await client.get("/readyz")).status_code == 503
+async def test_readyz_is_503_when_the_job_service_has_no_health_check(offline_bridge: Bridge) -> None:
+    response = await offline_bridge.client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["errorCode"] == "ServiceUnavailable"
+
+
+async def test_the_offline_job_service_records_what_reaches_it(
+    offline_bridge: Bridge, recording_stub: RecordingStub
+) -> None:
+    job = JobRef()
+    response = await offline_bridge.get(job)
+    assert response.status_code == 500
+    [call] = recording_stub.calls
+    assert isinstance(call, pb.GetJobInstanceRequest)
+    assert call.key.job_instance_id == job.job_instance_id

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2_grpc
+from starlette.applications import Starlette
 
 from fabric_jobs.rest_bridge.app import create_app
+from fabric_jobs.rest_bridge.auth import Authenticator
 from fabric_jobs.rest_bridge.settings import BridgeSettings
-from fabric_jobs.v1 import job_service_pb2_grpc
 from tests import tokens
 from tests.rest_bridge.client import BASE_PATH, Bridge, JobRef, client_for
 from tests.rest_bridge.conftest import RecordingStub
@@ -21,18 +21,14 @@ def valid_authorization() -> str:
     return tokens.authorization_header(tokens.mint_subject_token(), tokens.mint_app_token())
 
 
-def auth_settings(tmp_path: pathlib.Path) -> BridgeSettings:
-    return BridgeSettings(base_path=BASE_PATH, auth=tokens.auth_settings_for(tokens.write_jwks(tmp_path)))
+def authenticated_app(tmp_path: pathlib.Path, channel: grpc.aio.Channel) -> Starlette:
+    authenticator = Authenticator(tokens.auth_settings_for(tokens.write_jwks(tmp_path)))
+    return create_app(BridgeSettings(base_path=BASE_PATH), channel, authenticator=authenticator)
 
 
 @pytest.fixture
 async def authenticated_bridge(tmp_path: pathlib.Path, channel: grpc.aio.Channel) -> AsyncIterator[Bridge]:
-    app = create_app(
-        auth_settings(tmp_path),
-        job_service_pb2_grpc.JobServiceStub(channel),
-        health=health_pb2_grpc.HealthStub(channel),
-    )
-    async with client_for(app) as client:
+    async with client_for(authenticated_app(tmp_path, channel)) as client:
         yield Bridge(client)
 
 
@@ -45,7 +41,7 @@ async def test_missing_or_bad_authorization_is_401_auth_error(
     tmp_path: pathlib.Path, authorization: str | None, call: str
 ) -> None:
     stub = RecordingStub()
-    async with client_for(create_app(auth_settings(tmp_path), stub)) as client:
+    async with client_for(authenticated_app(tmp_path, stub.channel())) as client:
         job = JobRef(tenant_id=tokens.CLIENT_TENANT_ID)
         headers = job.headers(Authorization=authorization)
         response = await getattr(Bridge(client), call)(job, headers=headers)
@@ -59,10 +55,11 @@ async def test_missing_or_bad_authorization_is_401_auth_error(
 
 async def test_auth_runs_before_body_validation(tmp_path: pathlib.Path) -> None:
     stub = RecordingStub()
-    async with client_for(create_app(auth_settings(tmp_path), stub)) as client:
+    async with client_for(authenticated_app(tmp_path, stub.channel())) as client:
         job = JobRef(tenant_id=tokens.CLIENT_TENANT_ID)
         response = await Bridge(client).create(job, {"nonsense": True})
     assert response.status_code == 401
+    assert stub.calls == []
 
 
 async def test_valid_tokens_pass(authenticated_bridge: Bridge) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -101,7 +102,7 @@ def test_a_bare_status_gets_a_code_for_its_http_status() -> None:
 
 async def test_a_call_over_the_deadline_is_504_timeout(channel: grpc.aio.Channel) -> None:
     settings = BridgeSettings(base_path=BASE_PATH, request_timeout_seconds=0.1)
-    app = create_app(settings, job_service_pb2_grpc.JobServiceStub(channel))
+    app = create_app(settings, channel)
     async with client_for(app) as client:
         bridge = Bridge(client)
         job = JobRef(job_type=IGNORES_CANCEL)
@@ -113,15 +114,20 @@ async def test_a_call_over_the_deadline_is_504_timeout(channel: grpc.aio.Channel
         assert response.json()["isPermanent"] is False
 
 
-class CrashingStub:
-    async def GetJobInstance(self, request: Any, *, timeout: float | None = None, metadata: Any = None) -> Any:  # noqa: ASYNC109
-        raise RuntimeError("bridge bug with a secret")
+class CrashingChannel:
+    """A channel whose every call raises inside the bridge, as a bug there would."""
 
-    CreateJobInstance = CancelJobInstance = GetJobInstance
+    def unary_unary(self, *args: Any, **kwargs: Any) -> Callable[..., Awaitable[Any]]:
+        async def crash(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("bridge bug with a secret")
+
+        return crash
+
+    unary_stream = unary_unary
 
 
 async def test_an_unexpected_exception_is_500_internal_error_and_logged(caplog: pytest.LogCaptureFixture) -> None:
-    app = create_app(BridgeSettings(base_path=BASE_PATH), CrashingStub())
+    app = create_app(BridgeSettings(base_path=BASE_PATH), cast(grpc.aio.Channel, CrashingChannel()))
     async with client_for(app) as client:
         job = JobRef()
         response = await Bridge(client).get(job, headers=job.headers(RequestId="req-crash"))

@@ -1,0 +1,33 @@
+"""The `fabric-jobs` command: serve (REST bridge and JobService in one process), grpc, rest.
+
+Every option can also be set by an environment variable FABRIC_JOBS_<NAME> (for example
+FABRIC_JOBS_CANCEL_WAIT); the command line wins. Options are parsed and checked here, once, into the
+settings and collaborators each component is given. Bad configuration is one line on stderr and
+exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from fabric_jobs import request_context
+from fabric_jobs.cli.config import config_from_args
+from fabric_jobs.cli.options import ConfigError, build_parser
+from fabric_jobs.cli.run import leave_blocked_handler_threads, run, run_loop
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    request_context.configure_logging(args.log_level)
+    try:
+        run_loop(run(config_from_args(args)))
+        leave_blocked_handler_threads()
+    except ConfigError as exc:
+        print(f"fabric-jobs {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0

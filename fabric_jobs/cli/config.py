@@ -1,0 +1,124 @@
+"""From parsed options to what each component is given: settings objects and collaborators, checked once."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+from dataclasses import dataclass
+
+from fabric_jobs.cli.options import ConfigError, flag_or_env
+from fabric_jobs.rest_bridge.auth import Authenticator, AuthSettings
+from fabric_jobs.rest_bridge.settings import BridgeSettings
+from fabric_jobs.server.registry import JobRegistry, load_registry
+from fabric_jobs.server.settings import ServiceSettings
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    settings: ServiceSettings
+    registry: JobRegistry
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    settings: BridgeSettings
+    authenticator: Authenticator | None
+    """None in dev mode: any caller is accepted."""
+    host: str
+    port: int
+    grpc_target: str | None
+    """The JobService to call over gRPC; None for the one in this process."""
+    in_process: bool
+    """Reach the JobService of this process over its in-process channel rather than its gRPC port."""
+
+
+@dataclass(frozen=True)
+class Config:
+    dev: bool
+    service: ServiceConfig | None
+    bridge: BridgeConfig | None
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """Everything the command runs with; ConfigError says in one line what is wrong before anything starts."""
+    if args.dev:
+        _require_loopback(args)
+    service = _service(args) if args.command in ("serve", "grpc") else None
+    bridge = _bridge(args) if args.command in ("serve", "rest") else None
+    return Config(dev=args.dev, service=service, bridge=bridge)
+
+
+def _require_loopback(args: argparse.Namespace) -> None:
+    for flag in ("rest_host", "grpc_host"):
+        host = getattr(args, flag, None)
+        if host is not None and not _is_loopback(host):
+            option = "--" + flag.replace("_", "-")
+            raise ConfigError(f"--dev refuses {option} {host}: dev mode binds to loopback only (127.0.0.1 or ::1)")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _service(args: argparse.Namespace) -> ServiceConfig:
+    try:
+        registry = load_registry(args.jobs)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    settings = ServiceSettings(
+        database=args.database,
+        cancel_wait=args.cancel_wait,
+        cancel_grace=args.cancel_grace,
+        shutdown_grace=args.shutdown_grace,
+        lease_seconds=args.lease_seconds,
+        max_threads=args.max_threads,
+    )
+    return ServiceConfig(settings=settings, registry=registry, host=args.grpc_host, port=args.grpc_port)
+
+
+def _bridge(args: argparse.Namespace) -> BridgeConfig:
+    settings = BridgeSettings(
+        base_path=args.rest_base_path,
+        request_timeout_seconds=args.request_timeout,
+        max_body_bytes=args.max_body_bytes,
+    )
+    return BridgeConfig(
+        settings=settings,
+        authenticator=None if args.dev else _authenticator(args),
+        host=args.rest_host,
+        port=args.rest_port,
+        grpc_target=getattr(args, "grpc_target", None),
+        in_process=getattr(args, "bridge_channel", None) == "in-process",
+    )
+
+
+def auth_settings_from_args(args: argparse.Namespace) -> AuthSettings:
+    if not args.auth_audience:
+        raise ConfigError(f"authentication needs the workload's audience: set {flag_or_env('--auth-audience')}")
+    if not args.auth_publisher_tenant_id:
+        raise ConfigError(
+            f"authentication needs the publisher tenant id: set {flag_or_env('--auth-publisher-tenant-id')}"
+        )
+    if not args.auth_app_ids:
+        raise ConfigError(f"{flag_or_env('--auth-app-ids')} must name at least one app id")
+    return AuthSettings(
+        audiences=args.auth_audience,
+        publisher_tenant_id=args.auth_publisher_tenant_id,
+        app_ids=frozenset(args.auth_app_ids),
+        jwks_file=args.auth_jwks_file,
+        jwks_url=args.auth_jwks_url,
+    )
+
+
+def _authenticator(args: argparse.Namespace) -> Authenticator:
+    try:
+        return Authenticator(auth_settings_from_args(args))
+    except ValueError as exc:
+        raise ConfigError(f"authentication: {exc}") from exc

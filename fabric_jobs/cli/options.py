@@ -1,0 +1,306 @@
+"""The command line: one parser, one option helper; every option may also come from FABRIC_JOBS_<NAME>."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import re
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from fabric_jobs import __version__
+from fabric_jobs.rest_bridge.auth import FABRIC_APP_IDS, AuthSettings
+from fabric_jobs.rest_bridge.settings import BridgeSettings
+from fabric_jobs.server.settings import DEFAULT_DATABASE, ServiceSettings
+
+ENV_PREFIX = "FABRIC_JOBS_"
+DEFAULT_GRPC_TARGET = "127.0.0.1:50051"
+_URL_PATH = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*")
+
+Converter = Callable[[str], Any]
+
+
+class ConfigError(Exception):
+    """Bad configuration: the message is the one line the user sees."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def env_name(flag: str) -> str:
+    """The environment variable of an option: --cancel-wait is FABRIC_JOBS_CANCEL_WAIT."""
+    return ENV_PREFIX + flag.removeprefix("--").replace("-", "_").upper()
+
+
+def flag_or_env(flag: str) -> str:
+    return f"{flag} or {env_name(flag)}"
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, not {value!r}") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {value!r}")
+    return number
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value!r}")
+    return number
+
+
+def _port(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port number, not {value!r}") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 65535 (0 picks a free port), not {value!r}")
+    return number
+
+
+def _choice(*choices: str) -> Converter:
+    def convert(value: str) -> str:
+        if value not in choices:
+            raise argparse.ArgumentTypeError(f"must be one of {', '.join(choices)}, not {value!r}")
+        return value
+
+    return convert
+
+
+def _url_path(value: str) -> str:
+    """Empty, or a leading slash and no trailing one: the form routes are built from."""
+    stripped = value.strip().strip("/")
+    path = f"/{stripped}" if stripped else ""
+    if not _URL_PATH.fullmatch(path):
+        raise argparse.ArgumentTypeError(f"must be a URL path such as /workload, not {value!r}")
+    return path
+
+
+def _grpc_target(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError(f"must be host:port or unix:path, not {value!r}")
+    return value.strip()
+
+
+def _comma_separated(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _option(
+    group: Any,
+    flag: str,
+    help_text: str,
+    default: str | None = None,
+    converter: Converter | None = None,
+) -> None:
+    """Add `flag`, defaulting to its environment variable and then to `default`; a bad value names where it is set."""
+    name = env_name(flag)
+    from_env = os.environ.get(name)
+    kwargs: dict[str, Any] = {
+        "default": default if from_env is None else from_env,
+        "help": f"{help_text} [env {name}]",
+    }
+    if converter is not None:
+        kwargs["type"] = _naming_env(converter, name, from_env)
+    group.add_argument(flag, **kwargs)
+
+
+def _naming_env(converter: Converter, name: str, from_env: str | None) -> Converter:
+    def convert(value: str) -> Any:
+        try:
+            return converter(value)
+        except argparse.ArgumentTypeError as exc:
+            if from_env is None or value != from_env:
+                raise
+            raise argparse.ArgumentTypeError(f"{exc} [env {name}]") from None
+
+    return convert
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dev",
+        action="store_true",
+        default=os.environ.get(env_name("--dev")) in ("1", "true", "yes"),
+        help=f"development mode: no authentication, loopback only; says so loudly at start [env {env_name('--dev')}=1]",
+    )
+    _option(
+        parser,
+        "--log-level",
+        "DEBUG, INFO, WARNING or ERROR (default: %(default)s)",
+        "INFO",
+        lambda value: _choice("DEBUG", "INFO", "WARNING", "ERROR")(value.upper()),
+    )
+
+
+def _add_service(parser: argparse.ArgumentParser) -> None:
+    defaults = ServiceSettings()
+    group = parser.add_argument_group("JobService (gRPC)")
+    _option(group, "--grpc-host", "address the gRPC JobService listens on (default: %(default)s)", "127.0.0.1")
+    _option(group, "--grpc-port", "its port; 0 picks a free one (default: %(default)s)", "50051", _port)
+    _option(
+        group,
+        "--database",
+        "where job instances are kept: sqlite:///path/to/file.db (default: %(default)s)",
+        DEFAULT_DATABASE,
+    )
+    _option(
+        group,
+        "--jobs",
+        "the job registry to load, package.module:attribute (default: %(default)s, the demo)",
+        "fabric_jobs.demo:registry",
+    )
+    seconds = (
+        (
+            "--cancel-wait",
+            defaults.cancel_wait,
+            "seconds a Cancel of a running job waits for its handler to stop before answering",
+        ),
+        (
+            "--cancel-grace",
+            defaults.cancel_grace,
+            "seconds a handler may ignore a cancel before it is stopped by force and ends Cancelled",
+        ),
+        (
+            "--shutdown-grace",
+            defaults.shutdown_grace,
+            "on SIGTERM/SIGINT, seconds running handlers may take to finish before they are stopped and recorded "
+            "Failed (retriable)",
+        ),
+        (
+            "--lease-seconds",
+            defaults.lease_seconds,
+            "a running job whose process stopped renewing its lease for this long ends Failed, retriable",
+        ),
+    )
+    for flag, default, help_text in seconds:
+        _option(group, flag, f"{help_text} (default: %(default)s)", str(default), _positive_float)
+    _option(
+        group,
+        "--max-threads",
+        "threads for plain (non-async) handlers (default: %(default)s)",
+        str(defaults.max_threads),
+        _positive_int,
+    )
+
+
+def _add_rest(parser: argparse.ArgumentParser, *, with_target: bool) -> None:
+    defaults = BridgeSettings()
+    group = parser.add_argument_group("REST bridge (HTTP)")
+    _option(group, "--rest-host", "address the REST bridge listens on (default: %(default)s)", "127.0.0.1")
+    _option(group, "--rest-port", "its port; 0 picks a free one (default: %(default)s)", "8080", _port)
+    if with_target:
+        _option(
+            group,
+            "--grpc-target",
+            "address of the JobService the bridge calls, host:port or unix:path (default: %(default)s)",
+            DEFAULT_GRPC_TARGET,
+            _grpc_target,
+        )
+    _option(
+        group,
+        "--rest-base-path",
+        "path prefix under which the Jobs API, /healthz, /readyz and /openapi.json are served, e.g. /workload "
+        "(default: none)",
+        defaults.base_path,
+        _url_path,
+    )
+    _option(
+        group,
+        "--request-timeout",
+        "seconds a REST request may take: the deadline of its gRPC call (default: %(default)s)",
+        str(defaults.request_timeout_seconds),
+        _positive_float,
+    )
+    _option(
+        group,
+        "--max-body-bytes",
+        "largest accepted request body in bytes; a larger one is answered 413 (default: %(default)s)",
+        str(defaults.max_body_bytes),
+        _positive_int,
+    )
+    _add_auth(parser)
+
+
+def _add_auth(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("authentication of Fabric's calls (all but --dev)")
+    _option(
+        group,
+        "--auth-audience",
+        "comma-separated audiences accepted in both tokens: the workload's Entra app id URI and/or app id "
+        "(required unless in dev mode)",
+        converter=_comma_separated,
+    )
+    _option(
+        group,
+        "--auth-publisher-tenant-id",
+        "tenant id (GUID) of the workload's publisher; Fabric's app token must be issued in it "
+        "(required unless in dev mode)",
+        converter=str.strip,
+    )
+    _option(
+        group,
+        "--auth-app-ids",
+        "comma-separated app ids accepted as the calling app (default: Fabric's two app ids)",
+        ",".join(sorted(FABRIC_APP_IDS)),
+        _comma_separated,
+    )
+    _option(
+        group,
+        "--auth-jwks-file",
+        "local JWKS file with the token signing keys, for tests and air-gapped runs (used instead of the URL)",
+        converter=pathlib.Path,
+    )
+    _option(
+        group,
+        "--auth-jwks-url",
+        "URL of the JWKS with the token signing keys (default: %(default)s)",
+        AuthSettings.jwks_url,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="fabric-jobs",
+        description="The Jobs API of Microsoft Fabric workloads: a gRPC JobService and a REST bridge exact to "
+        f"Fabric's contract. Every option may also come from an environment variable {ENV_PREFIX}<NAME>.",
+    )
+    parser.add_argument("--version", action="version", version=f"fabric-jobs {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    serve = commands.add_parser(
+        "serve",
+        help="run the REST bridge and the JobService in one process (the embedded default)",
+        description="Run the REST bridge and the gRPC JobService in one process, jobs on an in-process executor.",
+    )
+    grpc_only = commands.add_parser("grpc", help="run only the gRPC JobService", description="Run the JobService.")
+    rest_only = commands.add_parser(
+        "rest",
+        help="run only the REST bridge, calling a JobService at --grpc-target",
+        description="Run the REST bridge alone; it calls the JobService at --grpc-target.",
+    )
+    for sub in (serve, grpc_only, rest_only):
+        _add_common(sub)
+    _add_service(serve)
+    _add_rest(serve, with_target=False)
+    _option(
+        serve,
+        "--bridge-channel",
+        "how the bridge reaches the JobService in this process: in-process (no sockets, no serialisation) or "
+        "grpc (over the loopback gRPC port) (default: %(default)s)",
+        "in-process",
+        _choice("in-process", "grpc"),
+    )
+    _add_service(grpc_only)
+    _add_rest(rest_only, with_target=True)
+    return parser
