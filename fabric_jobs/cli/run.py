@@ -27,7 +27,7 @@ DEV_BANNER = (
     "Listening on loopback only. Never use --dev in production."
 )
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -67,7 +67,7 @@ def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
 async def run(config: Config) -> None:
     if config.dev:
         print(DEV_BANNER, file=sys.stderr, flush=True)
-        log.warning("DEV MODE: authentication is off")
+        logger.warning("DEV MODE: authentication is off")
     job_server = await _start_service(config.service) if config.service is not None else None
     stop = asyncio.Event()
     _settle_garbage_collector()
@@ -187,7 +187,9 @@ def leave_blocked_handler_threads() -> None:
         thread.join(timeout=0.5)
     blocked = [thread.name for thread in handlers if thread.is_alive()]
     if blocked:
-        log.warning("%d handler thread(s) still blocked (%s); exiting without them", len(blocked), ", ".join(blocked))
+        logger.warning(
+            "%d handler thread(s) still blocked (%s); exiting without them", len(blocked), ", ".join(blocked)
+        )
         logging.shutdown()
         sys.stdout.flush()
         os._exit(0)

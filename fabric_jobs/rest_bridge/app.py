@@ -23,7 +23,7 @@ from fabric_jobs.rest_bridge.openapi import OpenApiEndpoint
 from fabric_jobs.rest_bridge.settings import BridgeSettings
 from fabric_jobs.v1 import job_service_pb2_grpc
 
-logger = logging.getLogger("fabric_jobs.rest_bridge")
+logger = logging.getLogger(__name__)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fabric_jobs import request_context
 from fabric_jobs.rest_bridge.errors import error_response, internal_error
 
-logger = logging.getLogger("fabric_jobs.rest_bridge")
+logger = logging.getLogger(__name__)
 
 
 class RequestMiddleware:

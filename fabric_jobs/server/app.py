@@ -22,7 +22,7 @@ from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 
 __all__ = ["JobServer", "ServiceSettings", "start_job_server"]
 
-log = logging.getLogger("fabric_jobs.server")
+logger = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["JobService"].full_name
 RPC_GRACE_SECONDS = 5.0
@@ -69,7 +69,7 @@ class JobServer:
         await self._server.stop(RPC_GRACE_SECONDS if grace is None else grace)
         await self.manager.stop()
         await self._store.close()
-        log.info("JobService stopped")
+        logger.info("JobService stopped")
 
 
 async def start_job_server(
@@ -96,5 +96,5 @@ async def start_job_server(
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
-    log.info("JobService listening on %s", address.rsplit(":", 1)[0] + f":{bound_port}")
+    logger.info("JobService listening on %s", address.rsplit(":", 1)[0] + f":{bound_port}")
     return JobServer(server, health_servicer, manager, store, host, bound_port)

@@ -26,8 +26,8 @@ from fabric_jobs.server.registry import JobContext, JobFailed, JobRegistry, JobT
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import JobStore
 
-log = logging.getLogger("fabric_jobs.executor")
-handler_log = logging.getLogger("fabric_jobs.jobs")
+logger = logging.getLogger(__name__)
+handler_log = logger.getChild("handlers")
 
 Outcome = tuple[JobStatus, ErrorDetails | None]
 
@@ -83,7 +83,7 @@ class LocalExecutor:
         if run is None:
             return
         if not run.token.cancelled:
-            log.info("job %s: telling its handler to cancel", key)
+            logger.info("job %s: telling its handler to cancel", key)
             run.token.cancel(CancelReason.CANCEL_REQUESTED)
         if run.enforcer is None and run.started:
             run.enforcer = asyncio.create_task(self._enforce_grace(run))
@@ -105,7 +105,7 @@ class LocalExecutor:
                 async with self._thread_slots:
                     await self._claim_and_run(run, job_type)
         except Exception:
-            log.exception("executor failed on job %s", key)
+            logger.exception("executor failed on job %s", key)
         finally:
             run.finished.set()
             if self._runs.get(key) is run:
@@ -192,13 +192,13 @@ class LocalExecutor:
         record = await asyncio.shield(write)
         if record is not None:
             self._feed.publish(key)
-            log.info("job %s ended %s", key, status)
+            logger.info("job %s ended %s", key, status)
 
     async def _enforce_grace(self, run: Run) -> None:
         try:
             await asyncio.wait_for(run.finished.wait(), self._settings.cancel_grace)
         except TimeoutError:
-            log.warning(
+            logger.warning(
                 "job %s ignored its cancellation for %.1fs: stopping it by force", run.key, self._settings.cancel_grace
             )
             await self._finish(run.key, JobStatus.CANCELLED, None)
@@ -225,7 +225,7 @@ class LocalExecutor:
             if run.enforcer is not None:
                 run.enforcer.cancel()
         if running:
-            log.info("waiting up to %.1fs for %d running job(s)", self._settings.shutdown_grace, len(running))
+            logger.info("waiting up to %.1fs for %d running job(s)", self._settings.shutdown_grace, len(running))
             await asyncio.wait(
                 [asyncio.create_task(run.finished.wait()) for run in running], timeout=self._settings.shutdown_grace
             )

@@ -15,7 +15,7 @@ from fabric_jobs.errors import INTERNAL_ERROR, FabricError, service_unavailable
 from fabric_jobs.server.grpc_errors import to_grpc_status
 from fabric_jobs.server.store import StoreError
 
-log = logging.getLogger("fabric_jobs.grpc")
+logger = logging.getLogger(__name__)
 
 UnaryBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 StreamBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
@@ -25,9 +25,9 @@ def _as_fabric_error(exc: Exception) -> FabricError:
     if isinstance(exc, FabricError):
         return exc
     if isinstance(exc, StoreError):
-        log.error("store failure: %s", exc, exc_info=exc)
+        logger.error("store failure: %s", exc, exc_info=exc)
         return FabricError(service_unavailable("The job store is unavailable; retry later."))
-    log.error("unexpected error", exc_info=exc)
+    logger.error("unexpected error", exc_info=exc)
     return FabricError(INTERNAL_ERROR)
 
 
@@ -46,7 +46,7 @@ class _CallLog:
         code = context.code() or grpc.StatusCode.OK
         name = code.name if isinstance(code, grpc.StatusCode) else str(code)
         elapsed_ms = (time.perf_counter() - self.started) * 1000
-        log.log(self.level, "%s %s %.1fms", self.method, name, elapsed_ms)
+        logger.log(self.level, "%s %s %.1fms", self.method, name, elapsed_ms)
 
 
 def _ids(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[str | None, str | None]:

@@ -30,7 +30,7 @@ from fabric_jobs.server.registry import InvalidPayload, JobRegistry, canonical_j
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import JobStore, ListQuery, StoreError
 
-log = logging.getLogger("fabric_jobs.lifecycle")
+logger = logging.getLogger(__name__)
 
 RECOVERY_BATCH = 1000
 
@@ -98,7 +98,7 @@ class JobManager:
                     message_parameters=(key.job_instance_id,),
                 )
             return record, False
-        log.info("job %s created (%s)", key, invoke_type)
+        logger.info("job %s created (%s)", key, invoke_type)
         self.executor.schedule(key)
         return record, True
 
@@ -113,7 +113,7 @@ class JobManager:
         if record is None:
             raise not_found(key)
         self.feed.publish(key)
-        log.info("job %s: cancel asked; it is %s", key, record.status)
+        logger.info("job %s: cancel asked; it is %s", key, record.status)
         if record.status.is_terminal:
             return record
         self.executor.cancel(key)
@@ -155,12 +155,12 @@ class JobManager:
     async def _recover(self) -> None:
         lease_ms = int(self._settings.lease_seconds * 1000)
         for record in await self._store.fail_expired(lease_ms, now_ms(), executor_lost_error()):
-            log.warning("job %s was left running by a stopped process: ended Failed (retriable)", record.key)
+            logger.warning("job %s was left running by a stopped process: ended Failed (retriable)", record.key)
             self.feed.publish(record.key)
         queued = await self._store.keys_with_status(JobStatus.NOT_STARTED, RECOVERY_BATCH)
         scheduled = sum(self.executor.schedule(key) for key in queued)
         if scheduled:
-            log.info("queued %d job(s) left NotStarted", scheduled)
+            logger.info("queued %d job(s) left NotStarted", scheduled)
 
     async def _upkeep_loop(self) -> None:
         interval = max(self._settings.lease_seconds / 3, 0.05)
@@ -171,7 +171,7 @@ class JobManager:
                     self.executor.cancel(key)
                 await self._recover()
             except StoreError:
-                log.exception("job upkeep failed; retrying in %.1fs", interval)
+                logger.exception("job upkeep failed; retrying in %.1fs", interval)
 
 
 def _visible(record: JobRecord) -> tuple[object, ...]:

@@ -134,6 +134,8 @@ async def test_request_ids_reach_the_server_logs(stubs: Stubs, caplog: pytest.Lo
                 pb.GetJobInstanceRequest(key=_key()), metadata=(("activity-id", "act-1"), ("request-id", "req-1"))
             )
         )
-    calls = [r for r in caplog.records if r.name == "fabric_jobs.grpc" and "GetJobInstance" in r.getMessage()]
+    calls = [
+        r for r in caplog.records if r.name == "fabric_jobs.server.interceptors" and "GetJobInstance" in r.getMessage()
+    ]
     assert calls
     assert all((r.activity_id, r.request_id) == ("act-1", "req-1") for r in calls)  # type: ignore[attr-defined]
