@@ -85,10 +85,17 @@ class JobStore(Protocol):
 
 
 def open_store(url: str) -> JobStore:
-    """The store for a database URL: sqlite:///path/to/file.db (or sqlite:///:memory:)."""
+    """The store for a database URL: sqlite:///path/to/file.db (or sqlite:///:memory:), or
+    postgresql://user@host:port/dbname (also postgres://). Raises StoreError for a URL it cannot use."""
     if url.startswith("sqlite:///"):
         from fabric_jobs.server.store.sqlite import SqliteStore
 
         return SqliteStore(url.removeprefix("sqlite:///"))
+    if url.startswith(("postgresql://", "postgres://")):
+        from fabric_jobs.server.store.postgresql import PostgresStore
+
+        return PostgresStore(url)
     scheme = url.split(":", 1)[0] if ":" in url else url
-    raise StoreError(f"unsupported database URL scheme {scheme!r}: use sqlite:///path/to/file.db")
+    raise StoreError(
+        f"unsupported database URL scheme {scheme!r}: use sqlite:///path/to/file.db or postgresql://host:port/dbname"
+    )

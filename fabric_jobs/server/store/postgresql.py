@@ -1,0 +1,212 @@
+"""The shared store: PostgreSQL through psycopg 3 (async) and a psycopg_pool connection pool.
+
+Connections run in autocommit: every status change is a single
+`UPDATE ... WHERE <key> AND status IN (...) RETURNING *`, which READ COMMITTED re-checks against
+the newest version of the row when another transaction changed it first.
+Migrations are applied by `migrate()` (the `fabric-jobs migrate` command), never by `open()`.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import DictRow, TupleRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from fabric_jobs.errors import ErrorDetails
+from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, NewJob, now_ms
+from fabric_jobs.server.store.base import ListQuery, StoreError
+from fabric_jobs.server.store.error_column import error_to_column
+from fabric_jobs.server.store.migrations import load_migrations
+from fabric_jobs.server.store.page_token import encode_page_token
+from fabric_jobs.server.store.queries import load_named_queries
+from fabric_jobs.server.store.rows import (
+    key_from_row,
+    key_params,
+    list_params,
+    new_job_params,
+    page_key,
+    record_from_row,
+    transition_query,
+)
+
+QUERIES = load_named_queries("postgresql.sql")
+MIGRATIONS = load_migrations("postgresql")
+
+CONNECT_TIMEOUT_S = 5
+MIGRATION_LOCK_KEY = 0x4A0B5_0001  # pg_advisory_xact_lock key held while migrating; any fixed bigint
+
+
+class PostgresStore:
+    """JobStore on PostgreSQL. `url` is a libpq URL, postgresql://user@host:port/dbname?options."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self.url, self.address = _parse_url(url)
+        self.min_size = min_size
+        self.max_size = max_size
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]] | None = None
+
+    async def migrate(self) -> None:
+        """Apply pending migrations in one transaction that holds an advisory lock: a second migrate waits, then
+        finds nothing to do."""
+        with _translated_errors(self.where):
+            async with await self._connect() as connection, connection.transaction():
+                await connection.execute(QUERIES["take_migration_lock"], {"lock_key": MIGRATION_LOCK_KEY})
+                await connection.execute(QUERIES["create_schema_migrations"])
+                cursor = await connection.execute(QUERIES["applied_migration_versions"])
+                applied = {version for (version,) in await cursor.fetchall()}
+                for migration in MIGRATIONS:
+                    if migration.version in applied:
+                        continue
+                    await connection.execute(migration.script)
+                    await connection.execute(
+                        QUERIES["record_migration"], {"version": migration.version, "applied_at_ms": now_ms()}
+                    )
+
+    async def open(self) -> None:
+        """Connect; StoreError when the server is unreachable or the database is not migrated."""
+        if self._pool is not None:
+            return
+        with _translated_errors(self.where):
+            async with await self._connect() as connection:
+                missing = await _missing_migrations(connection)
+            if missing:
+                raise StoreError(
+                    f"database {self.address} is not migrated: run `fabric-jobs migrate --database URL` "
+                    f"(missing migrations {missing})"
+                )
+            pool = AsyncConnectionPool(
+                self.url,
+                min_size=self.min_size,
+                max_size=self.max_size,
+                kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+                open=False,
+                name="fabric-jobs",
+            )
+            try:
+                await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+            except BaseException:
+                await pool.close()
+                raise
+        self._pool = pool
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            with _translated_errors(self.where):
+                await pool.close()
+
+    async def insert(self, job: NewJob) -> tuple[JobRecord, bool]:
+        rows = await self._run("insert_job", new_job_params(job))
+        if rows:
+            return record_from_row(rows[0]), True
+        existing = await self.get(job.key)
+        if existing is None:
+            raise StoreError(f"job {job.key} neither inserted nor found")
+        return existing, False
+
+    async def get(self, key: JobKey) -> JobRecord | None:
+        rows = await self._run("get_job", key_params(key))
+        return record_from_row(rows[0]) if rows else None
+
+    async def transition(
+        self,
+        key: JobKey,
+        expected: Collection[JobStatus],
+        new: JobStatus,
+        *,
+        at_ms: int,
+        owner: str | None = None,
+        error: ErrorDetails | None = None,
+    ) -> JobRecord | None:
+        params = {
+            **key_params(key),
+            "expected_statuses": _status_values(expected),
+            "new_status": new.value,
+            "at_ms": at_ms,
+            "owner": owner,
+            "error": None if error is None else error_to_column(error),
+        }
+        rows = await self._run(transition_query(new), params)
+        return record_from_row(rows[0]) if rows else None
+
+    async def cancel(self, key: JobKey, at_ms: int) -> JobRecord | None:
+        rows = await self._run("cancel", {**key_params(key), "at_ms": at_ms})
+        return record_from_row(rows[0]) if rows else await self.get(key)
+
+    async def list(self, query: ListQuery) -> tuple[builtins.list[JobRecord], str | None]:
+        params = {**list_params(query), "statuses": _status_values(query.statuses) if query.statuses else None}
+        rows = await self._run("list_jobs", params)
+        page = rows[: query.page_size]
+        next_token = encode_page_token(page_key(page[-1])) if len(rows) > query.page_size else None
+        return [record_from_row(row) for row in page], next_token
+
+    async def keys_with_status(self, status: JobStatus, limit: int) -> builtins.list[JobKey]:
+        rows = await self._run("keys_with_status", {"status": status.value, "limit": limit})
+        return [key_from_row(row) for row in rows]
+
+    async def heartbeat(self, owner: str, at_ms: int) -> builtins.list[JobKey]:
+        await self._run("renew_executor_lease", {"owner": owner, "at_ms": at_ms})
+        return [key_from_row(row) for row in await self._run("cancel_requested_of_owner", {"owner": owner})]
+
+    async def fail_expired(self, lease_ms: int, at_ms: int, error: ErrorDetails) -> builtins.list[JobRecord]:
+        params = {"lease_ms": lease_ms, "at_ms": at_ms, "error": error_to_column(error)}
+        rows = await self._run("fail_expired", params)
+        await self._run("forget_expired_executor_leases", params)
+        return [record_from_row(row) for row in rows]
+
+    async def _run(self, query: str, params: Mapping[str, object]) -> builtins.list[DictRow]:
+        if self._pool is None:
+            raise StoreError(f"the PostgreSQL store {self.address} is not open")
+        with _translated_errors(self.where):
+            async with self._pool.connection() as connection, connection.cursor(row_factory=dict_row) as cursor:
+                await cursor.execute(QUERIES[query], params)
+                return await cursor.fetchall() if cursor.description is not None else []
+
+    @property
+    def where(self) -> str:
+        return f"at {self.address}"
+
+    async def _connect(self) -> psycopg.AsyncConnection[TupleRow]:
+        return await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+
+
+@contextmanager
+def _translated_errors(where: str) -> Iterator[None]:
+    """The one place where psycopg errors (pool timeouts included) become StoreError."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise StoreError(f"PostgreSQL {where}: {reason}") from exc
+
+
+def _parse_url(url: str) -> tuple[str, str]:
+    """The URL psycopg will use (postgres:// spelled postgresql://) and its host:port/dbname for messages
+    (never the user or the password); StoreError for a URL libpq cannot parse."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    with _translated_errors("URL"):
+        params = conninfo_to_dict(url)
+    port = str(params.get("port") or 5432)
+    if not all(part.isdigit() for part in port.split(",")):
+        raise StoreError(f"PostgreSQL URL: the port {port!r} is not a number")
+    return url, f"{params.get('host') or 'localhost'}:{port}/{params.get('dbname') or ''}"
+
+
+async def _missing_migrations(connection: psycopg.AsyncConnection[TupleRow]) -> builtins.list[int]:
+    cursor = await connection.execute(QUERIES["schema_migrations_exists"])
+    exists = await cursor.fetchone()
+    applied: set[int] = set()
+    if exists is not None and exists[0]:
+        cursor = await connection.execute(QUERIES["applied_migration_versions"])
+        applied = {version for (version,) in await cursor.fetchall()}
+    return [migration.version for migration in MIGRATIONS if migration.version not in applied]
+
+
+def _status_values(statuses: Iterable[JobStatus]) -> builtins.list[str]:
+    return sorted(status.value for status in statuses)

@@ -1,0 +1,133 @@
+-- name: take_migration_lock
+SELECT pg_advisory_xact_lock(%(lock_key)s);
+
+-- name: create_schema_migrations
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    applied_at_ms BIGINT NOT NULL
+);
+
+-- name: applied_migration_versions
+SELECT version FROM schema_migrations ORDER BY version;
+
+-- name: schema_migrations_exists
+SELECT to_regclass('schema_migrations') IS NOT NULL AS exists;
+
+-- name: record_migration
+INSERT INTO schema_migrations (version, applied_at_ms) VALUES (%(version)s, %(applied_at_ms)s);
+
+-- name: insert_job
+INSERT INTO job_instances (
+    tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id,
+    status, invoke_type, creation_payload, create_time_ms
+)
+VALUES (
+    %(tenant_id)s, %(workspace_id)s, %(item_type)s, %(item_id)s, %(job_type)s, %(job_instance_id)s,
+    'NotStarted', %(invoke_type)s, %(creation_payload)s, %(create_time_ms)s
+)
+ON CONFLICT DO NOTHING
+RETURNING *;
+
+-- name: get_job
+SELECT *
+FROM job_instances
+WHERE tenant_id = %(tenant_id)s AND workspace_id = %(workspace_id)s AND item_type = %(item_type)s
+    AND item_id = %(item_id)s AND job_type = %(job_type)s AND job_instance_id = %(job_instance_id)s;
+
+-- name: move_to_not_started
+UPDATE job_instances
+SET status = 'NotStarted',
+    start_time_ms = NULL,
+    owner = NULL,
+    heartbeat_ms = NULL,
+    version = version + 1
+WHERE tenant_id = %(tenant_id)s AND workspace_id = %(workspace_id)s AND item_type = %(item_type)s
+    AND item_id = %(item_id)s AND job_type = %(job_type)s AND job_instance_id = %(job_instance_id)s
+    AND status = ANY(%(expected_statuses)s::text[])
+    AND status NOT IN ('Completed', 'Failed', 'Cancelled')
+RETURNING *;
+
+-- name: move_to_in_progress
+UPDATE job_instances
+SET status = 'InProgress',
+    start_time_ms = %(at_ms)s,
+    owner = %(owner)s,
+    heartbeat_ms = %(at_ms)s,
+    version = version + 1
+WHERE tenant_id = %(tenant_id)s AND workspace_id = %(workspace_id)s AND item_type = %(item_type)s
+    AND item_id = %(item_id)s AND job_type = %(job_type)s AND job_instance_id = %(job_instance_id)s
+    AND status = ANY(%(expected_statuses)s::text[])
+    AND status NOT IN ('Completed', 'Failed', 'Cancelled')
+RETURNING *;
+
+-- name: move_to_terminal
+UPDATE job_instances
+SET status = %(new_status)s,
+    end_time_ms = %(at_ms)s,
+    error = %(error)s,
+    version = version + 1
+WHERE tenant_id = %(tenant_id)s AND workspace_id = %(workspace_id)s AND item_type = %(item_type)s
+    AND item_id = %(item_id)s AND job_type = %(job_type)s AND job_instance_id = %(job_instance_id)s
+    AND status = ANY(%(expected_statuses)s::text[])
+    AND status NOT IN ('Completed', 'Failed', 'Cancelled')
+RETURNING *;
+
+-- name: cancel
+UPDATE job_instances
+SET status = CASE WHEN status = 'NotStarted' THEN 'Cancelled' ELSE status END,
+    end_time_ms = CASE WHEN status = 'NotStarted' THEN %(at_ms)s ELSE end_time_ms END,
+    cancel_requested = TRUE,
+    version = version + 1
+WHERE tenant_id = %(tenant_id)s AND workspace_id = %(workspace_id)s AND item_type = %(item_type)s
+    AND item_id = %(item_id)s AND job_type = %(job_type)s AND job_instance_id = %(job_instance_id)s
+    AND (status = 'NotStarted' OR (status = 'InProgress' AND NOT cancel_requested))
+RETURNING *;
+
+-- name: list_jobs
+SELECT *
+FROM job_instances
+WHERE tenant_id = %(tenant_id)s
+    AND (create_time_ms, job_instance_id, workspace_id, item_type, item_id, job_type)
+        < (%(after_create_time_ms)s, %(after_job_instance_id)s, %(after_workspace_id)s,
+           %(after_item_type)s, %(after_item_id)s, %(after_job_type)s)
+    AND (%(workspace_id)s::text IS NULL OR workspace_id = %(workspace_id)s)
+    AND (%(item_type)s::text IS NULL OR item_type = %(item_type)s)
+    AND (%(item_id)s::text IS NULL OR item_id = %(item_id)s)
+    AND (%(job_type)s::text IS NULL OR job_type = %(job_type)s)
+    AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
+ORDER BY create_time_ms DESC, job_instance_id DESC, workspace_id DESC,
+    item_type DESC, item_id DESC, job_type DESC
+LIMIT %(limit)s;
+
+-- name: keys_with_status
+SELECT tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id
+FROM job_instances
+WHERE status = %(status)s
+ORDER BY create_time_ms, tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id
+LIMIT %(limit)s;
+
+-- name: renew_executor_lease
+INSERT INTO executor_leases (owner, renewed_ms) VALUES (%(owner)s, %(at_ms)s)
+ON CONFLICT (owner) DO UPDATE SET renewed_ms = excluded.renewed_ms;
+
+-- name: cancel_requested_of_owner
+SELECT tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id
+FROM job_instances
+WHERE owner = %(owner)s AND status = 'InProgress' AND cancel_requested;
+
+-- name: fail_expired
+UPDATE job_instances
+SET status = 'Failed',
+    end_time_ms = %(at_ms)s,
+    error = %(error)s,
+    version = version + 1
+WHERE status = 'InProgress'
+    AND heartbeat_ms < %(at_ms)s - %(lease_ms)s
+    AND NOT EXISTS (
+        SELECT 1 FROM executor_leases AS lease
+        WHERE lease.owner = job_instances.owner AND lease.renewed_ms >= %(at_ms)s - %(lease_ms)s
+    )
+RETURNING *;
+
+-- name: forget_expired_executor_leases
+DELETE FROM executor_leases WHERE renewed_ms < %(at_ms)s - %(lease_ms)s;

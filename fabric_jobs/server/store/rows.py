@@ -1,0 +1,82 @@
+"""Between model values and SQL: the query parameters and the rows of job_instances, the same in every store."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, JobStatus, NewJob
+from fabric_jobs.server.store.base import ListQuery
+from fabric_jobs.server.store.error_column import error_from_column
+from fabric_jobs.server.store.page_token import BEFORE_FIRST_PAGE, PAGE_KEY_COLUMNS, PageKey, decode_page_token
+
+KEY_COLUMNS = ("tenant_id", "workspace_id", "item_type", "item_id", "job_type", "job_instance_id")
+
+
+class Row(Protocol):
+    """A result row read by column name: psycopg's dict_row, sqlite3.Row."""
+
+    def __getitem__(self, column: str, /) -> Any: ...
+
+
+def key_params(key: JobKey) -> dict[str, object]:
+    return {column: getattr(key, column) for column in KEY_COLUMNS}
+
+
+def new_job_params(job: NewJob) -> dict[str, object]:
+    return {
+        **key_params(job.key),
+        "invoke_type": job.invoke_type.value,
+        "creation_payload": job.creation_payload,
+        "create_time_ms": job.create_time_ms,
+    }
+
+
+def transition_query(new: JobStatus) -> str:
+    """The name of the query that moves an instance to `new`."""
+    if new is JobStatus.IN_PROGRESS:
+        return "move_to_in_progress"
+    return "move_to_terminal" if new.is_terminal else "move_to_not_started"
+
+
+def list_params(query: ListQuery) -> dict[str, object]:
+    """The parameters of list_jobs but `statuses` (each dialect passes a set its own way); one row more than a
+    page is asked for, to learn whether another page follows. ValueError for a bad page size or token."""
+    if query.page_size < 1:
+        raise ValueError(f"page_size must be at least 1, not {query.page_size}")
+    after = BEFORE_FIRST_PAGE if query.page_token is None else decode_page_token(query.page_token)
+    return {
+        "tenant_id": query.tenant_id,
+        "workspace_id": query.workspace_id,
+        "item_type": query.item_type,
+        "item_id": query.item_id,
+        "job_type": query.job_type,
+        "limit": query.page_size + 1,
+        **{f"after_{column}": value for column, value in zip(PAGE_KEY_COLUMNS, after, strict=True)},
+    }
+
+
+def page_key(row: Row) -> PageKey:
+    create_time_ms, job_instance_id, workspace_id, item_type, item_id, job_type = (
+        row[column] for column in PAGE_KEY_COLUMNS
+    )
+    return create_time_ms, job_instance_id, workspace_id, item_type, item_id, job_type
+
+
+def key_from_row(row: Row) -> JobKey:
+    return JobKey(*(row[column] for column in KEY_COLUMNS))
+
+
+def record_from_row(row: Row) -> JobRecord:
+    return JobRecord(
+        key=key_from_row(row),
+        status=JobStatus(row["status"]),
+        invoke_type=InvokeType(row["invoke_type"]),
+        creation_payload=row["creation_payload"],
+        create_time_ms=row["create_time_ms"],
+        start_time_ms=row["start_time_ms"],
+        end_time_ms=row["end_time_ms"],
+        error=None if row["error"] is None else error_from_column(row["error"]),
+        cancel_requested=bool(row["cancel_requested"]),
+        owner=row["owner"],
+        version=row["version"],
+    )
