@@ -38,6 +38,12 @@ def metadata() -> tuple[tuple[str, str], ...]:
     return tuple((k, v) for k, v in pairs if v != "-")
 
 
+def ids() -> dict[str, str | None]:
+    """The current ids by name (activity_id, request_id); None for an id that is not set."""
+    activity, request = activity_id.get(), request_id.get()
+    return {"activity_id": None if activity == "-" else activity, "request_id": None if request == "-" else request}
+
+
 class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.activity_id = activity_id.get()

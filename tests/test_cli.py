@@ -280,7 +280,16 @@ async def test_a_running_job_interrupted_by_shutdown_is_failed_retriable_after_r
         (["serve", "--dev", "--cancel-wait", "soon"], "--cancel-wait: must be a number of seconds"),
         (["serve", "--dev", "--grpc-port", "70000"], "--grpc-port: must be from 0 to 65535"),
         (["serve", "--dev", "--rest-host", "0.0.0.0"], "--dev refuses --rest-host 0.0.0.0"),
-        (["serve", "--dev", "--database", "mysql://x"], "unsupported database URL scheme 'mysql'"),
+        (
+            ["serve", "--dev", "--database", "mysql://x"],
+            "--database: must be sqlite:///path/to/file.db or postgresql://",
+        ),
+        (["worker", "--database", "sqlite:///x.db"], "a worker takes its jobs from PostgreSQL"),
+        (
+            ["migrate", "--database", "postgresql://postgres@127.0.0.1:1/x"],
+            "PostgreSQL at 127.0.0.1:1/x: connection failed",
+        ),
+        (["migrate", "--database", "postgresql://a b"], "PostgreSQL URL: unexpected spaces"),
         (["serve", "--dev", "--jobs", "no_such_module:registry"], "cannot import 'no_such_module'"),
         (["serve", "--grpc-port", "0", "--rest-port", "0"], "--auth-audience"),
         (["rest", "--auth-audience", "api://x"], "--auth-publisher-tenant-id"),

@@ -19,6 +19,8 @@ class ServiceConfig:
     registry: JobRegistry
     host: str
     port: int
+    run_handlers: bool
+    """Whether this process runs handlers: always on SQLite; on PostgreSQL in `serve`, not in a `grpc` replica."""
 
 
 @dataclass(frozen=True)
@@ -35,19 +37,40 @@ class BridgeConfig:
 
 
 @dataclass(frozen=True)
+class WorkerConfig:
+    settings: ServiceSettings
+    registry: JobRegistry
+
+
+@dataclass(frozen=True)
 class Config:
     dev: bool
-    service: ServiceConfig | None
-    bridge: BridgeConfig | None
+    service: ServiceConfig | None = None
+    bridge: BridgeConfig | None = None
+    worker: WorkerConfig | None = None
+    migrate: str | None = None
+    """The database URL to migrate (the `migrate` command)."""
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
     """Everything the command runs with; ConfigError says in one line what is wrong before anything starts."""
     if args.dev:
         _require_loopback(args)
+    if args.command == "migrate":
+        return Config(dev=args.dev, migrate=args.database)
+    if args.command == "worker":
+        if not _is_postgresql(args.database):
+            raise ConfigError(
+                f"a worker takes its jobs from PostgreSQL: set {flag_or_env('--database')} to postgresql://…"
+            )
+        return Config(dev=args.dev, worker=WorkerConfig(_service_settings(args), _registry(args)))
     service = _service(args) if args.command in ("serve", "grpc") else None
     bridge = _bridge(args) if args.command in ("serve", "rest") else None
     return Config(dev=args.dev, service=service, bridge=bridge)
+
+
+def _is_postgresql(database: str) -> bool:
+    return database.startswith(("postgresql://", "postgres://"))
 
 
 def _require_loopback(args: argparse.Namespace) -> None:
@@ -67,20 +90,34 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _service(args: argparse.Namespace) -> ServiceConfig:
+def _registry(args: argparse.Namespace) -> JobRegistry:
     try:
-        registry = load_registry(args.jobs)
+        return load_registry(args.jobs)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
-    settings = ServiceSettings(
+
+
+def _service_settings(args: argparse.Namespace) -> ServiceSettings:
+    defaults = ServiceSettings()
+    return ServiceSettings(
         database=args.database,
-        cancel_wait=args.cancel_wait,
+        cancel_wait=getattr(args, "cancel_wait", defaults.cancel_wait),
         cancel_grace=args.cancel_grace,
         shutdown_grace=args.shutdown_grace,
         lease_seconds=args.lease_seconds,
         max_threads=args.max_threads,
+        worker_concurrency=getattr(args, "concurrency", defaults.worker_concurrency),
     )
-    return ServiceConfig(settings=settings, registry=registry, host=args.grpc_host, port=args.grpc_port)
+
+
+def _service(args: argparse.Namespace) -> ServiceConfig:
+    return ServiceConfig(
+        settings=_service_settings(args),
+        registry=_registry(args),
+        host=args.grpc_host,
+        port=args.grpc_port,
+        run_handlers=args.command == "serve" or not _is_postgresql(args.database),
+    )
 
 
 def _bridge(args: argparse.Namespace) -> BridgeConfig:

@@ -93,6 +93,14 @@ def _grpc_target(value: str) -> str:
     return value.strip()
 
 
+def _database_url(value: str) -> str:
+    if not value.strip().startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise argparse.ArgumentTypeError(
+            f"must be sqlite:///path/to/file.db or postgresql://user@host:port/dbname, not {value!r}"
+        )
+    return value.strip()
+
+
 def _comma_separated(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
@@ -144,17 +152,25 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_service(parser: argparse.ArgumentParser) -> None:
-    defaults = ServiceSettings()
-    group = parser.add_argument_group("JobService (gRPC)")
-    _option(group, "--grpc-host", "address the gRPC JobService listens on (default: %(default)s)", "127.0.0.1")
-    _option(group, "--grpc-port", "its port; 0 picks a free one (default: %(default)s)", "50051", _port)
+def _add_database(group: Any) -> None:
     _option(
         group,
         "--database",
-        "where job instances are kept: sqlite:///path/to/file.db (default: %(default)s)",
+        "where job instances are kept: sqlite:///path/to/file.db (embedded: one process runs the handlers) or "
+        "postgresql://user@host:port/dbname (scale-out: any number of grpc, rest and worker processes) "
+        "(default: %(default)s)",
         DEFAULT_DATABASE,
+        _database_url,
     )
+
+
+def _add_service(parser: argparse.ArgumentParser, *, serves_grpc: bool = True, with_concurrency: bool = True) -> None:
+    defaults = ServiceSettings()
+    group = parser.add_argument_group("JobService (gRPC)" if serves_grpc else "worker")
+    if serves_grpc:
+        _option(group, "--grpc-host", "address the gRPC JobService listens on (default: %(default)s)", "127.0.0.1")
+        _option(group, "--grpc-port", "its port; 0 picks a free one (default: %(default)s)", "50051", _port)
+    _add_database(group)
     _option(
         group,
         "--jobs",
@@ -166,26 +182,32 @@ def _add_service(parser: argparse.ArgumentParser) -> None:
             "--cancel-wait",
             defaults.cancel_wait,
             "seconds a Cancel of a running job waits for its handler to stop before answering",
+            serves_grpc,
         ),
         (
             "--cancel-grace",
             defaults.cancel_grace,
             "seconds a handler may ignore a cancel before it is stopped by force and ends Cancelled",
+            True,
         ),
         (
             "--shutdown-grace",
             defaults.shutdown_grace,
             "on SIGTERM/SIGINT, seconds running handlers may take to finish before they are stopped and recorded "
             "Failed (retriable)",
+            True,
         ),
         (
             "--lease-seconds",
             defaults.lease_seconds,
-            "a running job whose process stopped renewing its lease for this long ends Failed, retriable",
+            "a running job whose process stopped renewing its lease (on PostgreSQL: whose worker stopped its "
+            "heartbeat) for this long ends Failed, retriable",
+            True,
         ),
     )
-    for flag, default, help_text in seconds:
-        _option(group, flag, f"{help_text} (default: %(default)s)", str(default), _positive_float)
+    for flag, default, help_text, applies in seconds:
+        if applies:
+            _option(group, flag, f"{help_text} (default: %(default)s)", str(default), _positive_float)
     _option(
         group,
         "--max-threads",
@@ -193,6 +215,14 @@ def _add_service(parser: argparse.ArgumentParser) -> None:
         str(defaults.max_threads),
         _positive_int,
     )
+    if with_concurrency:
+        _option(
+            group,
+            "--concurrency",
+            "on PostgreSQL, how many jobs this process runs at once (default: %(default)s)",
+            str(defaults.worker_concurrency),
+            _positive_int,
+        )
 
 
 def _add_rest(parser: argparse.ArgumentParser, *, with_target: bool) -> None:
@@ -204,7 +234,9 @@ def _add_rest(parser: argparse.ArgumentParser, *, with_target: bool) -> None:
         _option(
             group,
             "--grpc-target",
-            "address of the JobService the bridge calls, host:port or unix:path (default: %(default)s)",
+            "address of the JobService the bridge calls: host:port, unix:path, or several replicas as "
+            "dns:///name:port or ipv4:host1:port1,host2:port2, balanced round-robin; calls that fail UNAVAILABLE "
+            "are retried on another replica (default: %(default)s)",
             DEFAULT_GRPC_TARGET,
             _grpc_target,
         )
@@ -289,7 +321,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="run only the REST bridge, calling a JobService at --grpc-target",
         description="Run the REST bridge alone; it calls the JobService at --grpc-target.",
     )
-    for sub in (serve, grpc_only, rest_only):
+    worker = commands.add_parser(
+        "worker",
+        help="run job handlers of job instances kept in PostgreSQL (scale-out)",
+        description="Take job instances queued in PostgreSQL (procrastinate) and run their handlers; any number of "
+        "workers may run. SIGTERM stops taking jobs and gives running handlers --shutdown-grace.",
+    )
+    migrate = commands.add_parser(
+        "migrate",
+        help="create or upgrade the database schema (ours and, on PostgreSQL, procrastinate's)",
+        description="Apply pending schema migrations to --database; safe to run twice, or two at once. Services on "
+        "PostgreSQL refuse to start on a database that is not migrated.",
+    )
+    for sub in (serve, grpc_only, rest_only, worker, migrate):
         _add_common(sub)
     _add_service(serve)
     _add_rest(serve, with_target=False)
@@ -301,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
         "in-process",
         _choice("in-process", "grpc"),
     )
-    _add_service(grpc_only)
+    _add_service(grpc_only, with_concurrency=False)
     _add_rest(rest_only, with_target=True)
+    _add_service(worker, serves_grpc=False)
+    _add_database(migrate.add_argument_group("database"))
     return parser

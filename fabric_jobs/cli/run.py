@@ -16,11 +16,12 @@ from typing import Any
 
 import grpc
 
-from fabric_jobs.cli.config import BridgeConfig, Config, ServiceConfig
+from fabric_jobs.cli.config import BridgeConfig, Config, ServiceConfig, WorkerConfig
 from fabric_jobs.cli.options import ConfigError
 from fabric_jobs.rest_bridge.app import create_app
-from fabric_jobs.server.app import JobServer, start_job_server
-from fabric_jobs.server.store import StoreError
+from fabric_jobs.rest_bridge.channel import job_service_channel
+from fabric_jobs.server.app import JobServer, run_worker, start_job_server
+from fabric_jobs.server.store import StoreError, open_store
 
 DEV_BANNER = (
     "fabric-jobs: DEV MODE: authentication is OFF, any caller is trusted. "
@@ -65,6 +66,12 @@ def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
 
 
 async def run(config: Config) -> None:
+    if config.migrate is not None:
+        await _migrate(config.migrate)
+        return
+    if config.worker is not None:
+        await _run_worker(config.worker)
+        return
     if config.dev:
         print(DEV_BANNER, file=sys.stderr, flush=True)
         logger.warning("DEV MODE: authentication is off")
@@ -83,9 +90,32 @@ async def run(config: Config) -> None:
             await job_server.stop()
 
 
+async def _migrate(database: str) -> None:
+    try:
+        await open_store(database).migrate()
+    except StoreError as exc:
+        raise ConfigError(f"--database {database}: {exc}") from exc
+    _announce("database schema is up to date")
+
+
+async def _run_worker(worker: WorkerConfig) -> None:
+    stop = asyncio.Event()
+    with _stop_on_signals(stop):
+        try:
+            await run_worker(worker.settings, worker.registry, stop, started=lambda: _announce("worker started"))
+        except StoreError as exc:
+            raise ConfigError(f"--database {worker.settings.database}: {exc}") from exc
+
+
 async def _start_service(service: ServiceConfig) -> JobServer:
     try:
-        job_server = await start_job_server(service.settings, service.registry, host=service.host, port=service.port)
+        job_server = await start_job_server(
+            service.settings,
+            service.registry,
+            host=service.host,
+            port=service.port,
+            run_handlers=service.run_handlers,
+        )
     except StoreError as exc:
         raise ConfigError(f"--database {service.settings.database}: {exc}") from exc
     except OSError as exc:
@@ -128,7 +158,7 @@ async def _channel_to_service(
     else:
         assert bridge.grpc_target is not None
         target = bridge.grpc_target
-    channel = grpc.aio.insecure_channel(target)
+    channel = job_service_channel(target)
     try:
         yield channel, target
     finally:

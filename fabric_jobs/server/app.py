@@ -1,8 +1,12 @@
-"""Start and stop the JobService: store, job manager, gRPC server with health and reflection."""
+"""Start and stop the JobService (store, execution, job manager, gRPC server with health and reflection),
+and the worker that runs handlers of job instances kept in PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -10,17 +14,20 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
+from fabric_jobs.server.changes import ChangeFeed
+from fabric_jobs.server.execution import running_execution
 from fabric_jobs.server.inprocess import InProcessChannel
 from fabric_jobs.server.interceptors import RequestInterceptor
 from fabric_jobs.server.manager import JobManager
 from fabric_jobs.server.registry import JobRegistry
 from fabric_jobs.server.service import JobService
 from fabric_jobs.server.settings import ServiceSettings
-from fabric_jobs.server.store import JobStore, open_store
+from fabric_jobs.server.store import StoreError, open_store
+from fabric_jobs.server.store.postgresql import PostgresStore
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 
-__all__ = ["JobServer", "ServiceSettings", "start_job_server"]
+__all__ = ["JobServer", "ServiceSettings", "run_worker", "start_job_server"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,14 +43,14 @@ class JobServer:
         server: grpc.aio.Server,
         health_servicer: Any,
         manager: JobManager,
-        store: JobStore,
+        resources: contextlib.AsyncExitStack,
         host: str,
         port: int,
     ) -> None:
         self._server = server
         self._health = health_servicer
         self.manager = manager
-        self._store = store
+        self._resources = resources
         self.host = host
         self.port = port
         self._stopped = False
@@ -67,34 +74,68 @@ class JobServer:
         self._stopped = True
         await self._health.enter_graceful_shutdown()
         await self._server.stop(RPC_GRACE_SECONDS if grace is None else grace)
-        await self.manager.stop()
-        await self._store.close()
+        await self._resources.aclose()
         logger.info("JobService stopped")
 
 
 async def start_job_server(
-    settings: ServiceSettings, registry: JobRegistry, *, host: str = "127.0.0.1", port: int = 0
+    settings: ServiceSettings,
+    registry: JobRegistry,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    run_handlers: bool = True,
 ) -> JobServer:
-    """Open the store, recover jobs left by a previous run, and serve on host:port (0 picks a free port)."""
-    store = open_store(settings.database)
-    await store.open()
-    manager = JobManager(store, registry, settings)
-    server = grpc.aio.server(interceptors=[RequestInterceptor()], options=[("grpc.so_reuseport", 0)])
+    """Open the store, take up jobs left by a previous run, and serve on host:port (0 picks a free port).
+
+    On SQLite handlers always run in this process; on PostgreSQL only with `run_handlers` (`serve`), a
+    `grpc` replica leaving them to workers.
+    """
+    resources = contextlib.AsyncExitStack()
+    try:
+        store = open_store(settings.database)
+        await store.open()
+        resources.push_async_callback(store.close)
+        server = grpc.aio.server(interceptors=[RequestInterceptor()], options=[("grpc.so_reuseport", 0)])
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            bound_port = server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise OSError(f"cannot listen on {address}: {exc}") from exc
+        feed = ChangeFeed()
+        dispatch = await resources.enter_async_context(
+            running_execution(store, registry, feed, settings, run_handlers=run_handlers)
+        )
+    except BaseException:
+        await resources.aclose()
+        raise
+    manager = JobManager(store, registry, settings, dispatch, feed)
     pb_grpc.add_JobServiceServicer_to_server(JobService(manager), server)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
     )
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    try:
-        bound_port = server.add_insecure_port(address)
-    except RuntimeError as exc:
-        await store.close()
-        raise OSError(f"cannot listen on {address}: {exc}") from exc
-    await manager.start()
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     logger.info("JobService listening on %s", address.rsplit(":", 1)[0] + f":{bound_port}")
-    return JobServer(server, health_servicer, manager, store, host, bound_port)
+    return JobServer(server, health_servicer, manager, resources, host, bound_port)
+
+
+async def run_worker(
+    settings: ServiceSettings, registry: JobRegistry, stop: asyncio.Event, *, started: Callable[[], None] = lambda: None
+) -> None:
+    """Run handlers of job instances kept in PostgreSQL until `stop` is set; then give running handlers the
+    shutdown grace and record the rest Failed (retriable). `started` is called once jobs are being taken."""
+    store = open_store(settings.database)
+    if not isinstance(store, PostgresStore):
+        raise StoreError("a worker takes its jobs from PostgreSQL: give --database postgresql://…")
+    await store.open()
+    try:
+        async with running_execution(store, registry, ChangeFeed(), settings, run_handlers=True):
+            logger.info("worker running at most %d job(s) at once", settings.worker_concurrency)
+            started()
+            await stop.wait()
+    finally:
+        await store.close()

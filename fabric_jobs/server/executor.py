@@ -68,14 +68,24 @@ class LocalExecutor:
 
     def schedule(self, key: JobKey) -> bool:
         """Queue the job to run here; False when this executor already runs it or is shutting down."""
+        return self._start(key) is not None
+
+    async def run(self, key: JobKey) -> None:
+        """Run the job here and return once its outcome is recorded (at once if it is not NotStarted,
+        already runs here, or the executor is shutting down)."""
+        task = self._start(key)
+        if task is not None:
+            await task
+
+    def _start(self, key: JobKey) -> asyncio.Task[None] | None:
         if self._closing or key in self._runs:
-            return False
+            return None
         run = Run(key, CancellationToken())
         self._runs[key] = run
         task = asyncio.create_task(self._execute(run), name=f"job {key.job_instance_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return True
+        return task
 
     def cancel(self, key: JobKey) -> None:
         """Tell the job's handler, if it runs here; stop it by force if it is still running after the grace period."""

@@ -46,6 +46,21 @@ class JobKey:
     def __str__(self) -> str:
         return f"{self.job_instance_id} ({self.item_type}/{self.job_type})"
 
+    def to_text(self) -> str:
+        """The six parts joined by '/': a procrastinate lock, a NOTIFY payload. No part holds a '/'."""
+        return "/".join(
+            (self.tenant_id, self.workspace_id, self.item_type, self.item_id, self.job_type, self.job_instance_id)
+        )
+
+    @classmethod
+    def from_text(cls, text: str) -> JobKey | None:
+        """The key `to_text` wrote, or None for text it did not write."""
+        parts = text.split("/")
+        if len(parts) != 6 or not all(parts):
+            return None
+        tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id = parts
+        return cls(tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id)
+
 
 @dataclass(frozen=True, slots=True)
 class NewJob:

@@ -20,5 +20,7 @@ class ServiceSettings:
     """A running job whose executor has not renewed its lease for this long ends Failed (retriable)."""
     max_threads: int = 32
     """Plain (non-async) handlers run in a pool of this many threads."""
+    worker_concurrency: int = 32
+    """On PostgreSQL, how many jobs one worker runs at once."""
     max_payload_bytes: int = 65536
     """The largest creationPayload accepted, as compact JSON."""

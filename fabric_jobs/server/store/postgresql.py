@@ -13,6 +13,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 import psycopg
+from procrastinate.schema import SchemaManager
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, TupleRow, dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -21,7 +22,7 @@ from fabric_jobs.errors import ErrorDetails
 from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, NewJob, now_ms
 from fabric_jobs.server.store.base import ListQuery, StoreError
 from fabric_jobs.server.store.error_column import error_to_column
-from fabric_jobs.server.store.migrations import load_migrations
+from fabric_jobs.server.store.migrations import Migration, load_migrations
 from fabric_jobs.server.store.page_token import encode_page_token
 from fabric_jobs.server.store.queries import load_named_queries
 from fabric_jobs.server.store.rows import (
@@ -35,7 +36,13 @@ from fabric_jobs.server.store.rows import (
 )
 
 QUERIES = load_named_queries("postgresql.sql")
-MIGRATIONS = load_migrations("postgresql")
+PROCRASTINATE_SCHEMA_VERSION = 1001
+"""procrastinate's schema (its tables, functions and triggers) in the same database, applied and recorded
+like our own migrations, after them; procrastinate's version is pinned in pyproject.toml."""
+MIGRATIONS = [
+    *load_migrations("postgresql"),
+    Migration(PROCRASTINATE_SCHEMA_VERSION, "procrastinate schema", SchemaManager.get_schema()),
+]
 
 CONNECT_TIMEOUT_S = 5
 MIGRATION_LOCK_KEY = 0x4A0B5_0001  # pg_advisory_xact_lock key held while migrating; any fixed bigint
@@ -83,7 +90,8 @@ class PostgresStore:
                 self.url,
                 min_size=self.min_size,
                 max_size=self.max_size,
-                kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+                kwargs={"connect_timeout": CONNECT_TIMEOUT_S},
+                configure=_autocommit,
                 open=False,
                 name="fabric-jobs",
             )
@@ -93,6 +101,13 @@ class PostgresStore:
                 await pool.close()
                 raise
         self._pool = pool
+
+    @property
+    def pool(self) -> AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]]:
+        """The open connection pool, shared with procrastinate, which keeps its own tables in the same database."""
+        if self._pool is None:
+            raise StoreError(f"the PostgreSQL store {self.address} is not open")
+        return self._pool
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -173,6 +188,12 @@ class PostgresStore:
 
     async def _connect(self) -> psycopg.AsyncConnection[TupleRow]:
         return await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+
+
+async def _autocommit(connection: psycopg.AsyncConnection[TupleRow]) -> None:
+    """Pool connections run each statement as its own transaction. Set here rather than in the pool's connection
+    arguments, which procrastinate reuses for its LISTEN connection along with its own autocommit=True."""
+    await connection.set_autocommit(True)
 
 
 @contextmanager

@@ -1,0 +1,37 @@
+"""The bridge's gRPC channel to JobService replicas: round-robin over every address the target resolves
+to, and a retry on another replica for a call that fails UNAVAILABLE (all three calls the bridge makes are
+idempotent by key)."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+
+from fabric_jobs.v1 import job_service_pb2 as pb
+
+_SERVICE = pb.DESCRIPTOR.services_by_name["JobService"].full_name
+_RETRIED = ("CreateJobInstance", "GetJobInstance", "CancelJobInstance")
+
+SERVICE_CONFIG = {
+    "loadBalancingConfig": [{"round_robin": {}}],
+    "methodConfig": [
+        {
+            "name": [{"service": _SERVICE, "method": method} for method in _RETRIED],
+            "retryPolicy": {
+                "maxAttempts": 3,
+                "initialBackoff": "0.05s",
+                "maxBackoff": "0.5s",
+                "backoffMultiplier": 2,
+                "retryableStatusCodes": ["UNAVAILABLE"],
+            },
+        }
+    ],
+}
+
+
+def job_service_channel(target: str) -> grpc.aio.Channel:
+    """A plaintext channel to `target`: host:port, unix:path, dns:///name:port or ipv4:host1:port1,host2:port2."""
+    return grpc.aio.insecure_channel(
+        target, options=[("grpc.service_config", json.dumps(SERVICE_CONFIG)), ("grpc.enable_retries", 1)]
+    )

@@ -1,0 +1,64 @@
+"""Job changes made by any process, heard through PostgreSQL LISTEN/NOTIFY.
+
+A trigger on job_instances sends the key of every inserted or updated row on the channel
+`fabric_jobs_changes` (migration 0002). This listener publishes each into the process's
+ChangeFeed, so that a Cancel's wait and WatchJobInstance on any replica see a change made by any
+other process within milliseconds. While its connection is lost the feed polls, and the listener
+reconnects; on reconnecting it wakes every waiter once, since a change may have been missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import psycopg
+
+from fabric_jobs.server.changes import ChangeFeed
+from fabric_jobs.server.model import JobKey
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "fabric_jobs_changes"
+RECONNECT_SECONDS = 1.0
+START_SECONDS = 5.0
+
+
+class ChangeListener:
+    def __init__(self, url: str, feed: ChangeFeed) -> None:
+        self._url = url
+        self._feed = feed
+        self._task: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+
+    async def start(self) -> None:
+        """Listen in the background; return once listening (or after START_SECONDS, polling until then)."""
+        self._task = asyncio.create_task(self._listen_forever(), name="job change listener")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listening.wait(), START_SECONDS)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _listen_forever(self) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as connection:
+                    await connection.execute(f"LISTEN {CHANNEL}")
+                    self._listening.set()
+                    self._feed.set_listening(True)
+                    self._feed.publish_all()
+                    async for notification in connection.notifies():
+                        key = JobKey.from_text(notification.payload)
+                        if key is not None:
+                            self._feed.publish(key)
+            except psycopg.Error as exc:
+                logger.warning("job change listener lost its connection (%s); polling until it reconnects", exc)
+            finally:
+                self._listening.clear()
+                self._feed.set_listening(False)
+            await asyncio.sleep(RECONNECT_SECONDS)

@@ -1,0 +1,24 @@
+-- name: running_job_of_key
+SELECT id
+FROM procrastinate_jobs
+WHERE lock = %(lock)s AND status = 'doing';
+
+-- name: not_started_without_queued_job
+SELECT concat_ws('/', tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id) AS key
+FROM job_instances AS job
+WHERE job.status = 'NotStarted'
+    AND job.create_time_ms < %(before_ms)s
+    AND NOT EXISTS (
+        SELECT 1 FROM procrastinate_jobs AS queued
+        WHERE queued.queueing_lock = concat_ws('/', job.tenant_id, job.workspace_id, job.item_type, job.item_id,
+                                               job.job_type, job.job_instance_id)
+            AND queued.status = 'todo'
+    )
+    AND NOT EXISTS (
+        SELECT 1 FROM procrastinate_jobs AS running
+        WHERE running.lock = concat_ws('/', job.tenant_id, job.workspace_id, job.item_type, job.item_id,
+                                       job.job_type, job.job_instance_id)
+            AND running.status = 'doing'
+    )
+ORDER BY job.create_time_ms
+LIMIT %(limit)s;
