@@ -1,0 +1,141 @@
+"""Execution on PostgreSQL inside one test process: two JobServices on one database, each with its own pool,
+change listener and procrastinate app, as two replicas would have. Only the database connects them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+import grpc
+import psycopg
+import pytest
+
+from fabric_jobs.server.app import JobServer, start_job_server
+from fabric_jobs.server.changes import SAFETY_POLL_SECONDS
+from fabric_jobs.server.convert import key_to_pb
+from fabric_jobs.server.model import InvokeType, JobKey, NewJob, now_ms
+from fabric_jobs.server.settings import ServiceSettings
+from fabric_jobs.server.store.postgresql import PostgresStore
+from fabric_jobs.v1 import job_service_pb2 as pb
+from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
+from tests.conftest import new_key, wait_for_status, wait_until
+from tests.server import handlers
+from tests.server.handlers import TestJobs
+
+IN_PROGRESS = pb.JOB_INSTANCE_STATUS_IN_PROGRESS
+COMPLETED = pb.JOB_INSTANCE_STATUS_COMPLETED
+CANCELLED = pb.JOB_INSTANCE_STATUS_CANCELLED
+
+LISTENERS = "FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN fabric_jobs_changes%%'"
+
+Replica = Callable[..., Awaitable["pb_grpc.JobServiceAsyncStub"]]
+
+
+@pytest.fixture
+async def replica(postgres_url: str, jobs: TestJobs) -> AsyncIterator[Replica]:
+    """Start JobService replicas on one fresh PostgreSQL database; each gives a gRPC stub to itself."""
+    started: list[tuple[JobServer, grpc.aio.Channel]] = []
+    defaults = ServiceSettings(
+        database=postgres_url, cancel_wait=5.0, cancel_grace=1.0, shutdown_grace=0.5, lease_seconds=1.5
+    )
+
+    async def start(*, run_handlers: bool, **settings: Any) -> pb_grpc.JobServiceAsyncStub:
+        server = await start_job_server(replace(defaults, **settings), jobs.registry, run_handlers=run_handlers)
+        channel = grpc.aio.insecure_channel(server.address)
+        started.append((server, channel))
+        return pb_grpc.JobServiceStub(channel)
+
+    yield start
+    for server, channel in reversed(started):
+        await channel.close(None)
+        await server.stop(grace=1.0)
+
+
+async def create(stub: pb_grpc.JobServiceAsyncStub, job_type: str) -> pb.JobInstanceKey:
+    key = new_key(handlers.ITEM_TYPE, job_type)
+    await stub.CreateJobInstance(pb.CreateJobInstanceRequest(key=key, invoke_type=pb.JOB_INVOKE_TYPE_MANUAL))
+    return key
+
+
+async def statuses_until_terminal(
+    stream: AsyncIterable[pb.WatchJobInstanceResponse],
+) -> list[pb.JobInstanceStatus.ValueType]:
+    """The statuses the rest of a Watch shows (a cancel request is a change too), within a third of the safety poll."""
+    statuses: list[pb.JobInstanceStatus.ValueType] = []
+    async with asyncio.timeout(SAFETY_POLL_SECONDS / 3):
+        async for change in stream:
+            statuses.append(change.job_instance.status)
+    return statuses
+
+
+async def test_a_cancel_on_one_replica_stops_the_handler_run_by_another(replica: Replica, jobs: TestJobs) -> None:
+    with_worker = await replica(run_handlers=True, cancel_grace=60.0)  # a Cancelled answer is the handler's own stop
+    without = await replica(run_handlers=False)
+    key = await create(without, handlers.COOPERATIVE)
+    await wait_for_status(with_worker, key, IN_PROGRESS)
+
+    answer = (await without.CancelJobInstance(pb.CancelJobInstanceRequest(key=key))).job_instance
+
+    assert answer.status == CANCELLED
+    assert answer.HasField("end_time")
+    assert jobs.calls[key.job_instance_id] == 1
+
+
+async def test_watch_on_one_replica_hears_changes_made_by_another(replica: Replica) -> None:
+    with_worker = await replica(run_handlers=True)
+    watching = await replica(run_handlers=False)
+    key = await create(with_worker, handlers.COOPERATIVE)
+    await wait_for_status(with_worker, key, IN_PROGRESS)
+    stream = watching.WatchJobInstance(pb.WatchJobInstanceRequest(key=key))
+    first = await anext(aiter(stream))
+    assert first.job_instance.status == IN_PROGRESS
+
+    await with_worker.CancelJobInstance(pb.CancelJobInstanceRequest(key=key))
+
+    # Without the notification the watching replica would look again only after its safety poll.
+    assert await statuses_until_terminal(stream) == [IN_PROGRESS, CANCELLED]
+
+
+async def test_changes_are_still_seen_after_the_listener_loses_its_connection(
+    replica: Replica, postgres_url: str
+) -> None:
+    with_worker = await replica(run_handlers=True)
+    watching = await replica(run_handlers=False)
+    key = await create(with_worker, handlers.COOPERATIVE)
+    await wait_for_status(with_worker, key, IN_PROGRESS)
+    stream = watching.WatchJobInstance(pb.WatchJobInstanceRequest(key=key))
+    assert (await anext(aiter(stream))).job_instance.status == IN_PROGRESS
+
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+        cursor = await admin.execute(f"SELECT pg_terminate_backend(pid) {LISTENERS}")
+        assert len(await cursor.fetchall()) == 2, "each replica listens on its own connection"
+        await with_worker.CancelJobInstance(pb.CancelJobInstanceRequest(key=key))
+
+        assert (await statuses_until_terminal(stream))[-1] == CANCELLED
+        for _ in range(200):
+            cursor = await admin.execute(f"SELECT count(*) {LISTENERS}")
+            if (await cursor.fetchone()) == (2,):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the listeners did not reconnect within 10 s")
+
+
+async def test_a_stored_job_whose_defer_was_lost_is_queued_again_and_runs(
+    replica: Replica, postgres_url: str, jobs: TestJobs
+) -> None:
+    key = JobKey(**{field.name: value for field, value in new_key(handlers.ITEM_TYPE, handlers.INSTANT).ListFields()})
+    store = PostgresStore(postgres_url)
+    await store.open()
+    try:
+        await store.insert(NewJob(key, InvokeType.MANUAL, "{}", now_ms()))
+    finally:
+        await store.close()
+
+    with_worker = await replica(run_handlers=True)
+
+    done = await wait_for_status(with_worker, key_to_pb(key), COMPLETED, within=20.0)
+    assert done.HasField("start_time")
+    await wait_until(lambda: jobs.calls[key.job_instance_id] == 1, what="the handler ran once")
