@@ -54,16 +54,17 @@ class Config:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     """Everything the command runs with; ConfigError says in one line what is wrong before anything starts."""
-    if args.dev:
+    dev = getattr(args, "dev", False)
+    if dev:
         _require_loopback(args)
     if args.command == "migrate":
-        return Config(dev=args.dev, migrate=args.database)
+        return Config(dev=False, migrate=args.database)
     if args.command == "worker":
         if not _is_postgresql(args.database):
             raise ConfigError(
                 f"a worker takes its jobs from PostgreSQL: set {flag_or_env('--database')} to postgresql://…"
             )
-        return Config(dev=args.dev, worker=WorkerConfig(_service_settings(args), _registry(args)))
+        return Config(dev=False, worker=WorkerConfig(_service_settings(args), _registry(args)))
     service = _service(args) if args.command in ("serve", "grpc") else None
     bridge = _bridge(args) if args.command in ("serve", "rest") else None
     return Config(dev=args.dev, service=service, bridge=bridge)

@@ -136,19 +136,24 @@ def _naming_env(converter: Converter, name: str, from_env: str | None) -> Conver
     return convert
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--dev",
-        action="store_true",
-        default=os.environ.get(env_name("--dev")) in ("1", "true", "yes"),
-        help=f"development mode: no authentication, loopback only; says so loudly at start [env {env_name('--dev')}=1]",
-    )
+def _add_common(parser: argparse.ArgumentParser, *, dev: bool = True) -> None:
+    if dev:
+        _add_dev(parser)
     _option(
         parser,
         "--log-level",
         "DEBUG, INFO, WARNING or ERROR (default: %(default)s)",
         "INFO",
         lambda value: _choice("DEBUG", "INFO", "WARNING", "ERROR")(value.upper()),
+    )
+
+
+def _add_dev(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dev",
+        action="store_true",
+        default=os.environ.get(env_name("--dev")) in ("1", "true", "yes"),
+        help=f"development mode: no authentication, loopback only; says so loudly at start [env {env_name('--dev')}=1]",
     )
 
 
@@ -333,8 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Apply pending schema migrations to --database; safe to run twice, or two at once. Services on "
         "PostgreSQL refuse to start on a database that is not migrated.",
     )
-    for sub in (serve, grpc_only, rest_only, worker, migrate):
+    for sub in (serve, grpc_only, rest_only):
         _add_common(sub)
+    for sub in (worker, migrate):
+        _add_common(sub, dev=False)
     _add_service(serve)
     _add_rest(serve, with_target=False)
     _option(
