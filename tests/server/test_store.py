@@ -17,9 +17,9 @@ from google.protobuf import json_format
 
 from fabric_jobs.errors import ErrorDetails, details_to_pb
 from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, JobStatus, NewJob
+from fabric_jobs.server.store import postgresql, sqlite
 from fabric_jobs.server.store.base import JobStore, ListQuery, StoreError, open_store
 from fabric_jobs.server.store.error_column import error_from_column, error_to_column
-from fabric_jobs.server.store.migrations import load_migrations
 from fabric_jobs.server.store.page_token import decode_page_token, encode_page_token
 from fabric_jobs.server.store.postgresql import PostgresStore
 from fabric_jobs.v1 import job_service_pb2 as pb
@@ -592,8 +592,9 @@ async def test_migrations_give_the_schema_the_code_expects(dialect: str, empty_s
     await open_store(empty_store_url).migrate()
 
     assert await schema_of(dialect, empty_store_url) == MIGRATED_SCHEMA
+    expected = sqlite.MIGRATIONS if dialect == "sqlite" else postgresql.MIGRATIONS
     assert [version for version, _ in await applied_migrations(empty_store_url)] == [
-        migration.version for migration in load_migrations(dialect)
+        migration.version for migration in expected
     ]
 
 
@@ -620,8 +621,9 @@ async def test_migrate_twice_is_harmless(dialect: str, empty_store_url: str) -> 
 async def test_two_migrations_at_once_are_harmless(dialect: str, empty_store_url: str) -> None:
     await on_stores_at_once(empty_store_url, 2, lambda store: store.migrate(), opened=False)
 
+    expected = sqlite.MIGRATIONS if dialect == "sqlite" else postgresql.MIGRATIONS
     assert [version for version, _ in await applied_migrations(empty_store_url)] == [
-        migration.version for migration in load_migrations(dialect)
+        migration.version for migration in expected
     ]
     assert await schema_of(dialect, empty_store_url) == MIGRATED_SCHEMA
     await insert_after_opening(open_store(empty_store_url))

@@ -32,6 +32,7 @@ from fabric_jobs.server.store.rows import (
     new_job_params,
     page_key,
     record_from_row,
+    transition_params,
     transition_query,
 )
 
@@ -138,14 +139,7 @@ class PostgresStore:
         owner: str | None = None,
         error: ErrorDetails | None = None,
     ) -> JobRecord | None:
-        params = {
-            **key_params(key),
-            "expected_statuses": _status_values(expected),
-            "new_status": new.value,
-            "at_ms": at_ms,
-            "owner": owner,
-            "error": None if error is None else error_to_column(error),
-        }
+        params = {**transition_params(key, new, at_ms, owner, error), "expected_statuses": _status_values(expected)}
         rows = await self._run(transition_query(new), params)
         return record_from_row(rows[0]) if rows else None
 

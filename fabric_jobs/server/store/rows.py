@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from fabric_jobs.errors import ErrorDetails
 from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, JobStatus, NewJob
 from fabric_jobs.server.store.base import ListQuery
-from fabric_jobs.server.store.error_column import error_from_column
+from fabric_jobs.server.store.error_column import error_from_column, error_to_column
 from fabric_jobs.server.store.page_token import BEFORE_FIRST_PAGE, PAGE_KEY_COLUMNS, PageKey, decode_page_token
 
 KEY_COLUMNS = ("tenant_id", "workspace_id", "item_type", "item_id", "job_type", "job_instance_id")
@@ -28,6 +29,19 @@ def new_job_params(job: NewJob) -> dict[str, object]:
         "invoke_type": job.invoke_type.value,
         "creation_payload": job.creation_payload,
         "create_time_ms": job.create_time_ms,
+    }
+
+
+def transition_params(
+    key: JobKey, new: JobStatus, at_ms: int, owner: str | None, error: ErrorDetails | None
+) -> dict[str, object]:
+    """The parameters of a transition query but `expected_statuses` (each dialect passes a set its own way)."""
+    return {
+        **key_params(key),
+        "new_status": new.value,
+        "at_ms": at_ms,
+        "owner": owner,
+        "error": None if error is None else error_to_column(error),
     }
 
 

@@ -27,6 +27,7 @@ from fabric_jobs.server.store.rows import (
     new_job_params,
     page_key,
     record_from_row,
+    transition_params,
     transition_query,
 )
 
@@ -103,14 +104,7 @@ class SqliteStore:
         owner: str | None = None,
         error: ErrorDetails | None = None,
     ) -> JobRecord | None:
-        params = {
-            **key_params(key),
-            "expected_statuses": _json_list(expected),
-            "new_status": new.value,
-            "at_ms": at_ms,
-            "owner": owner,
-            "error": None if error is None else error_to_column(error),
-        }
+        params = {**transition_params(key, new, at_ms, owner, error), "expected_statuses": _json_list(expected)}
         rows = self._run(transition_query(new), params)
         return record_from_row(rows[0]) if rows else None
 
