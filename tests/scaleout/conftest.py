@@ -1,0 +1,210 @@
+"""Fixtures of the scale-out tests: a fresh migrated PostgreSQL database per test, `fabric-jobs worker`
+processes started as real subprocesses, and a JobService in the test process that runs no handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import grpc
+import psycopg
+import pytest
+
+from fabric_jobs.server.app import ServiceSettings, start_job_server
+from fabric_jobs.server.model import JobKey
+from fabric_jobs.server.procrastinate_dispatch import QUEUE
+from fabric_jobs.v1 import job_service_pb2 as pb
+from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
+from tests.conftest import POLL_INTERVAL, RunningServer
+from tests.scaleout import jobs
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
+READY_LINE = "fabric-jobs: worker started"
+STARTUP_SECONDS = 30.0
+EXIT_SECONDS = 30.0
+
+LEASE_SECONDS = 2.0
+CANCEL_GRACE_SECONDS = 1.0
+SHUTDOWN_GRACE_SECONDS = 1.0
+CANCEL_WAIT_SECONDS = 0.5
+"""Shorter than the workers' cancel grace, so a Cancel of a handler that ignores its token answers InProgress."""
+
+
+@dataclass
+class WorkerProcess:
+    """A running `fabric-jobs worker`; `output` fills in the background until the process ends."""
+
+    process: subprocess.Popen[str]
+    output: list[str] = field(default_factory=list)
+    ready: threading.Event = field(default_factory=threading.Event)
+    reader: threading.Thread = field(default_factory=threading.Thread)
+
+    def text(self) -> str:
+        return "".join(self.output)
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.process.send_signal(sig)
+
+    async def wait(self, within: float = EXIT_SECONDS) -> int:
+        """The exit code, once the process ended (fails after `within` seconds)."""
+        try:
+            code = await asyncio.to_thread(self.process.wait, within)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"worker {self.process.pid} still runs after {within}s:\n{self.text()}")
+        await asyncio.to_thread(self.reader.join, EXIT_SECONDS)
+        return code
+
+
+class WorkerFactory(Protocol):
+    def __call__(self, *extra: str) -> Awaitable[WorkerProcess]: ...
+
+
+class ServiceFactory(Protocol):
+    def __call__(self, **settings: Any) -> Awaitable[RunningServer]: ...
+
+
+def _drain(worker: WorkerProcess) -> None:
+    """Read the worker's output to its end (its logging never blocks on a full pipe); note the ready line."""
+    stdout = worker.process.stdout
+    assert stdout is not None
+    with stdout:
+        for line in stdout:
+            worker.output.append(line)
+            if line.startswith(READY_LINE):
+                worker.ready.set()
+
+
+def _spawn(command: list[str], env: dict[str, str]) -> WorkerProcess:
+    """Start the process in the repository root, its output read by a thread from the start."""
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPOSITORY_ROOT
+    )
+    worker = WorkerProcess(process)
+    worker.reader = threading.Thread(target=_drain, args=(worker,), daemon=True)
+    worker.reader.start()
+    return worker
+
+
+async def _procrastinate_listens_since(url: str, since: float) -> bool:
+    """Whether a connection opened after `since` (epoch seconds) LISTENs for procrastinate's new jobs.
+
+    "worker started" is printed as the procrastinate worker starts; it fetches the jobs already queued at
+    once but hears of new ones only once its listener connection is up, and in between a job queued waits
+    for its next poll (seconds). Tests wait for the listener, so that a job created next starts at once.
+    """
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
+        cursor = await connection.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND backend_start >= to_timestamp(%s) AND query LIKE %s",
+            (since, f"LISTEN %procrastinate_queue_v1#{QUEUE}%"),
+        )
+        row = await cursor.fetchone()
+    return row is not None and int(row[0]) > 0
+
+
+@pytest.fixture
+def run_log(tmp_path: Path) -> Path:
+    """The file every worker's handlers append their job instance id to when they start."""
+    return tmp_path / "runs.log"
+
+
+@pytest.fixture
+async def start_worker(postgres_url: str, run_log: Path) -> AsyncIterator[WorkerFactory]:
+    """Start `fabric-jobs worker` processes on the test's database; each is killed at the end if still running."""
+    started: list[WorkerProcess] = []
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FABRIC_JOBS_")}
+    env[jobs.RUN_LOG_VARIABLE] = str(run_log)
+
+    async def start(*extra: str) -> WorkerProcess:
+        command = [
+            sys.executable,
+            "-m",
+            "fabric_jobs.cli",
+            "worker",
+            "--database",
+            postgres_url,
+            "--jobs",
+            "tests.scaleout.jobs:registry",
+            "--cancel-grace",
+            str(CANCEL_GRACE_SECONDS),
+            "--lease-seconds",
+            str(LEASE_SECONDS),
+            "--shutdown-grace",
+            str(SHUTDOWN_GRACE_SECONDS),
+            *extra,
+        ]
+        spawned_at = time.time()
+        worker = _spawn(command, env)
+        started.append(worker)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STARTUP_SECONDS
+        while not await asyncio.to_thread(worker.ready.wait, POLL_INTERVAL):
+            if worker.process.poll() is not None or loop.time() > deadline:
+                pytest.fail(f"fabric-jobs worker did not start:\n{worker.text()}")
+        while not await _procrastinate_listens_since(postgres_url, spawned_at):
+            if worker.process.poll() is not None or loop.time() > deadline:
+                pytest.fail(f"fabric-jobs worker never listened for new jobs:\n{worker.text()}")
+            await asyncio.sleep(POLL_INTERVAL)
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.process.poll() is None:
+            worker.process.kill()
+        await asyncio.to_thread(worker.process.wait)
+        await asyncio.to_thread(worker.reader.join, EXIT_SECONDS)
+
+
+@pytest.fixture
+async def start_service(postgres_url: str) -> AsyncIterator[ServiceFactory]:
+    """Start JobServices in this process on the test's database, running no handlers (the workers do)."""
+    started: list[RunningServer] = []
+    defaults = ServiceSettings(
+        database=postgres_url,
+        cancel_wait=CANCEL_WAIT_SECONDS,
+        cancel_grace=CANCEL_GRACE_SECONDS,
+        shutdown_grace=SHUTDOWN_GRACE_SECONDS,
+        lease_seconds=LEASE_SECONDS,
+    )
+
+    async def start(**settings: Any) -> RunningServer:
+        effective = replace(defaults, **settings)
+        server = await start_job_server(effective, jobs.registry, port=0, run_handlers=False)
+        channel = grpc.aio.insecure_channel(server.address)
+        running = RunningServer(server, channel, pb_grpc.JobServiceStub(channel), effective)
+        started.append(running)
+        return running
+
+    yield start
+    for running in reversed(started):
+        await running.stop()
+
+
+@pytest.fixture
+async def service(start_service: ServiceFactory) -> RunningServer:
+    """One JobService with the default scale-out settings."""
+    return await start_service()
+
+
+def key_text(key: pb.JobInstanceKey) -> str:
+    """The key as procrastinate's lock and queueing lock name it."""
+    parts = (key.tenant_id, key.workspace_id, key.item_type, key.item_id, key.job_type, key.job_instance_id)
+    return JobKey(*parts).to_text()
+
+
+async def procrastinate_statuses(url: str, key: pb.JobInstanceKey) -> list[str]:
+    """The statuses of the procrastinate jobs that carry `key` to a worker (finished successful ones are deleted)."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
+        cursor = await connection.execute(
+            "SELECT status::text FROM procrastinate_jobs WHERE lock = %s", (key_text(key),)
+        )
+        return [str(row[0]) for row in await cursor.fetchall()]
