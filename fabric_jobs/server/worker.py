@@ -30,7 +30,10 @@ from fabric_jobs.server.store import JobStore
 
 logger = logging.getLogger(__name__)
 
-FETCH_POLL_SECONDS = 5.0
+FETCH_POLL_SECONDS = 1.0
+"""New jobs and aborts arrive by NOTIFY; a job queued while the worker's LISTEN connection is not up yet (its
+first tens of milliseconds, or after a lost connection) is fetched by this poll instead."""
+ABORT_POLL_SECONDS = 5.0
 RESTART_SECONDS = 1.0
 
 
@@ -84,7 +87,7 @@ class Worker:
             install_signal_handlers=False,
             listen_notify=True,
             fetch_job_polling_interval=FETCH_POLL_SECONDS,
-            abort_job_polling_interval=FETCH_POLL_SECONDS,
+            abort_job_polling_interval=ABORT_POLL_SECONDS,
             update_heartbeat_interval=max(self._settings.lease_seconds / 3, 0.05),
             stalled_worker_timeout=self._settings.lease_seconds,
             shutdown_graceful_timeout=self._settings.shutdown_grace + 5.0,
