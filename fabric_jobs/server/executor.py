@@ -75,7 +75,7 @@ class LocalExecutor:
         already runs here, or the executor is shutting down)."""
         task = self._start(key)
         if task is not None:
-            await task
+            await asyncio.wait({task})  # a run that shutdown() cancelled has recorded its outcome: not an error here
 
     def _start(self, key: JobKey) -> asyncio.Task[None] | None:
         if self._closing or key in self._runs:
