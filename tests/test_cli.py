@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import signal
 import socket
 import subprocess
-import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,14 +13,11 @@ import grpc
 import httpx
 import pytest
 from google.protobuf import struct_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from fabric_jobs.server.app import SERVICE_NAME
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
-from tests.conftest import POLL_INTERVAL
+from tests.processes import STARTUP_SECONDS, Serve, clean_env, command, kill_if_running, launch, stop
 
-STARTUP_SECONDS = 30
 WORKSPACE = "e5ef604d-e14f-4a59-9133-75d5a0cb9334"
 ITEM = "b14cb7e7-d346-4751-9cfd-8c2767d53111"
 TENANT = "7c1d1a1e-0000-4000-8000-00000000c11e"
@@ -34,111 +25,17 @@ ITEM_TYPE = "Contoso.FinanceAnalytics.Forecast"
 JOB_TYPE = "calculateForecast"
 
 
-def _command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "fabric_jobs.cli", *args]
-
-
-def _env() -> dict[str, str]:
-    return {key: value for key, value in os.environ.items() if not key.startswith("FABRIC_JOBS_")}
-
-
-class Serve:
-    def __init__(self, process: subprocess.Popen[str], grpc_address: str, rest_url: str) -> None:
-        self.process = process
-        self.grpc_address = grpc_address
-        self.rest_url = rest_url
-        self.output: list[str] = []
-        self.reader = threading.Thread()
-
-
-def _launch(args: list[str], *, grpc: bool, rest: bool, cwd: Path | None = None) -> Serve:
-    """Run `fabric-jobs ARGS`, read the addresses it prints (it picks its ports) and wait until it is ready."""
-    process = subprocess.Popen(
-        _command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(), cwd=cwd
-    )
-    assert process.stdout is not None
-    lines: list[str] = []
-    grpc_address = rest_url = ""
-    for line in process.stdout:
-        lines.append(line)
-        if match := re.match(r"fabric-jobs: gRPC JobService on (\S+)", line):
-            grpc_address = match.group(1)
-        if match := re.match(r"fabric-jobs: REST bridge on (http://\S+)", line):
-            rest_url = match.group(1)
-        if bool(grpc_address) == grpc and bool(rest_url) == rest:
-            break
-    else:
-        process.wait(timeout=STARTUP_SECONDS)
-        process.stdout.close()
-        pytest.fail(f"fabric-jobs {args[0]} did not start:\n" + "".join(lines))
-    serve = Serve(process, grpc_address, rest_url)
-    serve.output = lines
-    serve.reader = threading.Thread(target=_drain, args=(process, lines), daemon=True)
-    serve.reader.start()
-    _wait_until_ready(serve)
-    return serve
-
-
-def _wait_until_ready(serve: Serve) -> None:
-    """Poll the bridge's /readyz, or the JobService's gRPC health when there is no bridge, with a deadline."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while not _ready(serve):
-        if time.monotonic() > deadline or serve.process.poll() is not None:
-            pytest.fail(
-                f"fabric-jobs at {serve.rest_url or serve.grpc_address} never became ready:\n" + "".join(serve.output)
-            )
-        time.sleep(POLL_INTERVAL)
-
-
-def _ready(serve: Serve) -> bool:
-    if serve.rest_url:
-        try:
-            return httpx.get(serve.rest_url + "/readyz", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-    request = health_pb2.HealthCheckRequest(service=SERVICE_NAME)
-    with grpc.insecure_channel(serve.grpc_address) as channel:
-        try:
-            status = health_pb2_grpc.HealthStub(channel).Check(request, timeout=1).status
-        except grpc.RpcError:
-            return False
-    return bool(status == health_pb2.HealthCheckResponse.SERVING)
-
-
 def _start(tmp_path: Path, *extra: str, cwd: Path | None = None) -> Serve:
     database = f"sqlite:///{tmp_path / 'jobs.db'}"
     args = ["serve", "--dev", "--grpc-port", "0", "--rest-port", "0", "--database", database, *extra]
-    return _launch(args, grpc=True, rest=True, cwd=cwd)
-
-
-def _drain(process: subprocess.Popen[str], lines: list[str]) -> None:
-    """Keep reading the server's output, so that its logging never blocks on a full pipe."""
-    assert process.stdout is not None
-    with process.stdout:
-        lines.extend(process.stdout)
-
-
-def _stop(serve: Serve) -> str:
-    serve.process.send_signal(signal.SIGTERM)
-    try:
-        serve.process.wait(timeout=STARTUP_SECONDS)
-    except subprocess.TimeoutExpired:
-        serve.process.kill()
-        serve.process.wait()
-        raise
-    finally:
-        serve.reader.join(timeout=STARTUP_SECONDS)
-    return "".join(serve.output)
+    return launch(args, grpc=True, rest=True, cwd=cwd)
 
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Serve]:
     running = _start(tmp_path, "--cancel-wait", "2", "--shutdown-grace", "1")
     yield running
-    if running.process.poll() is None:
-        running.process.kill()
-        running.process.wait()
-    running.reader.join(timeout=STARTUP_SECONDS)
+    kill_if_running(running)
 
 
 def _key(job_instance_id: str) -> pb.JobInstanceKey:
@@ -198,7 +95,7 @@ async def test_serve_over_grpc_and_http_then_sigterm(serve: Serve) -> None:
         seen_by_grpc = await stub.GetJobInstance(pb.GetJobInstanceRequest(key=_key(rest_job)))
         assert seen_by_grpc.job_instance.status == pb.JOB_INSTANCE_STATUS_CANCELLED
 
-    output = await asyncio.to_thread(_stop, serve)
+    output = await asyncio.to_thread(stop, serve)
     assert serve.process.returncode == 0, output
     assert "DEV MODE" in output
     assert "activity=cli-activity request=cli-request" in output
@@ -218,18 +115,18 @@ async def _create_get_cancel_over_rest(rest: Serve) -> None:
 
 async def test_rest_and_grpc_as_separate_processes(tmp_path: Path) -> None:
     database = f"sqlite:///{tmp_path / 'jobs.db'}"
-    service = _launch(["grpc", "--dev", "--grpc-port", "0", "--database", database], grpc=True, rest=False)
+    service = launch(["grpc", "--dev", "--grpc-port", "0", "--database", database], grpc=True, rest=False)
     try:
-        bridge = _launch(
+        bridge = launch(
             ["rest", "--dev", "--rest-port", "0", "--grpc-target", service.grpc_address], grpc=False, rest=True
         )
         try:
             await _create_get_cancel_over_rest(bridge)
         finally:
-            bridge_output = await asyncio.to_thread(_stop, bridge)
+            bridge_output = await asyncio.to_thread(stop, bridge)
         assert bridge.process.returncode == 0, bridge_output
     finally:
-        service_output = await asyncio.to_thread(_stop, service)
+        service_output = await asyncio.to_thread(stop, service)
     assert service.process.returncode == 0, service_output
     assert "activity=cli-activity request=cli-request" in service_output
 
@@ -239,7 +136,7 @@ async def test_serve_with_the_bridge_over_real_grpc(tmp_path: Path) -> None:
     try:
         await _create_get_cancel_over_rest(serve)
     finally:
-        output = await asyncio.to_thread(_stop, serve)
+        output = await asyncio.to_thread(stop, serve)
     assert f"JobService at {serve.grpc_address}" in output
 
 
@@ -260,7 +157,7 @@ async def _create_running(serve: Serve, body: dict[str, object]) -> str:
 async def test_a_running_job_interrupted_by_shutdown_is_failed_retriable_after_restart(tmp_path: Path) -> None:
     first = _start(tmp_path, "--shutdown-grace", "0.5")
     job = await _create_running(first, {"invokeType": "Manual", "creationPayload": {"durationSeconds": 60}})
-    output = await asyncio.to_thread(_stop, first)
+    output = await asyncio.to_thread(stop, first)
     assert first.process.returncode == 0, output
 
     second = _start(tmp_path)
@@ -271,7 +168,7 @@ async def test_a_running_job_interrupted_by_shutdown_is_failed_retriable_after_r
         assert state["errorDetails"]["errorCode"] == "JobExecutorLost"
         assert state["errorDetails"]["isPermanent"] is False
     finally:
-        await asyncio.to_thread(_stop, second)
+        await asyncio.to_thread(stop, second)
 
 
 @pytest.mark.parametrize(
@@ -308,7 +205,7 @@ async def test_a_running_job_interrupted_by_shutdown_is_failed_retriable_after_r
 )
 def test_bad_configuration_is_one_line_and_exit_2(tmp_path: Path, args: list[str], says: str) -> None:
     done = subprocess.run(
-        _command(*args), capture_output=True, text=True, timeout=STARTUP_SECONDS, env=_env(), cwd=tmp_path
+        command(*args), capture_output=True, text=True, timeout=STARTUP_SECONDS, env=clean_env(), cwd=tmp_path
     )
     assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if line.strip() and "DEV MODE" not in line]
@@ -319,11 +216,11 @@ def test_bad_configuration_is_one_line_and_exit_2(tmp_path: Path, args: list[str
 
 def test_environment_variables_set_options(tmp_path: Path) -> None:
     done = subprocess.run(
-        _command("serve", "--dev"),
+        command("serve", "--dev"),
         capture_output=True,
         text=True,
         timeout=STARTUP_SECONDS,
-        env={**_env(), "FABRIC_JOBS_CANCEL_GRACE": "never"},
+        env={**clean_env(), "FABRIC_JOBS_CANCEL_GRACE": "never"},
         cwd=tmp_path,
     )
     assert done.returncode == 2
@@ -331,7 +228,7 @@ def test_environment_variables_set_options(tmp_path: Path) -> None:
 
 
 def test_help_explains_every_option() -> None:
-    done = subprocess.run(_command("serve", "--help"), capture_output=True, text=True, timeout=STARTUP_SECONDS)
+    done = subprocess.run(command("serve", "--help"), capture_output=True, text=True, timeout=STARTUP_SECONDS)
     assert done.returncode == 0
     for option in ("--grpc-port", "--rest-port", "--database", "--jobs", "--cancel-wait", "--cancel-grace", "--dev"):
         assert option in done.stdout
@@ -375,7 +272,7 @@ async def test_sigterm_does_not_wait_for_a_handler_thread_blocked_in_c(tmp_path:
     (tmp_path / "blocking_jobs.py").write_text(BLOCKING_JOBS)
     first = _start(tmp_path, "--jobs", "blocking_jobs:registry", "--shutdown-grace", "0.2", cwd=tmp_path)
     job = await _create_running(first, {"invokeType": "Manual"})
-    output = await asyncio.to_thread(_stop, first)
+    output = await asyncio.to_thread(stop, first)
     assert first.process.returncode == 0, output
     assert "handler thread(s) still blocked" in output
 
@@ -386,4 +283,4 @@ async def test_sigterm_does_not_wait_for_a_handler_thread_blocked_in_c(tmp_path:
         assert state["status"] == "Failed"
         assert state["errorDetails"]["errorCode"] == "JobExecutorLost"
     finally:
-        await asyncio.to_thread(_stop, second)
+        await asyncio.to_thread(stop, second)

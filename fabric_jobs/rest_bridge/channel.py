@@ -1,5 +1,6 @@
 """The bridge's gRPC channel to JobService replicas: round-robin over every address the target resolves
-to, and a retry on another replica for a call that fails UNAVAILABLE (all three calls the bridge makes are
+to, and a retry on another replica for a call that fails UNAVAILABLE, or CANCELLED, which a replica that is
+stopping answers to the calls that reached it but no handler yet (all three calls the bridge makes are
 idempotent by key)."""
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ SERVICE_CONFIG = {
                 "initialBackoff": "0.05s",
                 "maxBackoff": "0.5s",
                 "backoffMultiplier": 2,
-                "retryableStatusCodes": ["UNAVAILABLE"],
+                "retryableStatusCodes": ["UNAVAILABLE", "CANCELLED"],
             },
         }
     ],

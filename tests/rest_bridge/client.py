@@ -64,6 +64,11 @@ def client_for(app: Starlette, base_path: str = BASE_PATH) -> httpx.AsyncClient:
     )
 
 
+def client_at(url: str) -> httpx.AsyncClient:
+    """A client of a bridge process listening at `url`, every response checked against Fabric's schemas."""
+    return httpx.AsyncClient(base_url=url, timeout=30, event_hooks={"response": [_check]})
+
+
 class Bridge:
     """The Jobs calls, with valid headers unless told otherwise."""
 
