@@ -241,7 +241,7 @@ def _add_rest(parser: argparse.ArgumentParser, *, with_target: bool) -> None:
             "--grpc-target",
             "address of the JobService the bridge calls: host:port, unix:path, or several replicas as "
             "dns:///name:port or ipv4:host1:port1,host2:port2, balanced round-robin; calls that fail UNAVAILABLE "
-            "are retried on another replica (default: %(default)s)",
+            "or CANCELLED (a replica shutting down) are retried on another replica (default: %(default)s)",
             DEFAULT_GRPC_TARGET,
             _grpc_target,
         )
