@@ -1,7 +1,8 @@
 """python -m benchmarks [--smoke] [--duration S] [--concurrency 1,16,64] [--stored ...] [--out DIR] [--only ROWS]
 
-Starts `fabric-jobs serve` and the baseline app as separate processes on loopback, loads them from
-other processes, prints a Markdown report and writes results.md, results.json and results.png.
+Starts `fabric-jobs serve` and the baseline app as separate processes on loopback (on SQLite, then on
+PostgreSQL with `fabric-jobs grpc` replicas and `fabric-jobs worker` processes), loads them from other
+processes, prints a Markdown report and writes results.md, results.json and results.png.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks import plot, report, scenarios
+from benchmarks import pg_scenarios, plot, report, scenarios
 from benchmarks.options import Options, parse
 from benchmarks.results import Results
 
@@ -25,6 +26,9 @@ def _settings(options: Options) -> dict[str, object]:
         "concurrency": list(options.concurrency),
         "stored": list(options.stored),
         "cancel_jobs": options.cancel_jobs,
+        "pg_stored": list(options.pg_stored),
+        "pg_stop_jobs": options.pg_stop_jobs,
+        "start_jobs": options.start_jobs,
         "smoke": options.smoke,
     }
 
@@ -53,6 +57,7 @@ async def run(options: Options) -> Results:
             await scenarios.throughput(options, work, results)
             await scenarios.stored(options, work, results)
             await scenarios.memory(options, work, results)
+            await pg_scenarios.run(options, work, results)
         except BaseException:
             _print_server_logs(work)
             raise

@@ -1,6 +1,6 @@
 """The floors the REST bridge is measured against: a minimal Starlette app, no gRPC hop.
 
-python -m benchmarks.baseline_app DATABASE_FILE
+python -m benchmarks.baseline_app DATABASE_URL      (sqlite:///path/to/file.db or postgresql://…)
 
 - GET  {instance path}         store.get, answered as the bridge answers Get (ItemJobInstanceState JSON);
 - POST {instance path}/cancel  what the JobService does in the store for a Cancel: store.cancel (which
@@ -31,7 +31,7 @@ from starlette.routing import Route
 
 from fabric_jobs.rest_bridge.errors import error_body
 from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, now_ms
-from fabric_jobs.server.store.sqlite import SqliteStore
+from fabric_jobs.server.store import open_store
 
 INSTANCE_PATH = "/workspaces/{workspaceId}/items/{itemType}/{itemId}/jobTypes/{jobType}/instances/{jobInstanceId}"
 CONSTANT_PATH = "/constant"
@@ -68,7 +68,7 @@ def _key(request: Request) -> JobKey:
 
 
 def create_app(database: str) -> Starlette:
-    store = SqliteStore(database)
+    store = open_store(database)
 
     async def get(request: Request) -> Response:
         record = await store.get(_key(request))
@@ -123,7 +123,7 @@ async def serve(database: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("database", help="SQLite file with the job instances")
+    parser.add_argument("database", help="URL of the database with the job instances: sqlite:///path or postgresql://…")
     uvloop.run(serve(parser.parse_args().database))
 
 

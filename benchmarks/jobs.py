@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import sqlite3
 import time
 import uuid
@@ -26,7 +27,8 @@ from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 
 NAMESPACE = uuid.UUID("3b0f6a52-2c57-4d0e-8f43-7e1c0a9d5b21")
-RUNNING_PAYLOAD = {"durationSeconds": 3600}
+RUNNING_PAYLOAD: dict[str, float] = {"durationSeconds": 3600}
+QUICK_PAYLOAD: dict[str, float] = {"durationSeconds": 0}
 RUNNING_PAYLOAD_JSON = '{"durationSeconds":3600}'
 CREATE_CONCURRENCY = 32
 FILL_BATCH = 100_000
@@ -50,15 +52,20 @@ def batch_key(batch: str, n: int) -> JobKey:
     )
 
 
+def _md5_id(*parts: object) -> str:
+    """A UUID-shaped id that SQL can compute too: md5(text)::uuid::text in PostgreSQL (benchmarks.postgres)."""
+    return str(uuid.UUID(hashlib.md5("/".join(map(str, parts)).encode()).hexdigest()))
+
+
 def stored_key(n: int) -> JobKey:
     """The n-th of the stored (terminal) jobs, spread over 100 tenants, 1,000 workspaces and 10,000 items."""
     return JobKey(
-        tenant_id=_id("stored-tenant", n % 100),
-        workspace_id=_id("stored-workspace", n % 1_000),
+        tenant_id=_md5_id("stored-tenant", n % 100),
+        workspace_id=_md5_id("stored-workspace", n % 1_000),
         item_type=ITEM_TYPE,
-        item_id=_id("stored-item", n % 10_000),
+        item_id=_md5_id("stored-item", n % 10_000),
         job_type=JOB_TYPE,
-        job_instance_id=_id("stored", n),
+        job_instance_id=_md5_id("stored", n),
     )
 
 
@@ -72,8 +79,13 @@ def key_fields(key: JobKey) -> list[str]:
 
 async def create_running(target: str, keys: list[JobKey]) -> None:
     """Create demo jobs that run for an hour and cancel cooperatively; return once none is still NotStarted."""
+    await create(target, keys, RUNNING_PAYLOAD, wait_started=True)
+
+
+async def create(target: str, keys: list[JobKey], payload_fields: dict[str, float], *, wait_started: bool) -> None:
+    """Create demo jobs over gRPC, 32 at a time; with wait_started, return once none is still NotStarted."""
     payload = struct_pb2.Struct()
-    payload.update(RUNNING_PAYLOAD)
+    payload.update(payload_fields)
     async with grpc.aio.insecure_channel(target) as channel:
         stub = pb_grpc.JobServiceStub(channel)
         pending = iter(keys)
@@ -86,6 +98,8 @@ async def create_running(target: str, keys: list[JobKey]) -> None:
                 await stub.CreateJobInstance(request, timeout=60)
 
         await asyncio.gather(*(worker() for _ in range(CREATE_CONCURRENCY)))
+        if not wait_started:
+            return
         for tenant in sorted({key.tenant_id for key in keys}):
             await _wait_none_queued(stub, tenant)
 

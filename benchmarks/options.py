@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from benchmarks.postgres import default_server
 from benchmarks.results import ALL_ROWS
 
 T = TypeVar("T")
@@ -29,6 +30,10 @@ class Options:
     stop_jobs: int
     stored_running_jobs: int
     memory_jobs: int
+    postgres: str
+    pg_stored: tuple[int, ...]
+    pg_stop_jobs: int
+    start_jobs: int
     get_jobs: int = 64
     sample_keys: int = 2000
 
@@ -67,6 +72,21 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--cancel-jobs", type=int, help="distinct running jobs per Cancel measurement (default 3000)")
     parser.add_argument("--stop-jobs", type=int, help="running jobs cancelled for cancel-to-stopped (default 500)")
     parser.add_argument("--memory-jobs", type=int, help="running jobs for the memory measurement (default 10000)")
+    parser.add_argument(
+        "--postgres",
+        default=default_server(),
+        help="PostgreSQL server for the pg-* rows; the run creates, migrates and drops its own databases "
+        "fabric_jobs_bench_* there (default %(default)s, or FABRIC_JOBS_BENCH_POSTGRES)",
+    )
+    parser.add_argument(
+        "--pg-stored", type=_numbers, help="stored job instances on PostgreSQL (default 1000,100000,1000000)"
+    )
+    parser.add_argument(
+        "--pg-stop-jobs", type=int, help="running jobs cancelled across processes on PostgreSQL (default 200)"
+    )
+    parser.add_argument(
+        "--start-jobs", type=int, help="quick jobs queued for each jobs-started-per-second measurement (default 3000)"
+    )
     args = parser.parse_args(argv)
     smoke: bool = args.smoke
 
@@ -90,4 +110,8 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         stop_jobs=pick(args.stop_jobs, 500, 20),
         stored_running_jobs=200 if not smoke else 20,
         memory_jobs=pick(args.memory_jobs, 10_000, 200),
+        postgres=args.postgres.rstrip("/"),
+        pg_stored=tuple(sorted(pick(args.pg_stored, (1_000, 100_000, 1_000_000), (200, 2_000)))),
+        pg_stop_jobs=pick(args.pg_stop_jobs, 200, 20),
+        start_jobs=pick(args.start_jobs, 3000, 100),
     )

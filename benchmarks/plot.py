@@ -9,13 +9,24 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 
-from benchmarks.results import ROW_LABELS, THROUGHPUT_ROWS, Results
+from benchmarks.results import PG_THROUGHPUT_ROWS, ROW_LABELS, THROUGHPUT_ROWS, Results, StoredRow
+
+
+def _plot_stored(axes: Axes, where: str, rows: list[StoredRow]) -> None:
+    for operation in ("get", "cancel", "cancel running"):
+        measured = sorted((row.stored, row.result) for row in rows if row.operation == operation)
+        if not measured:
+            continue
+        stored = [n for n, _ in measured]
+        (line,) = axes.plot(stored, [r.p50_ms for _, r in measured], marker="o", label=f"{where} {operation} p50")
+        axes.plot(stored, [r.p99_ms for _, r in measured], marker="x", linestyle="--", color=line.get_color())
 
 
 def draw(results: Results, path: Path) -> None:
     figure, (by_concurrency, by_stored) = plt.subplots(1, 2, figsize=(13, 5))
-    for row in THROUGHPUT_ROWS:
+    for row in THROUGHPUT_ROWS + PG_THROUGHPUT_ROWS:
         measured = sorted((m.concurrency, m.result) for m in results.throughput if m.row == row)
         if not measured:
             continue
@@ -31,19 +42,12 @@ def draw(results: Results, path: Path) -> None:
     by_concurrency.grid(True, which="both", alpha=0.3)
     if results.throughput:
         by_concurrency.legend(fontsize="small")
-    for operation in ("get", "cancel", "cancel running"):
-        measured_stored = sorted((row.stored, row.result) for row in results.stored if row.operation == operation)
-        if not measured_stored:
-            continue
-        stored = [n for n, _ in measured_stored]
-        (line,) = by_stored.plot(stored, [r.p50_ms for _, r in measured_stored], marker="o", label=f"{operation} p50")
-        by_stored.plot(
-            stored, [r.p99_ms for _, r in measured_stored], marker="x", linestyle="--", color=line.get_color()
-        )
+    for where, rows in (("SQLite", results.stored), ("PostgreSQL", results.pg_stored)):
+        _plot_stored(by_stored, where, rows)
     by_stored.set(xscale="log", xlabel="stored job instances", ylabel="latency ms (gRPC, concurrency 1)")
-    by_stored.set_title("Latency against stored jobs (SQLite)")
+    by_stored.set_title("Latency against stored jobs")
     by_stored.grid(True, which="both", alpha=0.3)
-    if results.stored:
+    if results.stored or results.pg_stored:
         by_stored.legend(fontsize="small")
     figure.suptitle(f"fabric-jobs on {results.machine['cpu']} ({results.machine['cores']} cores)", fontsize="medium")
     figure.tight_layout()

@@ -7,6 +7,7 @@ A server prints the addresses it listens on; `start` waits for those lines in it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -23,6 +24,7 @@ STOP_TIMEOUT_SECONDS = 60.0
 GRPC_LINE = re.compile(r"gRPC JobService on (\S+:\d+)")
 REST_LINE = re.compile(r"REST bridge on http://(\[[^\]]+\]|[^:/\s]+):(\d+)")
 BASELINE_LINE = re.compile(r"baseline app on http://(\[[^\]]+\]|[^:/\s]+):(\d+)")
+WORKER_LINE = re.compile(r"fabric-jobs: worker started")
 
 
 def fabric_jobs_command() -> list[str]:
@@ -40,7 +42,8 @@ def rss_mib(pid: int) -> float:
 
 
 class ServerProcess:
-    """A started server: its pid and the addresses it announced (`addresses[name]` is host:port)."""
+    """A started server: its pid and the addresses it announced (`addresses[name]` is host:port, or the whole
+    line for a pattern without groups); ready_ms is the wall-clock time (ms) at which it had announced them all."""
 
     def __init__(self, name: str, command: list[str], log_dir: Path, patterns: dict[str, re.Pattern[str]]) -> None:
         self.name = name
@@ -48,6 +51,7 @@ class ServerProcess:
         self.patterns = patterns
         self.log_path = log_dir / f"{name}.log"
         self.addresses: dict[str, str] = {}
+        self.ready_ms = 0
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -88,8 +92,11 @@ class ServerProcess:
             for name, pattern in self.patterns.items():
                 match = pattern.search(text)
                 if match is not None:
-                    self.addresses[name] = ":".join(match.groups()) if pattern.groups > 1 else match.group(1)
+                    self.addresses[name] = (
+                        ":".join(match.groups()) if pattern.groups > 1 else match.group(pattern.groups)
+                    )
             if len(self.addresses) == len(self.patterns):
+                self.ready_ms = time.time_ns() // 1_000_000
                 return
             if self._process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited ({self._process.returncode}) at start:\n{self.log_tail()}")
@@ -113,17 +120,63 @@ class ServerProcess:
             await asyncio.to_thread(process.wait, STOP_TIMEOUT_SECONDS)
 
 
-def serve(log_dir: Path, database: Path, name: str = "serve") -> ServerProcess:
-    """`fabric-jobs serve --dev` on a fresh or seeded SQLite file, logging warnings only.
+async def start_together(stack: contextlib.AsyncExitStack, *servers: ServerProcess) -> None:
+    """Start the servers at the same time; each is stopped when `stack` closes, even if another failed to start."""
+    for server in servers:
+        stack.push_async_callback(server.stop)
+    failures = [
+        outcome
+        for outcome in await asyncio.gather(*(server.start() for server in servers), return_exceptions=True)
+        if isinstance(outcome, BaseException)
+    ]
+    if failures:
+        raise failures[0]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU time used so far by the processes named postgres on this machine (the server and its backends)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, _, rest = text.partition(" (")[2].rpartition(")")
+        if name == "postgres":
+            fields = rest.split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of all cores since boot, from /proc/stat."""
+    values = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    total = sum(values[:8])
+    tick = os.sysconf("SC_CLK_TCK")
+    return (total - idle) / tick, total / tick
+
+
+def _fabric_jobs(command: str, database: str, *extra: str) -> list[str]:
+    return [*fabric_jobs_command(), command, "--log-level", "WARNING", "--database", database, *extra]
+
+
+def serve(log_dir: Path, database: str, name: str = "serve", *extra: str) -> ServerProcess:
+    """`fabric-jobs serve --dev` on a database URL (a fresh or seeded SQLite file, or PostgreSQL), logging
+    warnings only.
 
     --shutdown-grace is short only so that stopping it with thousands of running demo jobs is quick.
     """
-    command = [
-        *fabric_jobs_command(),
+    command = _fabric_jobs(
         "serve",
+        database,
         "--dev",
-        "--log-level",
-        "WARNING",
         "--grpc-host",
         "127.0.0.1",
         "--grpc-port",
@@ -132,14 +185,26 @@ def serve(log_dir: Path, database: Path, name: str = "serve") -> ServerProcess:
         "127.0.0.1",
         "--rest-port",
         "0",
-        "--database",
-        f"sqlite:///{database}",
         "--shutdown-grace",
         "0.1",
-    ]
+        *extra,
+    )
     return ServerProcess(name, command, log_dir, {"grpc": GRPC_LINE, "rest": REST_LINE})
 
 
-def baseline(log_dir: Path, database: Path) -> ServerProcess:
-    command = [sys.executable, "-m", "benchmarks.baseline_app", str(database)]
-    return ServerProcess("baseline", command, log_dir, {"http": BASELINE_LINE})
+def grpc_replica(log_dir: Path, database: str, name: str, *extra: str) -> ServerProcess:
+    """`fabric-jobs grpc` on PostgreSQL: a JobService replica that runs no handlers."""
+    command = _fabric_jobs("grpc", database, "--grpc-host", "127.0.0.1", "--grpc-port", "0", *extra)
+    return ServerProcess(name, command, log_dir, {"grpc": GRPC_LINE})
+
+
+def worker(log_dir: Path, database: str, name: str, *extra: str) -> ServerProcess:
+    """`fabric-jobs worker` on PostgreSQL, running the demo handlers; ready once it says it takes jobs."""
+    command = _fabric_jobs("worker", database, "--shutdown-grace", "0.1", *extra)
+    return ServerProcess(name, command, log_dir, {"started": WORKER_LINE})
+
+
+def baseline(log_dir: Path, database: str, name: str = "baseline") -> ServerProcess:
+    """The baseline app on a database URL: sqlite:///file or postgresql://…"""
+    command = [sys.executable, "-m", "benchmarks.baseline_app", database]
+    return ServerProcess(name, command, log_dir, {"http": BASELINE_LINE})

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.measure import LoadResult
-from benchmarks.results import Results
+from benchmarks.results import PG_THROUGHPUT_ROWS, THROUGHPUT_ROWS, Results, StoredRow
 
 OPERATIONS = ("get", "cancel")
-NO_POSTGRES = "n/a (no PostgreSQL mode yet)"
 
 
 @dataclass(frozen=True)
@@ -64,15 +63,16 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def ratios(results: Results) -> list[dict[str, Any]]:
+def ratios(results: Results, prefix: str = "") -> list[dict[str, Any]]:
+    """Bridge against baseline and against direct gRPC, per operation and concurrency; prefix "pg-" for PostgreSQL."""
     rows = []
     for operation in OPERATIONS:
         for concurrency in sorted({measured.concurrency for measured in results.throughput}):
-            bridge = results.throughput_of(f"bridge-{operation}", concurrency)
+            bridge = results.throughput_of(f"{prefix}bridge-{operation}", concurrency)
             if bridge is None:
                 continue
-            baseline = results.throughput_of(f"baseline-{operation}", concurrency)
-            direct = results.throughput_of(f"grpc-{operation}", concurrency)
+            baseline = results.throughput_of(f"{prefix}baseline-{operation}", concurrency)
+            direct = results.throughput_of(f"{prefix}grpc-{operation}", concurrency)
             rows.append(
                 {
                     "operation": operation,
@@ -91,26 +91,52 @@ def _verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else ("PASS" if ok else "FAIL")
 
 
-def targets(results: Results) -> list[Target]:
-    found: list[Target] = []
+def _bridge_throughput(results: Results, prefix: str, operation: str, concurrency: int, where: str) -> Target:
+    bridge = results.throughput_of(f"{prefix}bridge-{operation}", concurrency)
+    baseline = results.throughput_of(f"{prefix}baseline-{operation}", concurrency)
+    ratio = None if bridge is None or baseline is None else _ratio(bridge.rps, baseline.rps)
+    measured = (
+        "not measured"
+        if ratio is None or bridge is None or baseline is None
+        else (f"{ratio:.2f} x ({bridge.rps:.0f} vs {baseline.rps:.0f} rps)")
+    )
+    return Target(
+        f"bridge {operation} throughput{where}, c={concurrency}",
+        f"≥ 0.5 x {where.removeprefix(', ') + ' ' if where else ''}baseline",
+        measured,
+        _verdict(None if ratio is None else ratio >= 0.5),
+    )
+
+
+def _flat_in_stored(stored: list[StoredRow], where: str) -> list[Target]:
+    found = []
+    sizes = sorted({row.stored for row in stored})
     for operation in OPERATIONS:
-        for concurrency in (16, 64):
-            bridge = results.throughput_of(f"bridge-{operation}", concurrency)
-            baseline = results.throughput_of(f"baseline-{operation}", concurrency)
-            ratio = None if bridge is None or baseline is None else _ratio(bridge.rps, baseline.rps)
-            measured = (
-                "not measured"
-                if ratio is None or bridge is None or baseline is None
-                else (f"{ratio:.2f} x ({bridge.rps:.0f} vs {baseline.rps:.0f} rps)")
-            )
+        by_size = {row.stored: row.result for row in stored if row.operation == operation}
+        if len(sizes) < 2 or sizes[0] not in by_size or sizes[-1] not in by_size:
             found.append(
-                Target(
-                    f"bridge {operation} throughput, c={concurrency}",
-                    "≥ 0.5 x baseline",
-                    measured,
-                    _verdict(None if ratio is None else ratio >= 0.5),
-                )
+                Target(f"{operation} p50 flat in stored jobs{where}", "≤ 1.25 x p50 at 10^3", "not measured", "n/a")
             )
+            continue
+        small, large = by_size[sizes[0]], by_size[sizes[-1]]
+        ratio = _ratio(large.p50_ms, small.p50_ms)
+        found.append(
+            Target(
+                f"{operation} p50 at {sizes[-1]:,} vs {sizes[0]:,} stored{where}",
+                "≤ 1.25 x",
+                f"{_fmt(ratio)} x ({large.p50_ms:.3f} vs {small.p50_ms:.3f} ms)",
+                _verdict(None if ratio is None else ratio <= 1.25),
+            )
+        )
+    return found
+
+
+def targets(results: Results) -> list[Target]:
+    found: list[Target] = [
+        _bridge_throughput(results, "", operation, concurrency, "")
+        for operation in OPERATIONS
+        for concurrency in (16, 64)
+    ]
     for operation in OPERATIONS:
         bridge = results.throughput_of(f"bridge-{operation}", 1)
         direct = results.throughput_of(f"grpc-{operation}", 1)
@@ -132,23 +158,7 @@ def targets(results: Results) -> list[Target]:
             _verdict(None if stop is None else stop.result.p99_ms <= 20.0 and stop.result.unexpected == 0),
         )
     )
-    found.append(Target("cancel-to-stopped p99, across processes", "≤ 250 ms", NO_POSTGRES, "n/a"))
-    sizes = sorted({row.stored for row in results.stored})
-    for operation in OPERATIONS:
-        by_size = {row.stored: row.result for row in results.stored if row.operation == operation}
-        if len(sizes) < 2 or sizes[0] not in by_size or sizes[-1] not in by_size:
-            found.append(Target(f"{operation} p50 flat in stored jobs", "≤ 1.25 x p50 at 10^3", "not measured", "n/a"))
-            continue
-        small, large = by_size[sizes[0]], by_size[sizes[-1]]
-        ratio = _ratio(large.p50_ms, small.p50_ms)
-        found.append(
-            Target(
-                f"{operation} p50 at {sizes[-1]:,} vs {sizes[0]:,} stored",
-                "≤ 1.25 x",
-                f"{_fmt(ratio)} x ({large.p50_ms:.3f} vs {small.p50_ms:.3f} ms)",
-                _verdict(None if ratio is None else ratio <= 1.25),
-            )
-        )
+    found += _flat_in_stored(results.stored, "")
     memory = results.memory
     found.append(
         Target(
@@ -161,7 +171,111 @@ def targets(results: Results) -> list[Target]:
     if memory is not None:
         growth = f"+{memory.growth_mib:.1f} MiB ({memory.growth_kib_per_job:.1f} KiB per job)"
         found.append(Target(f"RSS growth with {memory.running_jobs:,} running jobs", "stated", growth, "stated"))
+    return found + postgres_targets(results)
+
+
+def postgres_targets(results: Results) -> list[Target]:
+    """The targets of issue 8 (scale-out on PostgreSQL)."""
+    stop = results.pg_cancel_to_stopped
+    ok = None
+    measured = "not measured"
+    if stop is not None:
+        missing = stop.sent - stop.with_end_time
+        ok = stop.result.p99_ms <= 100.0 and stop.result.unexpected + stop.result.errors == 0 and missing == 0
+        measured = f"{stop.result.p99_ms:.2f} ms ({stop.result.unexpected} not Cancelled, {missing} without end time)"
+    found = [Target("cancel-to-stopped p99, across processes (PostgreSQL)", "≤ 100 ms", measured, _verdict(ok))]
+    found += _flat_in_stored(results.pg_stored, " (PostgreSQL)")
+    found += [_bridge_throughput(results, "pg-", "get", concurrency, ", PostgreSQL") for concurrency in (16, 64)]
+    one, two = results.worker_rate(1), results.worker_rate(2)
+    ratio = None if one is None or two is None else _ratio(two.rate, one.rate)
+    found.append(
+        Target(
+            "jobs started per second, two workers vs one (PostgreSQL)",
+            "≥ 1.6 x",
+            "not measured"
+            if ratio is None or one is None or two is None
+            else f"{ratio:.2f} x ({two.rate:.0f} vs {one.rate:.0f} jobs/s)",
+            _verdict(None if ratio is None else ratio >= 1.6),
+        )
+    )
     return found
+
+
+def _throughput_tables(results: Results, rows: tuple[str, ...], prefix: str, title: str) -> list[str]:
+    measured_rows = [row for row in results.throughput if row.row in rows]
+    if not measured_rows:
+        return []
+    lines = [f"## {title}", "", "| row | concurrency | requests | rps | p50 ms | p99 ms | errors |"]
+    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    for row in measured_rows:
+        r = row.result
+        lines.append(
+            _cells(
+                row.label, row.concurrency, r.requests, f"{r.rps:.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}", _errors(r)
+            )
+        )
+    lines += ["", f"## Ratios{' on PostgreSQL' if prefix else ''} (same run)", ""]
+    lines.append(
+        "| operation | concurrency | bridge / baseline rps | bridge / baseline p50 "
+        "| bridge / gRPC rps | bridge / gRPC p50 | bridge - gRPC p50 ms |"
+    )
+    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for ratio in ratios(results, prefix):
+        names = ("bridge_over_baseline_rps", "bridge_over_baseline_p50", "bridge_over_grpc_rps", "bridge_over_grpc_p50")
+        cells = [_fmt(ratio[name]) for name in names]
+        lines.append(
+            _cells(ratio["operation"], ratio["concurrency"], *cells, _fmt(ratio["bridge_minus_grpc_p50_ms"], 3))
+        )
+    return [*lines, ""]
+
+
+def _stored_table(stored: list[StoredRow], title: str) -> list[str]:
+    if not stored:
+        return []
+    lines = [f"## {title}", "", "| stored | operation | requests | p50 ms | p99 ms | errors |"]
+    lines.append("| ---: | --- | ---: | ---: | ---: | --- |")
+    for row in stored:
+        r = row.result
+        lines.append(
+            _cells(f"{row.stored:,}", row.operation, r.requests, f"{r.p50_ms:.3f}", f"{r.p99_ms:.3f}", _errors(r))
+        )
+    return [*lines, ""]
+
+
+def _postgres_sections(results: Results) -> list[str]:
+    if results.postgres is None:
+        return []
+    lines = ["## PostgreSQL", "", f"Server: {results.postgres}.", ""]
+    lines += _throughput_tables(
+        results, PG_THROUGHPUT_ROWS, "pg-", "Throughput and latency on PostgreSQL (`serve --database postgresql://…`)"
+    )
+    lines += _stored_table(
+        results.pg_stored, "Stored job instances (PostgreSQL; gRPC to a `fabric-jobs grpc` replica, concurrency 1)"
+    )
+    if results.worker_rates:
+        lines += [
+            "## Jobs started per second (PostgreSQL, `fabric-jobs worker` processes)",
+            "",
+            "| workers | concurrency each | jobs | jobs/s, all workers up | jobs/s, first to last start "
+            "| CPU % per worker | CPU % postgres | machine busy % | database backends (share of samples) |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        ]
+        for rate in results.worker_rates:
+            lines.append(
+                _cells(
+                    rate.workers,
+                    rate.concurrency,
+                    rate.jobs,
+                    f"{rate.rate:.0f}",
+                    f"{rate.whole_rate:.0f}",
+                    f"{rate.worker_cpu_percent:.0f}",
+                    f"{rate.postgres_cpu_percent:.0f}",
+                    f"{rate.machine_busy_percent:.0f}",
+                    ", ".join(rate.backend_states),
+                )
+            )
+        lines.append("")
+    return lines
 
 
 def markdown(results: Results) -> str:
@@ -174,42 +288,7 @@ def markdown(results: Results) -> str:
         f"Settings: {', '.join(f'{k} {v}' for k, v in results.settings.items())}.",
         "",
     ]
-    if results.throughput:
-        lines += ["## Throughput and latency", "", "| row | concurrency | requests | rps | p50 ms | p99 ms | errors |"]
-        lines.append("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
-        for row in results.throughput:
-            r = row.result
-            lines.append(
-                _cells(
-                    row.label,
-                    row.concurrency,
-                    r.requests,
-                    f"{r.rps:.0f}",
-                    f"{r.p50_ms:.2f}",
-                    f"{r.p99_ms:.2f}",
-                    _errors(r),
-                )
-            )
-        lines += ["", "## Ratios (same run)", ""]
-        lines.append(
-            "| operation | concurrency | bridge / baseline rps | bridge / baseline p50 "
-            "| bridge / gRPC rps | bridge / gRPC p50 | bridge - gRPC p50 ms |"
-        )
-        lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-        for ratio in ratios(results):
-            cells = [
-                _fmt(ratio[name])
-                for name in (
-                    "bridge_over_baseline_rps",
-                    "bridge_over_baseline_p50",
-                    "bridge_over_grpc_rps",
-                    "bridge_over_grpc_p50",
-                )
-            ]
-            lines.append(
-                _cells(ratio["operation"], ratio["concurrency"], *cells, _fmt(ratio["bridge_minus_grpc_p50_ms"], 3))
-            )
-        lines.append("")
+    lines += _throughput_tables(results, THROUGHPUT_ROWS, "", "Throughput and latency")
     lines += [
         "## Cancel to stopped (cooperative handler)",
         "",
@@ -229,21 +308,26 @@ def markdown(results: Results) -> str:
                 r.unexpected + r.errors,
             )
         )
-    lines += [f"| across processes | {NO_POSTGRES} | | | | |", ""]
-    if results.stored:
-        lines += ["## Stored job instances (SQLite; gRPC, concurrency 1)", ""]
-        lines += [
-            "| stored | operation | requests | p50 ms | p99 ms | errors |",
-            "| ---: | --- | ---: | ---: | ---: | --- |",
-        ]
-        for stored in results.stored:
-            r = stored.result
-            lines.append(
-                _cells(
-                    f"{stored.stored:,}", stored.operation, r.requests, f"{r.p50_ms:.3f}", f"{r.p99_ms:.3f}", _errors(r)
-                )
+    across = results.pg_cancel_to_stopped
+    if across is not None:
+        r = across.result
+        lines.append(
+            _cells(
+                "across processes, PostgreSQL (gRPC Cancel to a `grpc` replica, job in a `worker`, c=1)",
+                r.requests,
+                f"{r.p50_ms:.2f}",
+                f"{r.p99_ms:.2f}",
+                f"{r.max_ms:.2f}",
+                r.unexpected + r.errors,
             )
-        lines.append("")
+        )
+        lines += [
+            "",
+            f"Across processes, afterwards in the database: {across.cancelled} of the {across.sent} cancelled jobs "
+            f"(warm-up included) are Cancelled, {across.with_end_time} with an end time.",
+        ]
+    lines.append("")
+    lines += _stored_table(results.stored, "Stored job instances (SQLite; gRPC to `serve`, concurrency 1)")
     if results.memory is not None:
         memory = results.memory
         lines += ["## Memory of `fabric-jobs serve` (VmRSS)", "", "| state | RSS MiB |", "| --- | ---: |"]
@@ -251,6 +335,7 @@ def markdown(results: Results) -> str:
         lines.append(f"| {memory.running_jobs:,} demo jobs running | {memory.running_mib:.1f} |")
         lines.append(f"| growth per running job | {memory.growth_kib_per_job:.1f} KiB |")
         lines.append("")
+    lines += _postgres_sections(results)
     lines += ["## Targets", "", "| target | goal | measured | result |", "| --- | --- | --- | --- |"]
     lines += [f"| {t.name} | {t.goal} | {t.measured} | {t.result} |" for t in targets(results)]
     if results.notes:
@@ -265,8 +350,8 @@ def to_json(results: Results) -> dict[str, Any]:
     if results.memory is not None:
         document["memory"]["growth_kib_per_job"] = round(results.memory.growth_kib_per_job, 2)
     document["ratios"] = ratios(results)
+    document["pg_ratios"] = ratios(results, "pg-")
     document["targets"] = [asdict(target) for target in targets(results)]
-    document["cancel_to_stopped_across_processes"] = NO_POSTGRES
     return document
 
 

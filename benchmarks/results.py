@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from benchmarks.measure import LoadResult
 
-ROW_LABELS = {
+SQLITE_ROW_LABELS = {
     "bridge-get": "REST bridge Get",
     "bridge-cancel": "REST bridge Cancel",
     "grpc-get": "gRPC direct Get",
@@ -15,9 +15,19 @@ ROW_LABELS = {
     "baseline-cancel": "baseline in-process store Cancel",
     "constant": "bare Starlette constant",
 }
-THROUGHPUT_ROWS = tuple(ROW_LABELS)
+PG_ROW_LABELS = {
+    "pg-bridge-get": "REST bridge Get, PostgreSQL",
+    "pg-bridge-cancel": "REST bridge Cancel, PostgreSQL",
+    "pg-baseline-get": "baseline in-process PostgresStore Get",
+    "pg-baseline-cancel": "baseline in-process PostgresStore Cancel",
+}
+ROW_LABELS = {**SQLITE_ROW_LABELS, **PG_ROW_LABELS}
+THROUGHPUT_ROWS = tuple(SQLITE_ROW_LABELS)
+PG_THROUGHPUT_ROWS = tuple(PG_ROW_LABELS)
 OTHER_ROWS = ("cancel-to-stopped", "stored", "memory")
-ALL_ROWS = THROUGHPUT_ROWS + OTHER_ROWS
+PG_OTHER_ROWS = ("pg-cancel-to-stopped", "pg-stored", "pg-workers")
+PG_ROWS = PG_THROUGHPUT_ROWS + PG_OTHER_ROWS
+ALL_ROWS = THROUGHPUT_ROWS + OTHER_ROWS + PG_ROWS
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,43 @@ class CancelToStopped:
 
 
 @dataclass(frozen=True)
+class CrossProcessStop:
+    """Cancels sent to a `fabric-jobs grpc` replica of jobs running in a `fabric-jobs worker` process; afterwards,
+    how many of the cancelled jobs the database holds Cancelled with an end time."""
+
+    jobs: int
+    result: LoadResult
+    sent: int
+    """Cancels sent, warm-up ones included."""
+    cancelled: int
+    with_end_time: int
+
+
+@dataclass(frozen=True)
+class WorkerRate:
+    """Jobs started per second by `workers` worker processes on a queue of `jobs` quick jobs.
+
+    rate: jobs whose start_time is at or after the moment the last worker said it takes jobs, over the time from
+    that moment to the last start; whole_rate: (jobs - 1) over the time from the first start to the last.
+    CPU percentages over the same window: each worker's on average and every process named postgres on the
+    machine together (of one core), and the machine's busy share of all its cores.
+    """
+
+    workers: int
+    concurrency: int
+    jobs: int
+    window_jobs: int
+    window_seconds: float
+    rate: float
+    whole_rate: float
+    worker_cpu_percent: float
+    postgres_cpu_percent: float
+    machine_busy_percent: float
+    backend_states: list[str]
+    """What the database's active backends were doing (wait event, or on CPU), share of samples, most first."""
+
+
+@dataclass(frozen=True)
 class Memory:
     idle_mib: float
     running_jobs: int
@@ -67,6 +114,11 @@ class Results:
     stored: list[StoredRow] = field(default_factory=list)
     cancel_to_stopped: CancelToStopped | None = None
     memory: Memory | None = None
+    pg_stored: list[StoredRow] = field(default_factory=list)
+    pg_cancel_to_stopped: CrossProcessStop | None = None
+    worker_rates: list[WorkerRate] = field(default_factory=list)
+    postgres: str | None = None
+    """The PostgreSQL server's version, or why the PostgreSQL rows were not measured."""
     notes: list[str] = field(default_factory=list)
 
     def throughput_of(self, row: str, concurrency: int) -> LoadResult | None:
@@ -74,3 +126,6 @@ class Results:
             if measured.row == row and measured.concurrency == concurrency:
                 return measured.result
         return None
+
+    def worker_rate(self, workers: int) -> WorkerRate | None:
+        return next((rate for rate in self.worker_rates if rate.workers == workers), None)

@@ -66,7 +66,7 @@ def _spec(options: Options, row: str, target: str, keys: list[JobKey], concurren
     )
 
 
-def _cancel_batch(row: str, concurrency: int, options: Options) -> list[JobKey]:
+def cancel_batch(row: str, concurrency: int, options: Options) -> list[JobKey]:
     return jobs.batch_keys(f"{row}-c{concurrency}", options.cancel_jobs + warmup_jobs(concurrency))
 
 
@@ -82,41 +82,50 @@ async def throughput(options: Options, work: Path, results: Results) -> None:
         baseline: ServerProcess | None = None
         if need_baseline:
             database = work / "baseline.db"
-            cancel_batches = (_cancel_batch("baseline-cancel", c, options) for c in options.concurrency)
+            cancel_batches = (cancel_batch("baseline-cancel", c, options) for c in options.concurrency)
             await jobs.seed(
                 database, itertools.chain(jobs.batch_keys("get", options.get_jobs), *cancel_batches), "InProgress"
             )
-            baseline = await stack.enter_async_context(processes.baseline(work, database))
+            baseline = await stack.enter_async_context(processes.baseline(work, f"sqlite:///{database}"))
         if need_serve:
-            serve = await stack.enter_async_context(processes.serve(work, work / "serve.db"))
+            serve = await stack.enter_async_context(processes.serve(work, f"sqlite:///{work / 'serve.db'}"))
             await jobs.create_running(serve.addresses["grpc"], jobs.batch_keys("get", options.get_jobs))
         for row in rows:
             server = baseline if row.startswith("baseline-") or row == "constant" else serve
             assert server is not None
             target = server.addresses["grpc" if row.startswith("grpc-") else ("http" if server is baseline else "rest")]
-            for concurrency in options.concurrency:
-                keys = jobs.batch_keys("get", options.get_jobs)
-                if row.endswith("-cancel"):
-                    keys = _cancel_batch(row, concurrency, options)
-                    if server is serve:
-                        await jobs.create_running(server.addresses["grpc"], keys)
-                result = await run_load(_spec(options, row, target, keys, concurrency))
-                results.throughput.append(ThroughputRow(row, concurrency, result))
-                progress(f"{row} c={concurrency}: {result.rps:.0f} rps, p50 {result.p50_ms:.2f} ms")
+            creates_on = serve.addresses["grpc"] if server is serve and serve is not None else None
+            await measure_row(options, row, target, creates_on, results)
         if "cancel-to-stopped" in options.only and serve is not None:
             results.cancel_to_stopped = await cancel_to_stopped(options, serve)
+
+
+async def measure_row(
+    options: Options, row: str, target: str, creates_on: str | None, results: Results, *, row_name: str | None = None
+) -> None:
+    """One throughput row at every concurrency. Cancel rows cancel fresh running jobs, created first through the
+    gRPC address `creates_on` (None: they were seeded in the database)."""
+    for concurrency in options.concurrency:
+        keys = jobs.batch_keys("get", options.get_jobs)
+        if row.endswith("-cancel"):
+            keys = cancel_batch(row_name or row, concurrency, options)
+            if creates_on is not None:
+                await jobs.create_running(creates_on, keys)
+        result = await run_load(_spec(options, row, target, keys, concurrency))
+        results.throughput.append(ThroughputRow(row_name or row, concurrency, result))
+        progress(f"{row_name or row} c={concurrency}: {result.rps:.0f} rps, p50 {result.p50_ms:.2f} ms")
 
 
 async def cancel_to_stopped(options: Options, serve: ServerProcess) -> CancelToStopped:
     """CancelJobInstance of running cooperative jobs, one at a time: the call returns once the stop is recorded."""
     keys = jobs.batch_keys("stop", options.stop_jobs + STOP_WARMUP_JOBS)
     await jobs.create_running(serve.addresses["grpc"], keys)
-    result = await _count_bound_cancels(options, serve.addresses["grpc"], keys, STOP_WARMUP_JOBS)
+    result = await count_bound_cancels(options, serve.addresses["grpc"], keys, STOP_WARMUP_JOBS)
     progress(f"cancel-to-stopped: p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms")
     return CancelToStopped(options.stop_jobs, result)
 
 
-async def _count_bound_cancels(options: Options, target: str, keys: list[JobKey], warmup: int) -> LoadResult:
+async def count_bound_cancels(options: Options, target: str, keys: list[JobKey], warmup: int) -> LoadResult:
     spec = LoadSpec(
         tool="grpc",
         target=target,
@@ -143,7 +152,7 @@ async def stored(options: Options, work: Path, results: Results) -> None:
         await jobs.seed(database, jobs.stored_keys(filled, size), "Completed")
         filled = size
         progress(f"stored: {size:,} job instances in the database ({time.perf_counter() - started:.1f}s to fill)")
-        async with processes.serve(work, database, name=f"serve-stored-{size}") as serve:
+        async with processes.serve(work, f"sqlite:///{database}", f"serve-stored-{size}") as serve:
             target = serve.addresses["grpc"]
             rng = random.Random(size)
             sample = [jobs.key_fields(jobs.stored_key(rng.randrange(size))) for _ in range(options.sample_keys)]
@@ -162,7 +171,7 @@ async def stored(options: Options, work: Path, results: Results) -> None:
                 results.stored.append(StoredRow(size, operation, await run_load(spec)))
             running = jobs.batch_keys(f"stored-running-{size}", options.stored_running_jobs + STOP_WARMUP_JOBS)
             await jobs.create_running(target, running)
-            result = await _count_bound_cancels(options, target, running, STOP_WARMUP_JOBS)
+            result = await count_bound_cancels(options, target, running, STOP_WARMUP_JOBS)
             results.stored.append(StoredRow(size, "cancel running", result))
             progress(f"stored {size:,}: get p50 {results.stored[-3].result.p50_ms:.3f} ms")
 
@@ -171,7 +180,7 @@ async def memory(options: Options, work: Path, results: Results) -> None:
     """VmRSS of `fabric-jobs serve` idle (after start and a few calls), then with memory_jobs demo jobs running."""
     if "memory" not in options.only:
         return
-    async with processes.serve(work, work / "memory.db", name="serve-memory") as serve:
+    async with processes.serve(work, f"sqlite:///{work / 'memory.db'}", "serve-memory") as serve:
         warm = jobs.batch_keys("memory-warm", 4)
         await jobs.create_running(serve.addresses["grpc"], warm)
         spec = LoadSpec(
