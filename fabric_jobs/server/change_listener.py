@@ -1,9 +1,9 @@
 """Job changes made by any process, heard through PostgreSQL LISTEN/NOTIFY.
 
-A trigger on job_instances sends the key of every inserted or updated row on the channel
-`fabric_jobs_changes` (migration 0002). This listener publishes each into the process's
-ChangeFeed, so that a Cancel's wait and WatchJobInstance on any replica see a change made by any
-other process within milliseconds. While its connection is lost the feed polls, and the listener
+The PostgreSQL store announces the key of every job instance it changes on the channel
+`fabric_jobs_changes`, right after the change commits (migration 0002). This listener publishes
+each into the process's ChangeFeed, so that a Cancel's wait and WatchJobInstance on any replica see
+a change made by any other process within milliseconds. While its connection is lost the feed polls, and the listener
 reconnects; on reconnecting it wakes every waiter once, since a change may have been missed.
 """
 

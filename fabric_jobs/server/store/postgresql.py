@@ -140,11 +140,11 @@ class PostgresStore:
         error: ErrorDetails | None = None,
     ) -> JobRecord | None:
         params = {**transition_params(key, new, at_ms, owner, error), "expected_statuses": _status_values(expected)}
-        rows = await self._run(transition_query(new), params)
+        rows = await self._run(transition_query(new), params, announce=True)
         return record_from_row(rows[0]) if rows else None
 
     async def cancel(self, key: JobKey, at_ms: int) -> JobRecord | None:
-        rows = await self._run("cancel", {**key_params(key), "at_ms": at_ms})
+        rows = await self._run("cancel", {**key_params(key), "at_ms": at_ms}, announce=True)
         return record_from_row(rows[0]) if rows else await self.get(key)
 
     async def list(self, query: ListQuery) -> tuple[builtins.list[JobRecord], str | None]:
@@ -164,17 +164,23 @@ class PostgresStore:
 
     async def fail_expired(self, lease_ms: int, at_ms: int, error: ErrorDetails) -> builtins.list[JobRecord]:
         params = {"lease_ms": lease_ms, "at_ms": at_ms, "error": error_to_column(error)}
-        rows = await self._run("fail_expired", params)
+        rows = await self._run("fail_expired", params, announce=True)
         await self._run("forget_expired_executor_leases", params)
         return [record_from_row(row) for row in rows]
 
-    async def _run(self, query: str, params: Mapping[str, object]) -> builtins.list[DictRow]:
+    async def _run(self, query: str, params: Mapping[str, object], *, announce: bool = False) -> builtins.list[DictRow]:
+        """Run a named query in a transaction of its own; with `announce`, then NOTIFY the keys of the rows it
+        returned (migration 0002 says why apart)."""
         if self._pool is None:
             raise StoreError(f"the PostgreSQL store {self.address} is not open")
         with _translated_errors(self.where):
             async with self._pool.connection() as connection, connection.cursor(row_factory=dict_row) as cursor:
                 await cursor.execute(QUERIES[query], params)
-                return await cursor.fetchall() if cursor.description is not None else []
+                rows = await cursor.fetchall() if cursor.description is not None else []
+                if announce and rows:
+                    keys = [key_from_row(row).to_text() for row in rows]
+                    await cursor.execute(QUERIES["announce_changes"], {"keys": keys})
+                return rows
 
     @property
     def where(self) -> str:

@@ -131,3 +131,6 @@ RETURNING *;
 
 -- name: forget_expired_executor_leases
 DELETE FROM executor_leases WHERE renewed_ms < %(at_ms)s - %(lease_ms)s;
+
+-- name: announce_changes
+SELECT fabric_jobs_announce_changes(%(keys)s);
