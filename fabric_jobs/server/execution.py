@@ -36,8 +36,8 @@ async def running_execution(
         finally:
             await local.stop()
         return
-    app = new_app()
-    await app.open_async(pool=store.pool)
+    app = new_app(store.url)
+    await app.open_async()
     listener = ChangeListener(store.url, feed)
     dispatch = ProcrastinateDispatch(app, store, feed, lease_seconds=settings.lease_seconds)
     stop_worker = asyncio.Event()
