@@ -17,7 +17,6 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import TupleRow
 
 from benchmarks.jobs import RUNNING_PAYLOAD_JSON
 from benchmarks.measure import ROOT
@@ -59,7 +58,6 @@ FROM unnest(%(tenant_id)s::text[], %(workspace_id)s::text[], %(item_type)s::text
 ON CONFLICT DO NOTHING
 """
 
-NOTIFY_TRIGGER = "job_instances_notify_change"
 ANALYZE_EVERY_SECONDS = 1.0
 
 
@@ -151,7 +149,7 @@ async def seed_keys(url: str, keys: Iterable[JobKey], status: str) -> None:
     }
     params.update(status=status, invoke_type=InvokeType.MANUAL.value, payload=RUNNING_PAYLOAD_JSON, base_ms=now_ms())
     async with await psycopg.AsyncConnection.connect(url) as connection:
-        async with connection.transaction(), _announced_to_no_one(connection):
+        async with connection.transaction():
             await connection.execute(SEED_KEYS, params)
         await connection.execute("ANALYZE job_instances")
 
@@ -168,22 +166,9 @@ async def seed_stored(url: str, start: int, stop: int) -> None:
         "stop": stop,
     }
     async with await psycopg.AsyncConnection.connect(url) as connection:
-        async with connection.transaction(), _announced_to_no_one(connection):
+        async with connection.transaction():
             await connection.execute(SEED_STORED, params)
         await connection.execute("ANALYZE job_instances")
-
-
-@asynccontextmanager
-async def _announced_to_no_one(connection: psycopg.AsyncConnection[TupleRow]) -> AsyncIterator[None]:
-    """Inside a transaction: the trigger that NOTIFYs every change is off, and on again before the commit, so no
-    other session ever sees it off, and a bulk insert does not fill the notification queue."""
-    await connection.execute(
-        sql.SQL("ALTER TABLE job_instances DISABLE TRIGGER {}").format(sql.Identifier(NOTIFY_TRIGGER))
-    )
-    yield
-    await connection.execute(
-        sql.SQL("ALTER TABLE job_instances ENABLE TRIGGER {}").format(sql.Identifier(NOTIFY_TRIGGER))
-    )
 
 
 @asynccontextmanager
