@@ -19,11 +19,17 @@ from pathlib import Path
 import psycopg
 
 from benchmarks import jobs, postgres, processes
-from benchmarks.measure import LoadSpec, run_load
 from benchmarks.options import Options
 from benchmarks.postgres import Databases
-from benchmarks.results import PG_ROWS, PG_THROUGHPUT_ROWS, CrossProcessStop, Results, StoredRow, WorkerRate
-from benchmarks.scenarios import STOP_WARMUP_JOBS, cancel_batch, count_bound_cancels, measure_row, progress
+from benchmarks.results import PG_ROWS, PG_THROUGHPUT_ROWS, CrossProcessStop, Results, WorkerRate
+from benchmarks.scenarios import (
+    STOP_WARMUP_JOBS,
+    cancel_batch,
+    count_bound_cancels,
+    measure_row,
+    progress,
+    stored_lookups,
+)
 from fabric_jobs.server.model import JobKey
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store.postgresql import QUERIES as STORE_QUERIES
@@ -161,19 +167,7 @@ async def stored(options: Options, work: Path, results: Results, databases: Data
         rng = random.Random(size)
         sample = [jobs.stored_key(rng.randrange(size)) for _ in range(options.sample_keys)]
         async with processes.grpc_replica(work, url, f"grpc-stored-{size}") as replica:
-            for operation in ("get", "cancel"):
-                spec = LoadSpec(
-                    tool="grpc",
-                    target=replica.addresses["grpc"],
-                    items=[jobs.key_fields(key) for key in sample],
-                    cycle=True,
-                    concurrency=1,
-                    duration=options.duration,
-                    warmup_seconds=options.warmup,
-                    operation=operation,
-                    expect="JOB_INSTANCE_STATUS_COMPLETED",
-                )
-                results.pg_stored.append(StoredRow(size, operation, await run_load(spec)))
+            results.pg_stored.extend(await stored_lookups(options, replica.addresses["grpc"], sample, size))
         plan = await _get_plan(url, sample[0])
         progress(f"pg-stored {size:,}: get p50 {results.pg_stored[-2].result.p50_ms:.3f} ms; plan: {plan}")
         if size == options.pg_stored[-1]:

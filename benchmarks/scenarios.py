@@ -30,6 +30,25 @@ def warmup_jobs(concurrency: int) -> int:
     return 2 * concurrency + 10
 
 
+async def stored_lookups(options: Options, target: str, sample: list[JobKey], size: int) -> list[StoredRow]:
+    """Get, then Cancel (of Completed jobs: a read and an answer), of `sample` over gRPC at concurrency 1."""
+    rows = []
+    for operation in ("get", "cancel"):
+        spec = LoadSpec(
+            tool="grpc",
+            target=target,
+            items=[jobs.key_fields(key) for key in sample],
+            cycle=True,
+            concurrency=1,
+            duration=options.duration,
+            warmup_seconds=options.warmup,
+            operation=operation,
+            expect="JOB_INSTANCE_STATUS_COMPLETED",
+        )
+        rows.append(StoredRow(size, operation, await run_load(spec)))
+    return rows
+
+
 def http_items(keys: list[JobKey], cancel: bool) -> list[list[str]]:
     items = []
     for key in keys:
@@ -155,20 +174,8 @@ async def stored(options: Options, work: Path, results: Results) -> None:
         async with processes.serve(work, f"sqlite:///{database}", f"serve-stored-{size}") as serve:
             target = serve.addresses["grpc"]
             rng = random.Random(size)
-            sample = [jobs.key_fields(jobs.stored_key(rng.randrange(size))) for _ in range(options.sample_keys)]
-            for operation in ("get", "cancel"):
-                spec = LoadSpec(
-                    tool="grpc",
-                    target=target,
-                    items=sample,
-                    cycle=True,
-                    concurrency=1,
-                    duration=options.duration,
-                    warmup_seconds=options.warmup,
-                    operation=operation,
-                    expect="JOB_INSTANCE_STATUS_COMPLETED",
-                )
-                results.stored.append(StoredRow(size, operation, await run_load(spec)))
+            sample = [jobs.stored_key(rng.randrange(size)) for _ in range(options.sample_keys)]
+            results.stored.extend(await stored_lookups(options, target, sample, size))
             running = jobs.batch_keys(f"stored-running-{size}", options.stored_running_jobs + STOP_WARMUP_JOBS)
             await jobs.create_running(target, running)
             result = await count_bound_cancels(options, target, running, STOP_WARMUP_JOBS)

@@ -56,6 +56,13 @@ def rng() -> random.Random:
     return random.Random(seed)
 
 
+async def start_running_server(settings: ServiceSettings, registry: JobRegistry, **options: Any) -> RunningServer:
+    """A JobServer on a free port (`options` as start_job_server takes them) and a stub connected to it."""
+    server = await start_job_server(settings, registry, port=0, **options)
+    channel = grpc.aio.insecure_channel(server.address)
+    return RunningServer(server, channel, pb_grpc.JobServiceStub(channel), settings)
+
+
 @pytest.fixture
 def database(tmp_path: Path) -> str:
     return "sqlite:///" + str(tmp_path / "jobs.db")
@@ -70,10 +77,7 @@ async def start_server(database: str) -> AsyncIterator[ServerFactory]:
     )
 
     async def start(registry: JobRegistry, **settings: Any) -> RunningServer:
-        effective = replace(defaults, **settings)
-        server = await start_job_server(effective, registry, port=0)
-        channel = grpc.aio.insecure_channel(server.address)
-        running = RunningServer(server, channel, pb_grpc.JobServiceStub(channel), effective)
+        running = await start_running_server(replace(defaults, **settings), registry)
         started.append(running)
         return running
 

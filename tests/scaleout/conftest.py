@@ -15,16 +15,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-import grpc
 import psycopg
 import pytest
 
-from fabric_jobs.server.app import ServiceSettings, start_job_server
+from fabric_jobs.server.app import ServiceSettings
 from fabric_jobs.server.model import JobKey
 from fabric_jobs.server.procrastinate_dispatch import QUEUE
 from fabric_jobs.v1 import job_service_pb2 as pb
-from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
-from tests.conftest import POLL_INTERVAL, RunningServer
+from tests.conftest import POLL_INTERVAL, RunningServer, start_running_server
 from tests.scaleout import jobs
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
@@ -177,10 +175,7 @@ async def start_service(postgres_url: str) -> AsyncIterator[ServiceFactory]:
     )
 
     async def start(**settings: Any) -> RunningServer:
-        effective = replace(defaults, **settings)
-        server = await start_job_server(effective, jobs.registry, port=0, run_handlers=False)
-        channel = grpc.aio.insecure_channel(server.address)
-        running = RunningServer(server, channel, pb_grpc.JobServiceStub(channel), effective)
+        running = await start_running_server(replace(defaults, **settings), jobs.registry, run_handlers=False)
         started.append(running)
         return running
 

@@ -8,11 +8,9 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-import grpc
 import psycopg
 import pytest
 
-from fabric_jobs.server.app import JobServer, start_job_server
 from fabric_jobs.server.changes import SAFETY_POLL_SECONDS
 from fabric_jobs.server.convert import key_to_pb
 from fabric_jobs.server.model import InvokeType, JobKey, NewJob, now_ms
@@ -20,7 +18,7 @@ from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store.postgresql import PostgresStore
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
-from tests.conftest import new_key, wait_for_status, wait_until
+from tests.conftest import RunningServer, new_key, start_running_server, wait_for_status, wait_until
 from tests.server import handlers
 from tests.server.handlers import TestJobs
 
@@ -36,21 +34,19 @@ Replica = Callable[..., Awaitable["pb_grpc.JobServiceAsyncStub"]]
 @pytest.fixture
 async def replica(postgres_url: str, jobs: TestJobs) -> AsyncIterator[Replica]:
     """Start JobService replicas on one fresh PostgreSQL database; each gives a gRPC stub to itself."""
-    started: list[tuple[JobServer, grpc.aio.Channel]] = []
+    started: list[RunningServer] = []
     defaults = ServiceSettings(
         database=postgres_url, cancel_wait=5.0, cancel_grace=1.0, shutdown_grace=0.5, lease_seconds=1.5
     )
 
     async def start(*, run_handlers: bool, **settings: Any) -> pb_grpc.JobServiceAsyncStub:
-        server = await start_job_server(replace(defaults, **settings), jobs.registry, run_handlers=run_handlers)
-        channel = grpc.aio.insecure_channel(server.address)
-        started.append((server, channel))
-        return pb_grpc.JobServiceStub(channel)
+        running = await start_running_server(replace(defaults, **settings), jobs.registry, run_handlers=run_handlers)
+        started.append(running)
+        return running.stub
 
     yield start
-    for server, channel in reversed(started):
-        await channel.close(None)
-        await server.stop(grace=1.0)
+    for running in reversed(started):
+        await running.stop()
 
 
 async def create(stub: pb_grpc.JobServiceAsyncStub, job_type: str) -> pb.JobInstanceKey:
