@@ -23,7 +23,7 @@ from fabric_jobs import request_context
 from fabric_jobs.errors import job_executor_lost
 from fabric_jobs.server.changes import ChangeFeed
 from fabric_jobs.server.model import JobKey, JobStatus, now_ms
-from fabric_jobs.server.store import JobStore
+from fabric_jobs.server.store import JobStore, StoreError
 from fabric_jobs.server.store.queries import load_named_queries
 
 logger = logging.getLogger(__name__)
@@ -84,11 +84,17 @@ class ProcrastinateDispatch:
             await deferrer.defer_async(key=text, **ids)
         except procrastinate_errors.AlreadyEnqueued:
             logger.debug("job %s is already queued", key)
+        except procrastinate_errors.ConnectorException as exc:
+            # The row is stored: the upkeep queues it once the database answers again.
+            logger.warning("job %s is stored but could not be queued yet (%s); the upkeep will queue it", key, exc)
 
     async def cancel(self, key: JobKey) -> None:
-        rows = await self._query("running_job_of_key", lock=key.to_text())
-        for row in rows:
-            await self._app.job_manager.cancel_job_by_id_async(row["id"], abort=True)
+        try:
+            rows = await self._query("running_job_of_key", lock=key.to_text())
+            for row in rows:
+                await self._app.job_manager.cancel_job_by_id_async(row["id"], abort=True)
+        except procrastinate_errors.ConnectorException as exc:
+            raise StoreError(f"procrastinate could not abort job {key}: {exc}") from exc
 
     async def upkeep(self) -> None:
         """End Failed the running jobs of stalled workers, and queue again the rows whose defer was lost."""

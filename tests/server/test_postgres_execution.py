@@ -135,3 +135,18 @@ async def test_a_stored_job_whose_defer_was_lost_is_queued_again_and_runs(
     done = await wait_for_status(with_worker, key_to_pb(key), COMPLETED, within=20.0)
     assert done.HasField("start_time")
     await wait_until(lambda: jobs.calls[key.job_instance_id] == 1, what="the handler ran once")
+
+
+async def test_a_create_whose_defer_fails_is_accepted_and_runs_once_procrastinate_answers_again(
+    replica: Replica, postgres_url: str, jobs: TestJobs
+) -> None:
+    with_worker = await replica(run_handlers=True)
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+        await admin.execute("ALTER TABLE procrastinate_jobs RENAME TO procrastinate_jobs_away")
+        try:
+            key = await create(with_worker, handlers.INSTANT)
+        finally:
+            await admin.execute("ALTER TABLE procrastinate_jobs_away RENAME TO procrastinate_jobs")
+
+    await wait_for_status(with_worker, key, COMPLETED, within=20.0)
+    await wait_until(lambda: jobs.calls[key.job_instance_id] == 1, what="the handler ran once")
