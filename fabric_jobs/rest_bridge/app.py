@@ -36,13 +36,22 @@ async def _starlette_http_exception(request: Request, exc: Exception) -> Respons
     if exc.status_code == 404:
         error = client_error(404, ErrorCode.NOT_FOUND, f"No resource at {request.url.path}", ("path",))
     elif exc.status_code == 405:
-        allowed = (exc.headers or {}).get("Allow", "")
+        allowed = _methods_of_path(request)
         message = f"Method {request.method} is not allowed here; allowed: {allowed}"
         error = client_error(405, ErrorCode.METHOD_NOT_ALLOWED, message, ("method",))
-        error.headers.update(exc.headers or {})
+        error.headers["Allow"] = allowed
     else:
         error = client_error(exc.status_code, ErrorCode.INVALID_REQUEST, exc.detail)
     return error_response(error)
+
+
+def _methods_of_path(request: Request) -> str:
+    """Every method some route takes at this path: Starlette's own Allow names only the first route's."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(request.scope["path"]):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 def create_app(
@@ -62,8 +71,10 @@ def create_app(
         Route(f"{base}/readyz", readiness.handle, methods=["GET"]),
         Route(f"{base}/openapi.json", OpenApiEndpoint(base).handle, methods=["GET"]),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[Middleware(RequestMiddleware)],
         exception_handlers={HttpError: _http_error, HTTPException: _starlette_http_exception},
     )
+    app.router.redirect_slashes = False  # a trailing slash is 404, never a redirect built from the Host header
+    return app

@@ -61,13 +61,35 @@ async def test_unknown_path_is_404_not_found(bridge: Bridge) -> None:
     assert response.json()["errorCode"] == "NotFound"
 
 
-@pytest.mark.parametrize(("method", "suffix"), [("DELETE", ""), ("PUT", ""), ("GET", "/cancel"), ("PATCH", "/cancel")])
-async def test_wrong_method_is_405(bridge: Bridge, method: str, suffix: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "suffix", "allowed"),
+    [
+        ("DELETE", "", "GET, HEAD, POST"),
+        ("PUT", "", "GET, HEAD, POST"),
+        ("GET", "/cancel", "POST"),
+        ("PATCH", "/cancel", "POST"),
+    ],
+)
+async def test_wrong_method_is_405_allowing_every_method_of_the_path(
+    bridge: Bridge, method: str, suffix: str, allowed: str
+) -> None:
     job = JobRef()
     response = await bridge.client.request(method, job.path + suffix, headers=job.headers())
     assert response.status_code == 405
     assert response.json()["errorCode"] == "MethodNotAllowed"
-    assert response.headers["Allow"]
+    assert response.headers["Allow"] == allowed
+    assert allowed in response.json()["message"]
+
+
+@pytest.mark.parametrize(("method", "suffix"), [("GET", "/"), ("POST", "/"), ("POST", "/cancel/")])
+async def test_a_trailing_slash_is_404_never_a_redirect(bridge: Bridge, method: str, suffix: str) -> None:
+    job = JobRef()
+    response = await bridge.client.request(
+        method, job.path + suffix, headers={**job.headers(), "Host": "attacker.example"}
+    )
+    assert response.status_code == 404
+    assert response.json()["errorCode"] == "NotFound"
+    assert "location" not in response.headers
 
 
 async def test_healthz(bridge: Bridge) -> None:
