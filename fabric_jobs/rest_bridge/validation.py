@@ -110,7 +110,7 @@ def parse_create_body(raw: bytes) -> CreateBody:
         raise bad_request([FieldViolation("body", "the body must be a JSON object")])
     violations = [
         FieldViolation(name, f"{name} is not a property of CreateItemJobInstanceRequest")
-        for name in sorted(body.keys() - _BODY_FIELDS)
+        for name in sorted(_printable(key) for key in body.keys() - _BODY_FIELDS)
     ]
     invoke_type = _invoke_type(body, violations)
     payload = _creation_payload(body.get("creationPayload"), violations)
@@ -142,8 +142,23 @@ def _creation_payload(value: object, violations: list[FieldViolation]) -> struct
         )
         return None
     payload = struct_pb2.Struct()
-    payload.update(value)
+    try:
+        payload.update(value)
+    except (ValueError, OverflowError, TypeError):
+        violations.append(
+            FieldViolation(
+                "creationPayload",
+                "creationPayload holds a value that cannot be carried: numbers must fit a 64-bit float and text "
+                "must be valid Unicode (no lone surrogates)",
+            )
+        )
+        return None
     return payload
+
+
+def _printable(text: str) -> str:
+    """`text` with each lone surrogate (valid in JSON escapes, not in Unicode) replaced by U+FFFD."""
+    return "".join("\ufffd" if 0xD800 <= ord(char) <= 0xDFFF else char for char in text)
 
 
 def _depth(value: object) -> int:

@@ -160,3 +160,27 @@ async def test_bad_content_length_is_400(offline_bridge: Bridge) -> None:
     response = await offline_bridge.create(job, headers=headers, content=b'{"invokeType": 1}')
     assert response.status_code == 400
     assert_names(response.json(), "Content-Length")
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"invokeType": "Manual", "creationPayload": {"note": "\\ud800"}}', "creationPayload"),
+        (b'{"invokeType": "Manual", "creationPayload": {"\\ud800": 1}}', "creationPayload"),
+        (b'{"invokeType": "Manual", "\\ud800": 1}', "\ufffd"),
+        (b'{"invokeType": "Manual", "creationPayload": {"n": ' + b"9" * 400 + b"}}", "creationPayload"),
+    ],
+    ids=["lone-surrogate-value", "lone-surrogate-key", "lone-surrogate-unknown-field", "400-digit-integer"],
+)
+async def test_json_that_cannot_become_a_payload_is_400_naming_the_field(
+    offline_bridge: Bridge, recording_stub: RecordingStub, raw: bytes, field: str
+) -> None:
+    job = JobRef()
+    response = await offline_bridge.create(
+        job, content=raw, headers={**job.headers(), "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["errorCode"] == "InvalidRequest"
+    assert any(field in parameter for parameter in body["messageParameters"]), body
+    assert recording_stub.calls == []
