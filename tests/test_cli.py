@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sqlite3
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -201,6 +202,11 @@ async def test_a_running_job_interrupted_by_shutdown_is_failed_retriable_after_r
         (["serve", "--dev", "--log-level", "loud"], "--log-level: must be one of DEBUG, INFO, WARNING, ERROR"),
         (["rest", "--dev", "--grpc-target", " "], "--grpc-target: must be host:port"),
         (["serve", "--dev", "--rest-base-path", "work load"], "--rest-base-path: must be a URL path"),
+        (["serve", "--dev", "--request-timeout", "nan"], "--request-timeout: must be a number of seconds"),
+        (["serve", "--dev", "--lease-seconds", "inf"], "--lease-seconds: must be a number of seconds"),
+        (["serve", "--dev", "--lease-seconds", "1e16"], "--lease-seconds: must be at most 1000000"),
+        (["serve", "--dev", "--database", "sqlite:///"], "--database: sqlite:/// needs a file path"),
+        (["serve", "--dev", "--database", "sqlite:///  "], "--database: sqlite:/// needs a file path"),
     ],
 )
 def test_bad_configuration_is_one_line_and_exit_2(tmp_path: Path, args: list[str], says: str) -> None:
@@ -284,3 +290,46 @@ async def test_sigterm_does_not_wait_for_a_handler_thread_blocked_in_c(tmp_path:
         assert state["errorDetails"]["errorCode"] == "JobExecutorLost"
     finally:
         await asyncio.to_thread(stop, second)
+
+
+def test_a_jwks_file_without_an_rsa_signing_key_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text('{"keys": [{"kty": "oct", "kid": "k", "k": "c2VjcmV0"}]}')
+    done = subprocess.run(
+        command(
+            "serve",
+            "--auth-audience=api://x",
+            f"--auth-publisher-tenant-id={uuid.uuid4()}",
+            f"--auth-jwks-file={jwks}",
+            "--rest-port=0",
+            "--grpc-port=0",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_SECONDS,
+        env=clean_env(),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"fabric-jobs serve: error: authentication: JWKS file {jwks}: it holds no RSA signing key"
+    ]
+
+
+def test_a_database_whose_schema_is_newer_than_the_code_is_refused(tmp_path: Path) -> None:
+    database = tmp_path / "jobs.db"
+    assert subprocess.run(command("migrate", f"--database=sqlite:///{database}"), env=clean_env()).returncode == 0
+    with sqlite3.connect(database) as connection:
+        connection.execute("INSERT INTO schema_migrations (version, applied_at_ms) VALUES (9999, 0)")
+    done = subprocess.run(
+        command("serve", "--dev", f"--database=sqlite:///{database}", "--rest-port=0", "--grpc-port=0"),
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_SECONDS,
+        env=clean_env(),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.strip() and "DEV MODE" not in line]
+    assert len(errors) == 1, done.stderr
+    assert "newer than this fabric-jobs" in errors[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import pathlib
 import re
@@ -39,13 +40,20 @@ def flag_or_env(flag: str) -> str:
     return f"{flag} or {env_name(flag)}"
 
 
+MAX_SECONDS = 1_000_000
+
+
 def _positive_float(value: str) -> float:
     try:
         number = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number of seconds, not {value!r}") from None
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, not {value!r}")
     if not number > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, not {value!r}")
+    if number > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SECONDS} seconds, not {value!r}")
     return number
 
 
@@ -94,11 +102,17 @@ def _grpc_target(value: str) -> str:
 
 
 def _database_url(value: str) -> str:
-    if not value.strip().startswith(("sqlite:///", "postgresql://", "postgres://")):
+    url = value.strip()
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise argparse.ArgumentTypeError(
             f"must be sqlite:///path/to/file.db or postgresql://user@host:port/dbname, not {value!r}"
         )
-    return value.strip()
+    if url.startswith("sqlite:///") and not url.removeprefix("sqlite:///").strip():
+        raise argparse.ArgumentTypeError(
+            "sqlite:/// needs a file path, e.g. sqlite:///./fabric-jobs.db "
+            "(sqlite:///:memory: for a database that lives only as long as the process)"
+        )
+    return url
 
 
 def _comma_separated(value: str) -> tuple[str, ...]:

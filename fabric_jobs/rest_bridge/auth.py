@@ -130,6 +130,8 @@ class Authenticator:
             except (OSError, ValueError, jwt.PyJWKSetError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) else str(exc)
                 raise ValueError(f"JWKS file {settings.jwks_file}: {reason}") from exc
+            if not self._keys:
+                raise ValueError(f"JWKS file {settings.jwks_file}: it holds no RSA signing key")
 
     async def authenticate(self, authorization: str | None, client_tenant_id: str | None) -> None:
         """Raises AuthError unless the header carries a valid pair of a Fabric app and a user of the client tenant."""

@@ -627,3 +627,13 @@ async def test_two_migrations_at_once_are_harmless(dialect: str, empty_store_url
     ]
     assert await schema_of(dialect, empty_store_url) == MIGRATED_SCHEMA
     await insert_after_opening(open_store(empty_store_url))
+
+
+async def test_a_schema_newer_than_the_code_is_refused_by_open_and_by_migrate(store_url: str) -> None:
+    await run_sql(store_url, "INSERT INTO schema_migrations (version, applied_at_ms) VALUES (9999, 0)")
+    store = open_store(store_url)
+
+    with pytest.raises(StoreError, match=r"newer than this fabric-jobs \(it has migrations \[9999\]"):
+        await store.open()
+    with pytest.raises(StoreError, match="newer than this fabric-jobs"):
+        await store.migrate()

@@ -22,7 +22,7 @@ from fabric_jobs.errors import ErrorDetails
 from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, NewJob, now_ms
 from fabric_jobs.server.store.base import ListQuery, StoreError
 from fabric_jobs.server.store.error_column import error_to_column
-from fabric_jobs.server.store.migrations import Migration, load_migrations
+from fabric_jobs.server.store.migrations import Migration, load_migrations, newer_schema
 from fabric_jobs.server.store.page_token import encode_page_token
 from fabric_jobs.server.store.queries import load_named_queries
 from fabric_jobs.server.store.rows import (
@@ -67,6 +67,9 @@ class PostgresStore:
                 await connection.execute(QUERIES["create_schema_migrations"])
                 cursor = await connection.execute(QUERIES["applied_migration_versions"])
                 applied = {version for (version,) in await cursor.fetchall()}
+                newer = newer_schema(applied, MIGRATIONS)
+                if newer is not None:
+                    raise StoreError(f"database {self.address}: {newer}")
                 for migration in MIGRATIONS:
                     if migration.version in applied:
                         continue
@@ -81,7 +84,11 @@ class PostgresStore:
             return
         with _translated_errors(self.where):
             async with await self._connect() as connection:
-                missing = await _missing_migrations(connection)
+                applied = await _applied_migrations(connection)
+            newer = newer_schema(applied, MIGRATIONS)
+            if newer is not None:
+                raise StoreError(f"database {self.address}: {newer}")
+            missing = [migration.version for migration in MIGRATIONS if migration.version not in applied]
             if missing:
                 raise StoreError(
                     f"database {self.address} is not migrated: run `fabric-jobs migrate --database URL` "
@@ -219,14 +226,13 @@ def _parse_url(url: str) -> tuple[str, str]:
     return url, f"{params.get('host') or 'localhost'}:{port}/{params.get('dbname') or ''}"
 
 
-async def _missing_migrations(connection: psycopg.AsyncConnection[TupleRow]) -> builtins.list[int]:
+async def _applied_migrations(connection: psycopg.AsyncConnection[TupleRow]) -> set[int]:
     cursor = await connection.execute(QUERIES["schema_migrations_exists"])
     exists = await cursor.fetchone()
-    applied: set[int] = set()
-    if exists is not None and exists[0]:
-        cursor = await connection.execute(QUERIES["applied_migration_versions"])
-        applied = {version for (version,) in await cursor.fetchall()}
-    return [migration.version for migration in MIGRATIONS if migration.version not in applied]
+    if exists is None or not exists[0]:
+        return set()
+    cursor = await connection.execute(QUERIES["applied_migration_versions"])
+    return {version for (version,) in await cursor.fetchall()}
 
 
 def _status_values(statuses: Iterable[JobStatus]) -> builtins.list[str]:

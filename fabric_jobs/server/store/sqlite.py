@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
@@ -17,7 +18,7 @@ from fabric_jobs.errors import ErrorDetails
 from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, NewJob, now_ms
 from fabric_jobs.server.store.base import ListQuery, StoreError
 from fabric_jobs.server.store.error_column import error_to_column
-from fabric_jobs.server.store.migrations import Migration, load_migrations
+from fabric_jobs.server.store.migrations import Migration, load_migrations, newer_schema
 from fabric_jobs.server.store.page_token import encode_page_token
 from fabric_jobs.server.store.queries import load_named_queries
 from fabric_jobs.server.store.rows import (
@@ -30,6 +31,8 @@ from fabric_jobs.server.store.rows import (
     transition_params,
     transition_query,
 )
+
+logger = logging.getLogger(__name__)
 
 QUERIES = load_named_queries("sqlite.sql")
 MIGRATIONS = load_migrations("sqlite")
@@ -54,6 +57,8 @@ class SqliteStore:
             return
         if sqlite3.sqlite_version_info < MINIMUM_SQLITE_VERSION:
             raise StoreError(f"SQLite {sqlite3.sqlite_version} is too old: RETURNING needs 3.35 or later")
+        if self.path == ":memory:":
+            logger.warning("the job store is an in-memory SQLite database: every job is lost when the process stops")
         with _translated_errors():
             connection = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
             try:
@@ -178,8 +183,12 @@ def _immediate_transaction(connection: sqlite3.Connection) -> Iterator[None]:
     connection.execute("COMMIT")
 
 
-def _apply_pending_migrations(connection: sqlite3.Connection, migrations: Iterable[Migration]) -> None:
+def _apply_pending_migrations(connection: sqlite3.Connection, migrations: list[Migration]) -> None:
     connection.execute(QUERIES["create_schema_migrations"])
+    applied = {row["version"] for row in connection.execute(QUERIES["applied_migration_versions"])}
+    newer = newer_schema(applied, migrations)
+    if newer is not None:
+        raise StoreError(newer)
     for migration in migrations:
         with _immediate_transaction(connection):
             applied = {row["version"] for row in connection.execute(QUERIES["applied_migration_versions"])}

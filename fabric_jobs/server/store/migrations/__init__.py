@@ -28,3 +28,14 @@ def load_migrations(dialect: str) -> list[Migration]:
     if len(set(versions)) != len(versions):
         raise ValueError(f"two {dialect} migrations share a version: {versions}")
     return migrations
+
+
+def newer_schema(applied: set[int], migrations: list[Migration]) -> str | None:
+    """Why a database whose applied migrations include versions this code does not know must not be used, or None."""
+    unknown = sorted(applied - {migration.version for migration in migrations})
+    if not unknown:
+        return None
+    return (
+        f"the database schema is newer than this fabric-jobs (it has migrations {unknown}, which this version does "
+        "not know): run the fabric-jobs version that migrated it, or a newer one"
+    )
