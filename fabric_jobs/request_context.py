@@ -10,6 +10,7 @@ import contextvars
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import quote, unquote
 
 ACTIVITY_ID_METADATA = "activity-id"
 REQUEST_ID_METADATA = "request-id"
@@ -32,10 +33,22 @@ def bound(activity: str | None, request: str | None) -> Iterator[None]:
         activity_id.reset(activity_token)
 
 
+MAX_ID_LENGTH = 512
+"""The longest ActivityId or RequestId carried: two at the worst of percent-encoding stay under gRPC's 8 KiB of
+metadata."""
+_PRINTABLE_BUT_PERCENT = "".join(chr(code) for code in range(0x20, 0x7F) if chr(code) != "%")
+
+
 def metadata() -> tuple[tuple[str, str], ...]:
-    """The current ids as gRPC metadata (nothing for an id that is not set)."""
+    """The current ids as gRPC metadata (nothing for an id that is not set), percent-encoded: metadata takes
+    printable ASCII only, and Fabric's headers may carry any byte (read as Latin-1)."""
     pairs = ((ACTIVITY_ID_METADATA, activity_id.get()), (REQUEST_ID_METADATA, request_id.get()))
-    return tuple((k, v) for k, v in pairs if v != "-")
+    return tuple((k, quote(v, safe=_PRINTABLE_BUT_PERCENT)) for k, v in pairs if v != "-")
+
+
+def from_metadata(value: str) -> str:
+    """An id as `metadata` sent it."""
+    return unquote(value)
 
 
 def ids() -> dict[str, str | None]:

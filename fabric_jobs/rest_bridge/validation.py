@@ -12,6 +12,7 @@ from google.protobuf import struct_pb2
 
 from fabric_jobs.errors import ErrorCode, FieldViolation
 from fabric_jobs.keys import NAME_RULE, UUID_RULE, is_name, is_uuid
+from fabric_jobs.request_context import MAX_ID_LENGTH
 from fabric_jobs.rest_bridge.errors import bad_request, client_error
 from fabric_jobs.v1 import job_service_pb2 as pb
 
@@ -65,6 +66,9 @@ def job_path_and_tenant(path_params: Mapping[str, Any], headers: Mapping[str, st
     for name in (ACTIVITY_ID_HEADER, REQUEST_ID_HEADER, TENANT_HEADER):
         if not headers.get(name, "").strip():
             violations.append(FieldViolation(name, f"header {name} is required"))
+    for name in (ACTIVITY_ID_HEADER, REQUEST_ID_HEADER):
+        if len(headers.get(name, "").strip()) > MAX_ID_LENGTH:
+            violations.append(FieldViolation(name, f"header {name} is longer than {MAX_ID_LENGTH} characters"))
     tenant = headers.get(TENANT_HEADER, "").strip()
     if tenant and not is_uuid(tenant):
         violations.append(FieldViolation(TENANT_HEADER, f"header {TENANT_HEADER} {UUID_RULE}"))

@@ -53,9 +53,9 @@ def _ids(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[str | None, str |
     activity = request = None
     for key, value in context.invocation_metadata() or ():
         if key == request_context.ACTIVITY_ID_METADATA and isinstance(value, str):
-            activity = value
+            activity = request_context.from_metadata(value)
         elif key == request_context.REQUEST_ID_METADATA and isinstance(value, str):
-            request = value
+            request = request_context.from_metadata(value)
     return activity, request
 
 

@@ -154,3 +154,38 @@ async def test_the_offline_job_service_records_what_reaches_it(
     [call] = recording_stub.calls
     assert isinstance(call, pb.GetJobInstanceRequest)
     assert call.key.job_instance_id == job.job_instance_id
+
+
+@pytest.mark.parametrize(
+    ("activity_id", "request_id"),
+    [(b"act\tivity", b"req-\xe9"), (b"a" * 512, b"\xe9" * 512), (b"%41 %", b"\x7f\x01")],
+    ids=["tab-and-latin-1", "longest-accepted", "percent-and-control"],
+)
+async def test_ids_fabric_may_send_reach_the_service_over_either_channel(
+    bridge: Bridge, caplog: pytest.LogCaptureFixture, activity_id: bytes, request_id: bytes
+) -> None:
+    caplog.handler.addFilter(request_context.ContextFilter())
+    caplog.set_level(logging.INFO, logger="fabric_jobs")
+    job = JobRef()
+    headers = {b"ActivityId": activity_id, b"RequestId": request_id, b"x-ms-client-tenant-id": job.tenant_id.encode()}
+
+    created = await bridge.client.post(job.path, headers=headers, json={"invokeType": "Manual"})
+    got = await bridge.client.get(job.path, headers=headers)
+
+    assert created.status_code == 202, created.text
+    assert got.status_code == 200, got.text
+    assert got.headers["RequestId"].encode("latin-1") == request_id
+    served = [
+        r for r in caplog.records if r.name == "fabric_jobs.server.interceptors" and "GetJobInstance" in r.getMessage()
+    ]
+    assert [(r.activity_id, r.request_id) for r in served] == [  # type: ignore[attr-defined]
+        (activity_id.decode("latin-1"), request_id.decode("latin-1"))
+    ]
+
+
+@pytest.mark.parametrize("header", ["ActivityId", "RequestId"])
+async def test_an_id_over_512_characters_is_400_naming_the_header(offline_bridge: Bridge, header: str) -> None:
+    job = JobRef()
+    response = await offline_bridge.client.get(job.path, headers=job.headers(**{header: "x" * 513}))
+    assert response.status_code == 400
+    assert response.json()["messageParameters"] == [header]
