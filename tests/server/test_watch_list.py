@@ -191,6 +191,7 @@ def _token(sort_key: object) -> str:
         _token(["1", "", "", "", "", ""]),
         _token([2**70, "", "", "", "", ""]),
         "\u00e9t\u00e9",
+        base64.urlsafe_b64encode(b"[" * 2000).decode(),
     ],
 )
 async def test_list_with_a_bad_page_token_is_invalid_argument(running: RunningServer, token: str) -> None:

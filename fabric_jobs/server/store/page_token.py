@@ -26,7 +26,7 @@ def decode_page_token(token: str) -> PageKey:
     """The sort key a token names; ValueError for anything encode_page_token did not produce."""
     try:
         sort_key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ValueError("invalid page token") from exc
     if (
         not isinstance(sort_key, list)
