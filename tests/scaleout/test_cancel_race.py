@@ -101,7 +101,11 @@ async def test_cancel_racing_completion_across_processes_never_makes_an_illegal_
             assert answer.status == pb.JOB_INSTANCE_STATUS_IN_PROGRESS, answer
             assert answer.cancel_requested
         assert final.status in (pb.JOB_INSTANCE_STATUS_COMPLETED, pb.JOB_INSTANCE_STATUS_CANCELLED), final
-        assert started[key.job_instance_id] == (1 if final.HasField("start_time") else 0), final
+        # A handler runs at most once and only for a job that started; a job claimed just as its cancel arrived
+        # has a start time but ends Cancelled before its handler is called.
+        assert started[key.job_instance_id] <= (1 if final.HasField("start_time") else 0), final
+        if final.status == pb.JOB_INSTANCE_STATUS_COMPLETED:
+            assert started[key.job_instance_id] == 1, final
         if final.status == pb.JOB_INSTANCE_STATUS_CANCELLED and final.HasField("start_time"):
             assert final.end_time.ToMilliseconds() >= final.start_time.ToMilliseconds()
         assert (await service.stub.GetJobInstance(pb.GetJobInstanceRequest(key=key))).job_instance == final
