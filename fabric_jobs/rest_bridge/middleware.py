@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fabric_jobs import request_context
@@ -41,6 +42,8 @@ class RequestMiddleware:
         with request_context.bound(activity_id, request_id):
             try:
                 await self.app(scope, receive, send_with_id)
+            except ClientDisconnect:
+                logger.info("the client disconnected before it had sent its request; nothing to answer")
             except Exception:
                 logger.exception("unexpected error while handling %s %s", scope["method"], scope["path"])
                 if not status:

@@ -12,6 +12,7 @@ import grpc
 import pytest
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
+from starlette.types import Message
 
 from fabric_jobs.errors import ErrorCode, ErrorDetails, ErrorSource, FieldViolation, details_to_pb, invalid_request
 from fabric_jobs.rest_bridge.app import create_app
@@ -215,3 +216,45 @@ def test_a_bad_request_without_error_details_is_an_invalid_request_by_rest_names
     assert error.details == invalid_request(
         [FieldViolation("itemId", "must be a UUID"), FieldViolation("creationPayload.rows", "too many")]
     )
+
+
+async def test_a_client_that_disconnects_mid_body_is_an_info_line_not_an_error(
+    bridge_settings: BridgeSettings, recording_stub: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(bridge_settings, recording_stub.channel())
+    job = JobRef()
+    headers = [(name.lower().encode(), value.encode()) for name, value in job.headers().items()]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": BASE_PATH + job.path,
+        "raw_path": (BASE_PATH + job.path).encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [*headers, (b"content-type", b"application/json"), (b"content-length", b"100")],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8080),
+    }
+    incoming: list[Message] = [
+        {"type": "http.request", "body": b'{"invokeType": ', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    caplog.set_level(logging.INFO, logger="fabric_jobs")
+    caplog.clear()
+    await app(scope, receive, send)
+
+    assert sent == []
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert any("disconnected" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
+    assert recording_stub.calls == []
