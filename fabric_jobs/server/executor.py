@@ -45,10 +45,9 @@ class Run:
     enforcer: asyncio.Task[None] | None = None
 
 
-def interrupted_error() -> ErrorDetails:
-    return job_executor_lost(
-        "The job was interrupted because the service shut down before it finished; it can be retried."
-    )
+INTERRUPTED = job_executor_lost(
+    "The job was interrupted because the service shut down before it finished; it can be retried."
+)
 
 
 class LocalExecutor:
@@ -179,7 +178,7 @@ class LocalExecutor:
     @staticmethod
     def _outcome(token: CancellationToken, cancelled_at_end: bool, exc: BaseException | None) -> Outcome:
         if token.reason is CancelReason.SHUTDOWN:
-            return JobStatus.FAILED, interrupted_error()
+            return JobStatus.FAILED, INTERRUPTED
         if cancelled_at_end:
             return JobStatus.CANCELLED, None
         if exc is None:
@@ -241,7 +240,7 @@ class LocalExecutor:
             )
         for run in running:
             if not run.finished.is_set():
-                await self._finish(run.key, JobStatus.FAILED, interrupted_error())
+                await self._finish(run.key, JobStatus.FAILED, INTERRUPTED)
                 run.token.cancel(CancelReason.SHUTDOWN)
                 self._force_stop(run)
         for task in list(self._tasks):

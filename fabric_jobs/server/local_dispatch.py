@@ -22,6 +22,7 @@ from fabric_jobs.server.store import JobStore, StoreError
 logger = logging.getLogger(__name__)
 
 RECOVERY_BATCH = 1000
+PROCESS_LOST = job_executor_lost("The process running the job stopped before the job finished; it can be retried.")
 
 
 class LocalDispatch:
@@ -52,8 +53,7 @@ class LocalDispatch:
 
     async def _recover(self) -> None:
         lease_ms = int(self._settings.lease_seconds * 1000)
-        lost = job_executor_lost("The process running the job stopped before the job finished; it can be retried.")
-        for record in await self._store.fail_expired(lease_ms, now_ms(), lost):
+        for record in await self._store.fail_expired(lease_ms, now_ms(), PROCESS_LOST):
             logger.warning("job %s was left running by a stopped process: ended Failed (retriable)", record.key)
             self._feed.publish(record.key)
         queued = await self._store.keys_with_status(JobStatus.NOT_STARTED, RECOVERY_BATCH)
