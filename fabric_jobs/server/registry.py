@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -111,7 +110,3 @@ def load_registry(spec: str) -> JobRegistry:
     if not isinstance(registry, JobRegistry):
         raise ValueError(f"--jobs: {spec!r} is not a JobRegistry")
     return registry
-
-
-def canonical_json(payload: Mapping[str, Any]) -> str:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
