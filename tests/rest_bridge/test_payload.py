@@ -7,8 +7,12 @@ from typing import Any
 
 import pytest
 
+from fabric_jobs.rest_bridge.app import create_app
+from fabric_jobs.rest_bridge.settings import BridgeSettings
+from fabric_jobs.server.settings import ServiceSettings
+from tests.conftest import start_running_server
 from tests.rest_bridge import jobs_for_tests
-from tests.rest_bridge.client import Bridge, JobRef
+from tests.rest_bridge.client import Bridge, JobRef, client_for
 
 JSON = {"Content-Type": "application/json"}
 FABRIC_PAYLOAD = '{"rows": 5, "big": 12345678901234567890, "ratio": 0.5, "name": "é"}'
@@ -123,3 +127,19 @@ async def test_numbers_of_100_characters_are_kept(bridge: Bridge) -> None:
     assert await create_raw(bridge, job, payload_text) == 202
     await bridge.wait_for(job, "Completed")
     assert typed(jobs_for_tests.payloads[job.job_instance_id]) == typed(json.loads(payload_text))
+
+
+async def test_on_postgresql_a_worker_gives_the_handler_the_payload_as_sent(
+    postgres_url: str, bridge_settings: BridgeSettings
+) -> None:
+    settings = ServiceSettings(database=postgres_url, cancel_wait=1.0, cancel_grace=1.0, shutdown_grace=0.5)
+    running = await start_running_server(settings, jobs_for_tests.registry, run_handlers=True)
+    try:
+        async with client_for(create_app(bridge_settings, running.channel)) as client:
+            bridge = Bridge(client)
+            job = JobRef(job_type=jobs_for_tests.RECORDS_PAYLOAD)
+            assert await create_raw(bridge, job, FABRIC_PAYLOAD) == 202
+            await bridge.wait_for(job, "Completed")
+    finally:
+        await running.stop()
+    assert typed(jobs_for_tests.payloads[job.job_instance_id]) == typed(json.loads(FABRIC_PAYLOAD))
