@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import json
 import sqlite3
 import time
 import uuid
@@ -17,7 +18,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import grpc
-from google.protobuf import struct_pb2
 
 from fabric_jobs.demo import ITEM_TYPE, JOB_TYPE
 from fabric_jobs.server.convert import key_to_pb
@@ -84,8 +84,7 @@ async def create_running(target: str, keys: list[JobKey]) -> None:
 
 async def create(target: str, keys: list[JobKey], payload_fields: dict[str, float], *, wait_started: bool) -> None:
     """Create demo jobs over gRPC, 32 at a time; with wait_started, return once none is still NotStarted."""
-    payload = struct_pb2.Struct()
-    payload.update(payload_fields)
+    payload = json.dumps(payload_fields)
     async with grpc.aio.insecure_channel(target) as channel:
         stub = pb_grpc.JobServiceStub(channel)
         pending = iter(keys)
@@ -93,7 +92,7 @@ async def create(target: str, keys: list[JobKey], payload_fields: dict[str, floa
         async def worker() -> None:
             for key in pending:
                 request = pb.CreateJobInstanceRequest(
-                    key=key_to_pb(key), invoke_type=pb.JOB_INVOKE_TYPE_MANUAL, creation_payload=payload
+                    key=key_to_pb(key), invoke_type=pb.JOB_INVOKE_TYPE_MANUAL, creation_payload_json=payload
                 )
                 await stub.CreateJobInstance(request, timeout=60)
 

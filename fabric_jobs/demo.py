@@ -1,7 +1,9 @@
 """The demo registry shipped with fabric-jobs, loaded by default (`--jobs fabric_jobs.demo:registry`).
 
 It registers Contoso.FinanceAnalytics.Forecast / calculateForecast, the names of Fabric's
-reference example. Its creationPayload may set:
+reference example, and the same job under the full name Fabric gives a job type in an item manifest
+and sends as jobType, Contoso.FinanceAnalytics.Forecast.CalculateForecast (`fabric-jobs manifest`
+prints the manifest's <JobScheduler>; the short name is left out of it). Its creationPayload may set:
 - durationSeconds: how long the job runs (number, 0 to 86400, default 10);
 - outcome: "Completed" (default) or "Failed";
 - ignoreCancellation: true to ignore the cancellation token, which shows the forced stop.
@@ -17,6 +19,7 @@ from fabric_jobs.server.registry import InvalidPayload, JobContext, JobFailed, J
 
 ITEM_TYPE = "Contoso.FinanceAnalytics.Forecast"
 JOB_TYPE = "calculateForecast"
+FULL_JOB_TYPE = f"{ITEM_TYPE}.CalculateForecast"
 MAX_DURATION_SECONDS = 86400.0
 
 registry = JobRegistry()
@@ -36,6 +39,7 @@ def validate_forecast(payload: Mapping[str, Any]) -> None:
         raise InvalidPayload("ignoreCancellation", "must be true or false")
 
 
+@registry.job(ITEM_TYPE, FULL_JOB_TYPE, validate=validate_forecast)
 @registry.job(ITEM_TYPE, JOB_TYPE, validate=validate_forecast)
 async def calculate_forecast(ctx: JobContext) -> None:
     duration = float(ctx.payload.get("durationSeconds", 10))

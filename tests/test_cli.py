@@ -13,7 +13,6 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from google.protobuf import struct_pb2
 
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
@@ -62,13 +61,13 @@ HEADERS = {"ActivityId": "cli-activity", "RequestId": "cli-request", "x-ms-clien
 
 async def test_serve_over_grpc_and_http_then_sigterm(serve: Serve) -> None:
     grpc_job = str(uuid.uuid4())
-    payload = struct_pb2.Struct()
-    payload.update({"durationSeconds": 60})
     async with grpc.aio.insecure_channel(serve.grpc_address) as channel:
         stub = pb_grpc.JobServiceStub(channel)
         created = await stub.CreateJobInstance(
             pb.CreateJobInstanceRequest(
-                key=_key(grpc_job), invoke_type=pb.JOB_INVOKE_TYPE_MANUAL, creation_payload=payload
+                key=_key(grpc_job),
+                invoke_type=pb.JOB_INVOKE_TYPE_MANUAL,
+                creation_payload_json='{"durationSeconds": 60}',
             )
         )
         assert created.created

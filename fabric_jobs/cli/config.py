@@ -64,7 +64,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
             raise ConfigError(
                 f"a worker takes its jobs from PostgreSQL: set {flag_or_env('--database')} to postgresql://…"
             )
-        return Config(dev=False, worker=WorkerConfig(_service_settings(args), _registry(args)))
+        return Config(dev=False, worker=WorkerConfig(_service_settings(args), registry_from_args(args)))
     service = _service(args) if args.command in ("serve", "grpc") else None
     bridge = _bridge(args) if args.command in ("serve", "rest") else None
     return Config(dev=args.dev, service=service, bridge=bridge)
@@ -91,7 +91,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _registry(args: argparse.Namespace) -> JobRegistry:
+def registry_from_args(args: argparse.Namespace) -> JobRegistry:
     try:
         return load_registry(args.jobs)
     except ValueError as exc:
@@ -114,7 +114,7 @@ def _service_settings(args: argparse.Namespace) -> ServiceSettings:
 def _service(args: argparse.Namespace) -> ServiceConfig:
     return ServiceConfig(
         settings=_service_settings(args),
-        registry=_registry(args),
+        registry=registry_from_args(args),
         host=args.grpc_host,
         port=args.grpc_port,
         run_handlers=args.command == "serve" or not _is_postgresql(args.database),

@@ -183,6 +183,15 @@ def _add_database(group: Any) -> None:
     )
 
 
+def _add_jobs(group: Any) -> None:
+    _option(
+        group,
+        "--jobs",
+        "the job registry to load, package.module:attribute (default: %(default)s, the demo)",
+        "fabric_jobs.demo:registry",
+    )
+
+
 def _add_service(parser: argparse.ArgumentParser, *, serves_grpc: bool = True, with_concurrency: bool = True) -> None:
     defaults = ServiceSettings()
     group = parser.add_argument_group("JobService (gRPC)" if serves_grpc else "worker")
@@ -190,12 +199,7 @@ def _add_service(parser: argparse.ArgumentParser, *, serves_grpc: bool = True, w
         _option(group, "--grpc-host", "address the gRPC JobService listens on (default: %(default)s)", "127.0.0.1")
         _option(group, "--grpc-port", "its port; 0 picks a free one (default: %(default)s)", "50051", _port)
     _add_database(group)
-    _option(
-        group,
-        "--jobs",
-        "the job registry to load, package.module:attribute (default: %(default)s, the demo)",
-        "fabric_jobs.demo:registry",
-    )
+    _add_jobs(group)
     seconds = (
         (
             "--cancel-wait",
@@ -352,6 +356,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Apply pending schema migrations to --database; safe to run twice, or two at once. Services on "
         "PostgreSQL refuse to start on a database that is not migrated.",
     )
+    manifest = commands.add_parser(
+        "manifest",
+        help="print the <JobScheduler> element of Fabric's item manifest for each item type of --jobs",
+        description="Print, for each item type of the registry, the <JobScheduler> element of its Fabric item "
+        "manifest (ItemDefinition.xsd): the deduplication options and the job types. A job type Fabric would "
+        "reject (it names job types {itemType}.{JobName}) is left out with a warning on stderr; the exit status is "
+        "1 when none is left.",
+    )
+    _add_jobs(manifest)
     for sub in (serve, grpc_only, rest_only):
         _add_common(sub)
     for sub in (worker, migrate):

@@ -41,6 +41,7 @@ REST_FIELD_BY_GRPC_FIELD = {
     "key.job_instance_id": "jobInstanceId",
     "invoke_type": "invokeType",
     "creation_payload": "creationPayload",
+    "creation_payload_json": "creationPayload",
 }
 
 
@@ -54,8 +55,8 @@ def rest_field(grpc_field: str) -> str:
 
 def create_request(key: pb.JobInstanceKey, body: CreateBody) -> pb.CreateJobInstanceRequest:
     request = pb.CreateJobInstanceRequest(key=key, invoke_type=body.invoke_type)
-    if body.creation_payload is not None:
-        request.creation_payload.CopyFrom(body.creation_payload)
+    if body.creation_payload_json is not None:
+        request.creation_payload_json = body.creation_payload_json
     return request
 
 

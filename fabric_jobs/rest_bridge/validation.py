@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf import struct_pb2
-
+from fabric_jobs import payload
 from fabric_jobs.errors import ErrorCode, FieldViolation
 from fabric_jobs.keys import NAME_RULE, UUID_RULE, is_name, is_uuid
 from fabric_jobs.request_context import MAX_ID_LENGTH
@@ -31,7 +29,6 @@ INVOKE_TYPES: dict[str | int, pb.JobInvokeType.ValueType] = {
 }
 _INVOKE_TYPES_TEXT = '"UnknownFutureValue", "Scheduled", "Manual" or 0, 1, 2'
 _BODY_FIELDS = frozenset({"invokeType", "creationPayload"})
-MAX_PAYLOAD_DEPTH = 32
 _JSON_MEDIA_TYPE = re.compile(r"application/(?:[\w.+-]+\+)?json", re.IGNORECASE)
 _PATH_RULES: dict[str, tuple[Callable[[str], bool], str]] = {
     "workspaceId": (is_uuid, UUID_RULE),
@@ -54,7 +51,7 @@ class JobPath:
 @dataclass(frozen=True)
 class CreateBody:
     invoke_type: pb.JobInvokeType.ValueType
-    creation_payload: struct_pb2.Struct | None
+    creation_payload_json: str | None
 
 
 def job_path_and_tenant(path_params: Mapping[str, Any], headers: Mapping[str, str]) -> tuple[JobPath, str]:
@@ -98,16 +95,12 @@ def require_json_content_type(content_type: str | None) -> None:
         )
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def parse_create_body(raw: bytes) -> CreateBody:
     """Fabric's CreateItemJobInstanceRequest, or a 400 naming what was wrong."""
     if not raw.strip():
         raise bad_request([FieldViolation("body", "a JSON body with invokeType is required")])
     try:
-        body = json.loads(raw, parse_constant=_reject_constant)
+        body = payload.loads(raw)
     except (ValueError, RecursionError):
         raise bad_request([FieldViolation("body", "the body is not valid JSON")]) from None
     if not isinstance(body, dict):
@@ -117,10 +110,10 @@ def parse_create_body(raw: bytes) -> CreateBody:
         for name in sorted(_printable(key) for key in body.keys() - _BODY_FIELDS)
     ]
     invoke_type = _invoke_type(body, violations)
-    payload = _creation_payload(body.get("creationPayload"), violations)
+    creation_payload_json = _creation_payload_json(body.get("creationPayload"), violations)
     if violations or invoke_type is None:
         raise bad_request(violations)
-    return CreateBody(invoke_type=invoke_type, creation_payload=payload)
+    return CreateBody(invoke_type=invoke_type, creation_payload_json=creation_payload_json)
 
 
 def _invoke_type(body: dict[str, Any], violations: list[FieldViolation]) -> pb.JobInvokeType.ValueType | None:
@@ -134,49 +127,18 @@ def _invoke_type(body: dict[str, Any], violations: list[FieldViolation]) -> pb.J
     return None
 
 
-def _creation_payload(value: object, violations: list[FieldViolation]) -> struct_pb2.Struct | None:
+def _creation_payload_json(value: object, violations: list[FieldViolation]) -> str | None:
+    """The payload re-written as compact JSON: the same keys in the same order, the same numbers and text."""
     if value is None:
         return None
-    if not isinstance(value, dict):
-        violations.append(FieldViolation("creationPayload", "creationPayload must be a JSON object"))
+    reason = payload.problem(value)
+    if reason is not None:
+        violations.append(FieldViolation("creationPayload", f"creationPayload {reason}"))
         return None
-    if _depth(value) > MAX_PAYLOAD_DEPTH:
-        violations.append(
-            FieldViolation("creationPayload", f"creationPayload is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
-        )
-        return None
-    payload = struct_pb2.Struct()
-    try:
-        payload.update(value)
-    except (ValueError, OverflowError, TypeError):
-        violations.append(
-            FieldViolation(
-                "creationPayload",
-                "creationPayload holds a value that cannot be carried: numbers must fit a 64-bit float and text "
-                "must be valid Unicode (no lone surrogates)",
-            )
-        )
-        return None
-    return payload
+    assert isinstance(value, dict)
+    return payload.to_text(value)
 
 
 def _printable(text: str) -> str:
     """`text` with each lone surrogate (valid in JSON escapes, not in Unicode) replaced by U+FFFD."""
     return "".join("\ufffd" if 0xD800 <= ord(char) <= 0xDFFF else char for char in text)
-
-
-def _depth(value: object) -> int:
-    deepest = 0
-    pending: list[tuple[object, int]] = [(value, 1)]
-    while pending:
-        current, depth = pending.pop()
-        if isinstance(current, dict):
-            children: list[object] = list(current.values())
-        elif isinstance(current, list):
-            children = current
-        else:
-            continue
-        deepest = max(deepest, depth)
-        if depth <= MAX_PAYLOAD_DEPTH:
-            pending.extend((child, depth + 1) for child in children)
-    return deepest

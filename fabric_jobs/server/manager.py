@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator
 
+from fabric_jobs import payload
 from fabric_jobs.errors import ErrorCode, FabricError, FieldViolation, error, invalid_argument
 from fabric_jobs.server.changes import ChangeFeed
 from fabric_jobs.server.dispatch import Dispatch
-from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, NewJob, now_ms
-from fabric_jobs.server.registry import InvalidPayload, JobRegistry, canonical_json
+from fabric_jobs.server.model import CreationPayload, InvokeType, JobKey, JobRecord, NewJob, now_ms
+from fabric_jobs.server.registry import InvalidPayload, JobRegistry
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import JobStore, ListQuery
 
@@ -42,7 +42,9 @@ class JobManager:
         self._dispatch = dispatch
         self._feed = feed
 
-    async def create(self, key: JobKey, invoke_type: InvokeType, payload: Mapping[str, Any]) -> tuple[JobRecord, bool]:
+    async def create(
+        self, key: JobKey, invoke_type: InvokeType, creation_payload: CreationPayload
+    ) -> tuple[JobRecord, bool]:
         job_type = self._registry.get(key.item_type, key.job_type)
         if job_type is None:
             raise error(
@@ -50,19 +52,19 @@ class JobManager:
                 f"Job type {key.job_type!r} is not supported for item type {key.item_type!r}.",
                 message_parameters=(key.item_type, key.job_type),
             )
-        canonical = canonical_json(payload)
-        if len(canonical.encode()) > self._settings.max_payload_bytes:
+        field = creation_payload.field
+        if len(creation_payload.text.encode()) > self._settings.max_payload_bytes:
             raise invalid_argument(
-                [FieldViolation("creation_payload", f"larger than {self._settings.max_payload_bytes} bytes as JSON")]
+                [FieldViolation(field, f"larger than {self._settings.max_payload_bytes} bytes as compact JSON")]
             )
         if job_type.validate is not None:
             try:
-                job_type.validate(payload)
+                job_type.validate(creation_payload.fields)
             except InvalidPayload as exc:
-                raise invalid_argument([FieldViolation(f"creation_payload.{exc.field}", str(exc))]) from exc
-        record, created = await self._store.insert(NewJob(key, invoke_type, canonical, now_ms()))
+                raise invalid_argument([FieldViolation(f"{field}.{exc.field}", str(exc))]) from exc
+        record, created = await self._store.insert(NewJob(key, invoke_type, creation_payload.text, now_ms()))
         if not created:
-            if record.invoke_type != invoke_type or record.creation_payload != canonical:
+            if record.invoke_type != invoke_type or not _same_payload(record.creation_payload, creation_payload):
                 raise error(
                     ErrorCode.JOB_INSTANCE_CONFLICT,
                     f"Job instance {key.job_instance_id} already exists with another invokeType or creationPayload.",
@@ -122,6 +124,11 @@ class JobManager:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), min(remaining, self._feed.poll_seconds / 10))
                 changed.clear()
+
+
+def _same_payload(stored: str, requested: CreationPayload) -> bool:
+    """Compared as JSON values: key order, spaces and 5 against 5.0 do not make another request."""
+    return stored == requested.text or payload.canonical(payload.loads(stored)) == payload.canonical(requested.fields)
 
 
 def _visible(record: JobRecord) -> tuple[object, ...]:

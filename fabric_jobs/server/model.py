@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from fabric_jobs.errors import ErrorDetails
 
@@ -63,8 +64,18 @@ class JobKey:
 
 
 @dataclass(frozen=True, slots=True)
+class CreationPayload:
+    """A Create's payload: its fields, their compact JSON text (key order and number types kept), and the
+    request field it came in (creation_payload_json, or the deprecated creation_payload), for errors."""
+
+    fields: dict[str, Any]
+    text: str
+    field: str
+
+
+@dataclass(frozen=True, slots=True)
 class NewJob:
-    """What a create asks to store. creation_payload is canonical JSON (sorted keys, no spaces)."""
+    """What a create asks to store. creation_payload is compact JSON text, as the handler will get it."""
 
     key: JobKey
     invoke_type: InvokeType

@@ -11,17 +11,20 @@ Async functions run on the event loop; plain functions run in a thread pool. A h
 returns ends Completed (Cancelled if a cancel was requested before it returned); one that raises
 JobFailed ends Failed with those error details; any other exception ends Failed with
 errorCode JobExecutionFailed.
+
+`deduplication` is what Fabric's item manifest says of the item type's job runs (`fabric-jobs manifest`
+prints it): "None", "PerItem" (one run at a time per item and job type, the default) or "PerUser";
+`scheduled_deduplication` sets scheduled runs apart. Registrations of one item type must agree.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from fabric_jobs.errors import ErrorCode, ErrorDetails, ErrorSource, ExtendedInfo
 from fabric_jobs.server.cancellation import CancellationToken
@@ -36,6 +39,10 @@ class JobContext:
     cancellation: CancellationToken
     logger: logging.Logger
 
+
+Deduplication = Literal["None", "PerItem", "PerUser"]
+DEDUPLICATION_OPTIONS: tuple[Deduplication, ...] = get_args(Deduplication)
+DEFAULT_DEDUPLICATION: Deduplication = "PerItem"
 
 Handler = Callable[[JobContext], Awaitable[None] | None]
 PayloadValidator = Callable[[Mapping[str, Any]], None]
@@ -73,6 +80,8 @@ class JobType:
     handler: Handler
     validate: PayloadValidator | None
     is_async: bool
+    deduplication: Deduplication | None = None
+    scheduled_deduplication: Deduplication | None = None
 
 
 class JobRegistry:
@@ -80,22 +89,69 @@ class JobRegistry:
         self._types: dict[tuple[str, str], JobType] = {}
 
     def job(
-        self, item_type: str, job_type: str, *, validate: PayloadValidator | None = None
+        self,
+        item_type: str,
+        job_type: str,
+        *,
+        validate: PayloadValidator | None = None,
+        deduplication: Deduplication | None = None,
+        scheduled_deduplication: Deduplication | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
-            self.add(item_type, job_type, handler, validate=validate)
+            self.add(
+                item_type,
+                job_type,
+                handler,
+                validate=validate,
+                deduplication=deduplication,
+                scheduled_deduplication=scheduled_deduplication,
+            )
             return handler
 
         return register
 
-    def add(self, item_type: str, job_type: str, handler: Handler, *, validate: PayloadValidator | None = None) -> None:
+    def add(
+        self,
+        item_type: str,
+        job_type: str,
+        handler: Handler,
+        *,
+        validate: PayloadValidator | None = None,
+        deduplication: Deduplication | None = None,
+        scheduled_deduplication: Deduplication | None = None,
+    ) -> None:
         if (item_type, job_type) in self._types:
             raise ValueError(f"job type {item_type}/{job_type} is registered twice")
+        for name, value in (("deduplication", deduplication), ("scheduled_deduplication", scheduled_deduplication)):
+            if value is not None and value not in DEDUPLICATION_OPTIONS:
+                raise ValueError(
+                    f"{name} of {item_type}/{job_type} must be one of {DEDUPLICATION_OPTIONS}, not {value!r}"
+                )
         is_async = inspect.iscoroutinefunction(handler)
-        self._types[(item_type, job_type)] = JobType(item_type, job_type, handler, validate, is_async)
+        new = JobType(item_type, job_type, handler, validate, is_async, deduplication, scheduled_deduplication)
+        for other in self.job_types():
+            if other.item_type == item_type and _deduplication_conflict(other, new):
+                raise ValueError(
+                    f"item type {item_type}: {other.job_type} and {job_type} set different deduplication options"
+                )
+        self._types[(item_type, job_type)] = new
 
     def get(self, item_type: str, job_type: str) -> JobType | None:
         return self._types.get((item_type, job_type))
+
+    def job_types(self) -> list[JobType]:
+        """Every registered job type, in the order of registration."""
+        return list(self._types.values())
+
+    def deduplication(self, item_type: str) -> tuple[Deduplication, Deduplication]:
+        """The item type's deduplication of on-demand and of scheduled runs: as a registration set it, else PerItem."""
+        on_demand: Deduplication = DEFAULT_DEDUPLICATION
+        scheduled: Deduplication | None = None
+        for job_type in self._types.values():
+            if job_type.item_type == item_type:
+                on_demand = job_type.deduplication or on_demand
+                scheduled = job_type.scheduled_deduplication or job_type.deduplication or scheduled
+        return on_demand, scheduled or on_demand
 
 
 def load_registry(spec: str) -> JobRegistry:
@@ -113,5 +169,10 @@ def load_registry(spec: str) -> JobRegistry:
     return registry
 
 
-def canonical_json(payload: Mapping[str, Any]) -> str:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def _deduplication_conflict(first: JobType, second: JobType) -> bool:
+    def differ(a: Deduplication | None, b: Deduplication | None) -> bool:
+        return a is not None and b is not None and a != b
+
+    return differ(first.deduplication, second.deduplication) or differ(
+        first.scheduled_deduplication or first.deduplication, second.scheduled_deduplication or second.deduplication
+    )

@@ -23,8 +23,8 @@ class JobService(pb_grpc.JobServiceServicer):
     async def CreateJobInstance(
         self, request: pb.CreateJobInstanceRequest, context: Context
     ) -> pb.CreateJobInstanceResponse:
-        key, invoke_type, payload = validation.create_request(request)
-        record, created = await self._manager.create(key, invoke_type, payload)
+        key, invoke_type, creation_payload = validation.create_request(request)
+        record, created = await self._manager.create(key, invoke_type, creation_payload)
         return pb.CreateJobInstanceResponse(job_instance=record_to_pb(record), created=created)
 
     async def GetJobInstance(self, request: pb.GetJobInstanceRequest, context: Context) -> pb.GetJobInstanceResponse:

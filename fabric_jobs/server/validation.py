@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from google.protobuf import json_format
 
+from fabric_jobs import payload
 from fabric_jobs.errors import FieldViolation, invalid_argument
 from fabric_jobs.keys import NAME_RULE, UUID_RULE, is_name, is_uuid
 from fabric_jobs.server.convert import INVOKE_TYPE_FROM_PB, STATUS_FROM_PB
-from fabric_jobs.server.model import InvokeType, JobKey, JobStatus
+from fabric_jobs.server.model import CreationPayload, InvokeType, JobKey, JobStatus
 from fabric_jobs.server.store import ListQuery
 from fabric_jobs.v1 import job_service_pb2 as pb
 
@@ -64,20 +63,38 @@ def job_key(request: pb.GetJobInstanceRequest | pb.CancelJobInstanceRequest | pb
     return key
 
 
-def create_request(request: pb.CreateJobInstanceRequest) -> tuple[JobKey, InvokeType, dict[str, Any]]:
+def create_request(request: pb.CreateJobInstanceRequest) -> tuple[JobKey, InvokeType, CreationPayload]:
     check = _Checker()
     key = _key(check, request.key, request.HasField("key"))
     invoke_type = INVOKE_TYPE_FROM_PB.get(request.invoke_type)
     if invoke_type is None:
         check.violations.append(FieldViolation("invoke_type", "is required: UNKNOWN_FUTURE_VALUE, SCHEDULED or MANUAL"))
-    payload: dict[str, Any] = {}
-    try:
-        payload = json_format.MessageToDict(request.creation_payload)
-    except ValueError:
-        check.violations.append(FieldViolation("creation_payload", "must be JSON: numbers must be finite"))
+    creation_payload = _creation_payload(check, request)
     check.raise_if_any()
     assert invoke_type is not None
-    return key, invoke_type, payload
+    return key, invoke_type, creation_payload
+
+
+def _creation_payload(check: _Checker, request: pb.CreateJobInstanceRequest) -> CreationPayload:
+    """From creation_payload_json, or from the deprecated Struct (whose numbers are all doubles)."""
+    has_struct = request.HasField("creation_payload")
+    if request.creation_payload_json and has_struct:
+        check.violations.append(
+            FieldViolation("creation_payload", "is deprecated: set creation_payload_json only, not both")
+        )
+    elif has_struct:
+        try:
+            fields = json_format.MessageToDict(request.creation_payload)
+            return CreationPayload(fields, payload.to_text(fields), "creation_payload")
+        except ValueError:
+            check.violations.append(FieldViolation("creation_payload", "must be JSON: numbers must be finite"))
+    elif request.creation_payload_json:
+        try:
+            fields = payload.parse_object(request.creation_payload_json)
+            return CreationPayload(fields, payload.to_text(fields), "creation_payload_json")
+        except ValueError as exc:
+            check.violations.append(FieldViolation("creation_payload_json", str(exc)))
+    return CreationPayload({}, "{}", "creation_payload_json")
 
 
 def list_query(request: pb.ListJobInstancesRequest) -> ListQuery:

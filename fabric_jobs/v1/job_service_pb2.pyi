@@ -19,6 +19,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class _JobInstanceStatus:
@@ -282,13 +287,24 @@ class CreateJobInstanceRequest(_message.Message):
     KEY_FIELD_NUMBER: _builtins.int
     INVOKE_TYPE_FIELD_NUMBER: _builtins.int
     CREATION_PAYLOAD_FIELD_NUMBER: _builtins.int
+    CREATION_PAYLOAD_JSON_FIELD_NUMBER: _builtins.int
     invoke_type: Global___JobInvokeType.ValueType
     """Required: UNSPECIFIED is rejected."""
+    creation_payload_json: _builtins.str
+    """The creation payload as JSON text: one JSON object (UTF-8, no NaN or Infinity), bounded in size
+    and depth. Given to the handler exactly: integers stay integers of any size, floats stay floats,
+    key order and text are kept. Empty means no payload ({}).
+    """
     @_builtins.property
     def key(self) -> Global___JobInstanceKey: ...
     @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
     def creation_payload(self) -> _struct_pb2.Struct:
-        """Any JSON object, bounded in size; given to the handler as is."""
+        """Deprecated: google.protobuf.Struct carries every number as a double, so integers arrive as
+        floats and lose precision beyond 2^53. Send creation_payload_json instead; a request with this
+        field is still accepted (its numbers are converted as they always were). Setting both is
+        INVALID_ARGUMENT.
+        """
 
     def __init__(
         self,
@@ -296,10 +312,11 @@ class CreateJobInstanceRequest(_message.Message):
         key: Global___JobInstanceKey | None = ...,
         invoke_type: Global___JobInvokeType.ValueType = ...,
         creation_payload: _struct_pb2.Struct | None = ...,
+        creation_payload_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["creation_payload", b"creation_payload", "key", b"key"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["creation_payload", b"creation_payload", "invoke_type", b"invoke_type", "key", b"key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["creation_payload", b"creation_payload", "creation_payload_json", b"creation_payload_json", "invoke_type", b"invoke_type", "key", b"key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Mapping
+from typing import Any
 
 from fabric_jobs.demo import validate_forecast
 from fabric_jobs.server.registry import JobContext, JobFailed, JobRegistry
@@ -18,9 +20,11 @@ CRASHES = "crashes"
 HOLDS_THREAD = "holdsThread"
 SYNC_COMPLETES = "syncCompletes"
 VALIDATED = "validated"
+RECORDS_PAYLOAD = "recordsPayload"
 
 registry = JobRegistry()
 runs: Counter[str] = Counter()
+payloads: dict[str, Mapping[str, Any]] = {}
 
 
 @registry.job(ITEM_TYPE, COMPLETES)
@@ -65,3 +69,8 @@ def sync_completes(ctx: JobContext) -> None:
 @registry.job(ITEM_TYPE, VALIDATED, validate=validate_forecast)
 async def validated(ctx: JobContext) -> None:
     runs[ctx.key.job_instance_id] += 1
+
+
+@registry.job(ITEM_TYPE, RECORDS_PAYLOAD)
+async def records_payload(ctx: JobContext) -> None:
+    payloads[ctx.key.job_instance_id] = ctx.payload

@@ -5,11 +5,11 @@ illegal transition, and the Cancel's answer agrees with how the job ended."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from pathlib import Path
 
 import pytest
-from google.protobuf import struct_pb2
 
 from fabric_jobs.v1 import job_service_pb2 as pb
 from tests.conftest import RunningServer, new_key
@@ -41,11 +41,10 @@ async def race(
     Returns every state the watch saw and the Cancel's answer.
     """
     key = new_key(jobs.ITEM_TYPE, jobs.QUICK)
-    creation_payload = struct_pb2.Struct()
-    creation_payload.update({jobs.DELAY_FIELD: rng.uniform(*HANDLER_DELAY_SECONDS)})
+    creation_payload_json = json.dumps({jobs.DELAY_FIELD: rng.uniform(*HANDLER_DELAY_SECONDS)})
     cancel_after = rng.uniform(*CANCEL_AFTER_SECONDS)
     request = pb.CreateJobInstanceRequest(
-        key=key, invoke_type=pb.JOB_INVOKE_TYPE_MANUAL, creation_payload=creation_payload
+        key=key, invoke_type=pb.JOB_INVOKE_TYPE_MANUAL, creation_payload_json=creation_payload_json
     )
     await service.stub.CreateJobInstance(request)
 

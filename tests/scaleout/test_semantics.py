@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from pathlib import Path
@@ -12,7 +13,6 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
-from google.protobuf import struct_pb2
 
 from fabric_jobs.server.procrastinate_dispatch import LOST_DEFER_AFTER_MS
 from fabric_jobs.v1 import job_service_pb2 as pb
@@ -48,10 +48,8 @@ WATCHED_JOBS = 3
 """Six changes watched, so that a 1 s poll is unlikely to bring all of them within NOTIFY_SECONDS by chance."""
 
 
-def payload(**fields: Any) -> struct_pb2.Struct:
-    struct = struct_pb2.Struct()
-    struct.update(fields)
-    return struct
+def payload(**fields: Any) -> str:
+    return json.dumps(fields)
 
 
 async def create(
@@ -59,7 +57,7 @@ async def create(
 ) -> tuple[pb.JobInstanceKey, pb.CreateJobInstanceResponse]:
     key = new_key(jobs.ITEM_TYPE, job_type)
     request = pb.CreateJobInstanceRequest(
-        key=key, invoke_type=pb.JOB_INVOKE_TYPE_MANUAL, creation_payload=payload(**fields)
+        key=key, invoke_type=pb.JOB_INVOKE_TYPE_MANUAL, creation_payload_json=payload(**fields)
     )
     return key, await stub.CreateJobInstance(request)
 
@@ -146,7 +144,9 @@ async def test_the_same_request_again_creates_nothing_and_runs_nothing_twice(
     service: RunningServer, start_worker: WorkerFactory, run_log: Path
 ) -> None:
     key, first = await create(service.stub, jobs.QUICK)
-    request = pb.CreateJobInstanceRequest(key=key, invoke_type=pb.JOB_INVOKE_TYPE_MANUAL, creation_payload=payload())
+    request = pb.CreateJobInstanceRequest(
+        key=key, invoke_type=pb.JOB_INVOKE_TYPE_MANUAL, creation_payload_json=payload()
+    )
     again = await service.stub.CreateJobInstance(request)
     assert not again.created
     assert again.job_instance == first.job_instance
@@ -166,13 +166,13 @@ async def test_the_same_request_again_creates_nothing_and_runs_nothing_twice(
 async def test_a_different_request_for_an_existing_key_is_already_exists(service: RunningServer) -> None:
     key, first = await create(service.stub, jobs.QUICK, delaySeconds=1)
     different = pb.CreateJobInstanceRequest(
-        key=key, invoke_type=pb.JOB_INVOKE_TYPE_MANUAL, creation_payload=payload(delaySeconds=2)
+        key=key, invoke_type=pb.JOB_INVOKE_TYPE_MANUAL, creation_payload_json=payload(delaySeconds=2)
     )
     err = await rpc_error(service.stub.CreateJobInstance(different))
     assert err.code() == grpc.StatusCode.ALREADY_EXISTS
     assert status_details(err).reason == "JobInstanceConflict"
     other_invoke_type = pb.CreateJobInstanceRequest(
-        key=key, invoke_type=pb.JOB_INVOKE_TYPE_SCHEDULED, creation_payload=payload(delaySeconds=1)
+        key=key, invoke_type=pb.JOB_INVOKE_TYPE_SCHEDULED, creation_payload_json=payload(delaySeconds=1)
     )
     assert (await rpc_error(service.stub.CreateJobInstance(other_invoke_type))).code() == grpc.StatusCode.ALREADY_EXISTS
     assert await get(service.stub, key) == first.job_instance

@@ -7,7 +7,9 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from types import TracebackType
+from typing import Any
 
 from fabric_jobs import demo
 from fabric_jobs.errors import ErrorSource, ExtendedInfo
@@ -27,6 +29,7 @@ FAILS = "fails"
 RAISES = "raises"
 RACES = "races"
 RACES_THREAD = "racesThread"
+RECORDS_PAYLOAD = "recordsPayload"
 
 EXPLODED = JobFailed(
     "The forecast exploded.",
@@ -55,6 +58,7 @@ class TestJobs:
         self.calls: Counter[str] = Counter()
         self.exited: set[str] = set()
         self.ran_to_end: set[str] = set()
+        self.payloads: dict[str, Mapping[str, Any]] = {}
         self.gate = threading.Event()
         self._lock = threading.Lock()
         add = self.registry.add
@@ -70,6 +74,7 @@ class TestJobs:
         add(ITEM_TYPE, RAISES, self.raises)
         add(ITEM_TYPE, RACES, self.races)
         add(ITEM_TYPE, RACES_THREAD, self.races_thread)
+        add(ITEM_TYPE, RECORDS_PAYLOAD, self.records_payload)
         add(demo.ITEM_TYPE, demo.JOB_TYPE, demo.calculate_forecast, validate=demo.validate_forecast)
 
     def __enter__(self) -> TestJobs:
@@ -89,6 +94,9 @@ class TestJobs:
 
     async def instant(self, ctx: JobContext) -> None:
         self._called(ctx)
+
+    async def records_payload(self, ctx: JobContext) -> None:
+        self.payloads[self._called(ctx)] = ctx.payload
 
     def instant_thread(self, ctx: JobContext) -> None:
         self._called(ctx)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import struct_pb2
 
 from fabric_jobs import demo
 from fabric_jobs.errors import details_to_pb
@@ -24,16 +24,14 @@ async def running(jobs: TestJobs, start_server: ServerFactory) -> RunningServer:
     return await start_server(jobs.registry)
 
 
-def payload(**fields: Any) -> struct_pb2.Struct:
-    struct = struct_pb2.Struct()
-    struct.update(fields)
-    return struct
+def payload(**fields: Any) -> str:
+    return json.dumps(fields)
 
 
 def create_request(
     key: pb.JobInstanceKey, invoke_type: pb.JobInvokeType.ValueType = MANUAL, **fields: Any
 ) -> pb.CreateJobInstanceRequest:
-    return pb.CreateJobInstanceRequest(key=key, invoke_type=invoke_type, creation_payload=payload(**fields))
+    return pb.CreateJobInstanceRequest(key=key, invoke_type=invoke_type, creation_payload_json=payload(**fields))
 
 
 async def test_create_queues_the_job_then_runs_it(running: RunningServer, jobs: TestJobs) -> None:
@@ -257,7 +255,7 @@ async def test_oversized_payload_is_invalid_argument(jobs: TestJobs, start_serve
     key = new_key(ITEM_TYPE, handlers.INSTANT)
     err = await rpc_error(running.stub.CreateJobInstance(create_request(key, blob="x" * 2000)))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert set(status_details(err).field_violations) == {"creation_payload"}
+    assert set(status_details(err).field_violations) == {"creation_payload_json"}
     missing = await rpc_error(running.stub.GetJobInstance(pb.GetJobInstanceRequest(key=key)))
     assert missing.code() == grpc.StatusCode.NOT_FOUND
 
@@ -268,13 +266,13 @@ async def test_oversized_payload_is_invalid_argument(jobs: TestJobs, start_serve
 @pytest.mark.parametrize(
     ("fields", "violation"),
     [
-        ({"durationSeconds": -1}, "creation_payload.durationSeconds"),
-        ({"durationSeconds": "soon"}, "creation_payload.durationSeconds"),
-        ({"durationSeconds": 1e9}, "creation_payload.durationSeconds"),
-        ({"durationSeconds": True}, "creation_payload.durationSeconds"),
-        ({"outcome": "Maybe"}, "creation_payload.outcome"),
-        ({"ignoreCancellation": "yes"}, "creation_payload.ignoreCancellation"),
-        ({"colour": "blue"}, "creation_payload.colour"),
+        ({"durationSeconds": -1}, "creation_payload_json.durationSeconds"),
+        ({"durationSeconds": "soon"}, "creation_payload_json.durationSeconds"),
+        ({"durationSeconds": 1e9}, "creation_payload_json.durationSeconds"),
+        ({"durationSeconds": True}, "creation_payload_json.durationSeconds"),
+        ({"outcome": "Maybe"}, "creation_payload_json.outcome"),
+        ({"ignoreCancellation": "yes"}, "creation_payload_json.ignoreCancellation"),
+        ({"colour": "blue"}, "creation_payload_json.colour"),
     ],
 )
 async def test_invalid_demo_payload_is_invalid_argument(
@@ -298,4 +296,4 @@ async def test_non_finite_number_in_payload_is_invalid_argument(running: Running
     key = new_key(ITEM_TYPE, handlers.INSTANT)
     err = await rpc_error(running.stub.CreateJobInstance(create_request(key, value=number)))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert set(status_details(err).field_violations) == {"creation_payload"}
+    assert set(status_details(err).field_violations) == {"creation_payload_json"}
