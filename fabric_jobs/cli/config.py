@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from fabric_jobs.cli.options import ConfigError, flag_or_env
 from fabric_jobs.rest_bridge.auth import Authenticator, AuthSettings
-from fabric_jobs.rest_bridge.settings import BridgeSettings
+from fabric_jobs.rest_bridge.settings import BridgeSettings, HttpLimits
 from fabric_jobs.server.registry import JobRegistry, load_registry
 from fabric_jobs.server.settings import ServiceSettings
 
@@ -34,6 +34,7 @@ class BridgeConfig:
     """The JobService to call over gRPC; None for the one in this process."""
     in_process: bool
     """Reach the JobService of this process over its in-process channel rather than its gRPC port."""
+    limits: HttpLimits
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,13 @@ def _bridge(args: argparse.Namespace) -> BridgeConfig:
         port=args.rest_port,
         grpc_target=getattr(args, "grpc_target", None),
         in_process=getattr(args, "bridge_channel", None) == "in-process",
+        limits=HttpLimits(
+            header_timeout_seconds=args.http_header_timeout,
+            body_timeout_seconds=args.http_body_timeout,
+            keepalive_timeout_seconds=args.http_keepalive_timeout,
+            max_connections=args.http_max_connections,
+            max_header_bytes=args.http_max_header_bytes,
+        ),
     )
 
 

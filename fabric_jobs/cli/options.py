@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 
 from fabric_jobs import __version__
 from fabric_jobs.rest_bridge.auth import FABRIC_APP_IDS, AuthSettings
-from fabric_jobs.rest_bridge.settings import BridgeSettings
+from fabric_jobs.rest_bridge.settings import BridgeSettings, HttpLimits
 from fabric_jobs.server.settings import DEFAULT_DATABASE, ServiceSettings
 
 ENV_PREFIX = "FABRIC_JOBS_"
@@ -281,7 +281,48 @@ def _add_rest(parser: argparse.ArgumentParser, *, with_target: bool) -> None:
         str(defaults.max_body_bytes),
         _positive_int,
     )
+    _add_http_limits(group)
     _add_auth(parser)
+
+
+def _add_http_limits(group: Any) -> None:
+    limits = HttpLimits()
+    seconds = (
+        (
+            "--http-header-timeout",
+            limits.header_timeout_seconds,
+            "seconds a client has to send a request's line and headers, from the connection's opening or the "
+            "request's first byte; then 408 and the connection is closed",
+        ),
+        (
+            "--http-body-timeout",
+            limits.body_timeout_seconds,
+            "seconds a client has to send a request's body once its headers are in; then 408 and the connection "
+            "is closed",
+        ),
+        (
+            "--http-keepalive-timeout",
+            limits.keepalive_timeout_seconds,
+            "seconds an idle connection is kept open after a response",
+        ),
+    )
+    for flag, default, help_text in seconds:
+        _option(group, flag, f"{help_text} (default: %(default)s)", str(default), _positive_float)
+    _option(
+        group,
+        "--http-max-connections",
+        "HTTP connections open at once; a request on one more is answered 503 and its connection closed "
+        "(default: %(default)s)",
+        str(limits.max_connections),
+        _positive_int,
+    )
+    _option(
+        group,
+        "--http-max-header-bytes",
+        "largest request line and headers of a request in bytes; larger is answered 431 (default: %(default)s)",
+        str(limits.max_header_bytes),
+        _positive_int,
+    )
 
 
 def _add_auth(parser: argparse.ArgumentParser) -> None:

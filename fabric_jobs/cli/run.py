@@ -20,6 +20,7 @@ from fabric_jobs.cli.config import BridgeConfig, Config, ServiceConfig, WorkerCo
 from fabric_jobs.cli.options import ConfigError
 from fabric_jobs.rest_bridge.app import create_app
 from fabric_jobs.rest_bridge.channel import job_service_channel
+from fabric_jobs.rest_bridge.http_protocol import http_protocol
 from fabric_jobs.server.app import JobServer, run_worker, start_job_server
 from fabric_jobs.server.store import StoreError, open_store
 
@@ -171,7 +172,14 @@ async def _serve_rest(bridge: BridgeConfig, channel: grpc.aio.Channel, target: s
     app = create_app(bridge.settings, channel, authenticator=bridge.authenticator)
     sock = _listen(bridge.host, bridge.port)
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+    config = uvicorn.Config(
+        app,
+        http=http_protocol(bridge.limits),
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
 
     class Server(uvicorn.Server):
         """uvicorn.Server without its own signal handling: this command handles SIGTERM and SIGINT."""
