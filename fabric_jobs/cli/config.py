@@ -6,6 +6,9 @@ import argparse
 import ipaddress
 from dataclasses import dataclass
 
+import grpc
+
+from fabric_jobs.cli.grpc_tls import ClientTls, grpc_client_tls, grpc_server_credentials, serve_bridge_tls
 from fabric_jobs.cli.options import ConfigError, flag_or_env
 from fabric_jobs.rest_bridge.auth import Authenticator, AuthSettings
 from fabric_jobs.rest_bridge.settings import BridgeSettings, HttpLimits
@@ -21,6 +24,8 @@ class ServiceConfig:
     port: int
     run_handlers: bool
     """Whether this process runs handlers: always on SQLite; on PostgreSQL in `serve`, not in a `grpc` replica."""
+    credentials: grpc.ServerCredentials | None = None
+    """TLS of the gRPC port; None: plain text."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,8 @@ class BridgeConfig:
     in_process: bool
     """Reach the JobService of this process over its in-process channel rather than its gRPC port."""
     limits: HttpLimits
+    grpc_tls: ClientTls | None = None
+    """TLS of the calls to the JobService over gRPC; None: plain text."""
 
 
 @dataclass(frozen=True)
@@ -113,12 +120,19 @@ def _service_settings(args: argparse.Namespace) -> ServiceSettings:
 
 
 def _service(args: argparse.Namespace) -> ServiceConfig:
+    credentials = grpc_server_credentials(args)
+    if credentials is None and not args.grpc_insecure and not _is_loopback(args.grpc_host):
+        raise ConfigError(
+            f"--grpc-host {args.grpc_host} is not loopback: serve TLS with --grpc-tls-cert and --grpc-tls-key, "
+            f"or allow plain text with {flag_or_env('--grpc-insecure')}"
+        )
     return ServiceConfig(
         settings=_service_settings(args),
         registry=_registry(args),
         host=args.grpc_host,
         port=args.grpc_port,
         run_handlers=args.command == "serve" or not _is_postgresql(args.database),
+        credentials=credentials,
     )
 
 
@@ -142,6 +156,7 @@ def _bridge(args: argparse.Namespace) -> BridgeConfig:
             max_connections=args.http_max_connections,
             max_header_bytes=args.http_max_header_bytes,
         ),
+        grpc_tls=serve_bridge_tls(args) if args.command == "serve" else grpc_client_tls(args),
     )
 
 

@@ -363,6 +363,8 @@ def _add_auth(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from fabric_jobs.cli.grpc_tls import add_grpc_client_tls_options, add_grpc_server_tls_options
+
     parser = _Parser(
         prog="fabric-jobs",
         description="The Jobs API of Microsoft Fabric workloads: a gRPC JobService and a REST bridge exact to "
@@ -409,6 +411,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_service(grpc_only, with_concurrency=False)
     _add_rest(rest_only, with_target=True)
+    for sub in (serve, grpc_only):
+        add_grpc_server_tls_options(sub.add_argument_group("TLS of the gRPC port"))
+    add_grpc_client_tls_options(
+        serve.add_argument_group("TLS of the bridge's calls with --bridge-channel grpc (it presents --grpc-tls-cert)"),
+        client_certificate=False,
+    )
+    add_grpc_client_tls_options(rest_only.add_argument_group("TLS of the calls to the JobService"))
     _add_service(worker, serves_grpc=False)
     _add_database(migrate.add_argument_group("database"))
     return parser

@@ -116,12 +116,14 @@ async def _start_service(service: ServiceConfig) -> JobServer:
             host=service.host,
             port=service.port,
             run_handlers=service.run_handlers,
+            credentials=service.credentials,
         )
     except StoreError as exc:
         raise ConfigError(f"--database {service.settings.database}: {exc}") from exc
     except OSError as exc:
         raise ConfigError(str(exc)) from exc
-    _announce(f"gRPC JobService on {job_server.address}")
+    tls = "" if service.credentials is None else " (TLS)"
+    _announce(f"gRPC JobService on {job_server.address}{tls}")
     return job_server
 
 
@@ -159,7 +161,12 @@ async def _channel_to_service(
     else:
         assert bridge.grpc_target is not None
         target = bridge.grpc_target
-    channel = job_service_channel(target)
+    tls = bridge.grpc_tls
+    channel = (
+        job_service_channel(target)
+        if tls is None
+        else job_service_channel(target, tls.credentials, options=tls.channel_options())
+    )
     try:
         yield channel, target
     finally:
