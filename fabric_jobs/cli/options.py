@@ -363,7 +363,7 @@ def _add_auth(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from fabric_jobs.cli.grpc_tls import add_grpc_client_tls_options, add_grpc_server_tls_options
+    from fabric_jobs.cli.grpc_tls import add_grpc_client_tls_options, add_grpc_server_tls_options  # it imports us
 
     parser = _Parser(
         prog="fabric-jobs",
