@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 
@@ -39,7 +39,7 @@ class BridgeConfig:
     """The JobService to call over gRPC; None for the one in this process."""
     in_process: bool
     """Reach the JobService of this process over its in-process channel rather than its gRPC port."""
-    limits: HttpLimits
+    limits: HttpLimits = field(default_factory=HttpLimits)
     grpc_tls: ClientTls | None = None
     """TLS of the calls to the JobService over gRPC; None: plain text."""
 
