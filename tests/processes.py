@@ -61,9 +61,11 @@ def launch(
     started: str | None = None,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
+    grpc_credentials: grpc.ChannelCredentials | None = None,
 ) -> Serve:
     """Run `fabric-jobs ARGS` and wait until it is ready: it printed its gRPC address (`grpc`), its REST URL
-    (`rest`) and the line `started` (each if asked), and then answers health checks."""
+    (`rest`) and the line `started` (each if asked), and then answers health checks (over TLS with
+    `grpc_credentials`)."""
     assert grpc or rest or started, "nothing to wait for"
     process = subprocess.Popen(
         command(*args),
@@ -95,27 +97,32 @@ def launch(
     serve.reader = threading.Thread(target=_drain, args=(process, lines), daemon=True)
     serve.reader.start()
     if grpc or rest:
-        _wait_until_ready(serve)
+        _wait_until_ready(serve, grpc_credentials)
     return serve
 
 
-def _wait_until_ready(serve: Serve) -> None:
+def _wait_until_ready(serve: Serve, credentials: grpc.ChannelCredentials | None) -> None:
     """Poll the bridge's /readyz, or the JobService's gRPC health when there is no bridge, with a deadline."""
     deadline = time.monotonic() + STARTUP_SECONDS
-    while not _ready(serve):
+    while not _ready(serve, credentials):
         if time.monotonic() > deadline or serve.process.poll() is not None:
             pytest.fail(f"fabric-jobs at {serve.rest_url or serve.grpc_address} never became ready:\n" + serve.text())
         time.sleep(POLL_INTERVAL)
 
 
-def _ready(serve: Serve) -> bool:
+def _ready(serve: Serve, credentials: grpc.ChannelCredentials | None) -> bool:
     if serve.rest_url:
         try:
             return httpx.get(serve.rest_url + "/readyz", timeout=1).status_code == 200
         except httpx.TransportError:
             return False
     request = health_pb2.HealthCheckRequest(service=SERVICE_NAME)
-    with grpc.insecure_channel(serve.grpc_address) as channel:
+    channel = (
+        grpc.insecure_channel(serve.grpc_address)
+        if credentials is None
+        else grpc.secure_channel(serve.grpc_address, credentials)
+    )
+    with channel:
         try:
             status = health_pb2_grpc.HealthStub(channel).Check(request, timeout=1).status
         except grpc.RpcError:

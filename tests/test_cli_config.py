@@ -188,7 +188,11 @@ def test_dev_refuses_hosts_off_loopback() -> None:
     ("command", "options"),
     [
         ("serve", ("grpc-port", "database", "jobs", "cancel-wait", "rest-base-path", "bridge-channel")),
+        ("serve", ("http-header-timeout", "http-body-timeout", "http-keepalive-timeout", "http-max-connections")),
+        ("serve", ("http-max-header-bytes", "grpc-tls-cert", "grpc-tls-key", "grpc-tls-client-ca", "grpc-insecure")),
+        ("serve", ("grpc-tls-ca", "grpc-tls-server-name")),
         ("grpc", ("grpc-host", "lease-seconds", "max-threads", "shutdown-grace", "log-level")),
+        ("grpc", ("grpc-tls-cert", "grpc-tls-key", "grpc-tls-client-ca", "grpc-insecure")),
         (
             "rest",
             (
@@ -200,6 +204,12 @@ def test_dev_refuses_hosts_off_loopback() -> None:
                 "auth-app-ids",
                 "auth-jwks-file",
                 "auth-jwks-url",
+                "grpc-tls-ca",
+                "grpc-tls-cert",
+                "grpc-tls-key",
+                "grpc-tls-server-name",
+                "http-header-timeout",
+                "http-max-connections",
             ),
         ),
     ],

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import grpc
+
+from fabric_jobs.cli.grpc_tls import ClientTls, grpc_client_tls, grpc_server_credentials, serve_bridge_tls
 from fabric_jobs.cli.options import ConfigError, flag_or_env
 from fabric_jobs.rest_bridge.auth import Authenticator, AuthSettings
-from fabric_jobs.rest_bridge.settings import BridgeSettings
+from fabric_jobs.rest_bridge.settings import BridgeSettings, HttpLimits
 from fabric_jobs.server.registry import JobRegistry, load_registry
 from fabric_jobs.server.settings import ServiceSettings
 
@@ -21,6 +24,8 @@ class ServiceConfig:
     port: int
     run_handlers: bool
     """Whether this process runs handlers: always on SQLite; on PostgreSQL in `serve`, not in a `grpc` replica."""
+    credentials: grpc.ServerCredentials | None = None
+    """TLS of the gRPC port; None: plain text."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,9 @@ class BridgeConfig:
     """The JobService to call over gRPC; None for the one in this process."""
     in_process: bool
     """Reach the JobService of this process over its in-process channel rather than its gRPC port."""
+    limits: HttpLimits = field(default_factory=HttpLimits)
+    grpc_tls: ClientTls | None = None
+    """TLS of the calls to the JobService over gRPC; None: plain text."""
 
 
 @dataclass(frozen=True)
@@ -112,12 +120,19 @@ def _service_settings(args: argparse.Namespace) -> ServiceSettings:
 
 
 def _service(args: argparse.Namespace) -> ServiceConfig:
+    credentials = grpc_server_credentials(args)
+    if credentials is None and not args.grpc_insecure and not _is_loopback(args.grpc_host):
+        raise ConfigError(
+            f"--grpc-host {args.grpc_host} is not loopback: serve TLS with --grpc-tls-cert and --grpc-tls-key, "
+            f"or allow plain text with {flag_or_env('--grpc-insecure')}"
+        )
     return ServiceConfig(
         settings=_service_settings(args),
         registry=registry_from_args(args),
         host=args.grpc_host,
         port=args.grpc_port,
         run_handlers=args.command == "serve" or not _is_postgresql(args.database),
+        credentials=credentials,
     )
 
 
@@ -134,6 +149,14 @@ def _bridge(args: argparse.Namespace) -> BridgeConfig:
         port=args.rest_port,
         grpc_target=getattr(args, "grpc_target", None),
         in_process=getattr(args, "bridge_channel", None) == "in-process",
+        limits=HttpLimits(
+            header_timeout_seconds=args.http_header_timeout,
+            body_timeout_seconds=args.http_body_timeout,
+            keepalive_timeout_seconds=args.http_keepalive_timeout,
+            max_connections=args.http_max_connections,
+            max_header_bytes=args.http_max_header_bytes,
+        ),
+        grpc_tls=serve_bridge_tls(args) if args.command == "serve" else grpc_client_tls(args),
     )
 
 

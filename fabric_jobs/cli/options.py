@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 
 from fabric_jobs import __version__
 from fabric_jobs.rest_bridge.auth import FABRIC_APP_IDS, AuthSettings
-from fabric_jobs.rest_bridge.settings import BridgeSettings
+from fabric_jobs.rest_bridge.settings import BridgeSettings, HttpLimits
 from fabric_jobs.server.settings import DEFAULT_DATABASE, ServiceSettings
 
 ENV_PREFIX = "FABRIC_JOBS_"
@@ -285,7 +285,48 @@ def _add_rest(parser: argparse.ArgumentParser, *, with_target: bool) -> None:
         str(defaults.max_body_bytes),
         _positive_int,
     )
+    _add_http_limits(group)
     _add_auth(parser)
+
+
+def _add_http_limits(group: Any) -> None:
+    limits = HttpLimits()
+    seconds = (
+        (
+            "--http-header-timeout",
+            limits.header_timeout_seconds,
+            "seconds a client has to send a request's line and headers, from the connection's opening or the "
+            "request's first byte; then 408 and the connection is closed",
+        ),
+        (
+            "--http-body-timeout",
+            limits.body_timeout_seconds,
+            "seconds a client has to send a request's body once its headers are in; then 408 and the connection "
+            "is closed",
+        ),
+        (
+            "--http-keepalive-timeout",
+            limits.keepalive_timeout_seconds,
+            "seconds an idle connection is kept open after a response",
+        ),
+    )
+    for flag, default, help_text in seconds:
+        _option(group, flag, f"{help_text} (default: %(default)s)", str(default), _positive_float)
+    _option(
+        group,
+        "--http-max-connections",
+        "HTTP connections open at once; a request on one more is answered 503 and its connection closed "
+        "(default: %(default)s)",
+        str(limits.max_connections),
+        _positive_int,
+    )
+    _option(
+        group,
+        "--http-max-header-bytes",
+        "largest request line and headers of a request in bytes; larger is answered 431 (default: %(default)s)",
+        str(limits.max_header_bytes),
+        _positive_int,
+    )
 
 
 def _add_auth(parser: argparse.ArgumentParser) -> None:
@@ -326,6 +367,8 @@ def _add_auth(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from fabric_jobs.cli.grpc_tls import add_grpc_client_tls_options, add_grpc_server_tls_options  # it imports us
+
     parser = _Parser(
         prog="fabric-jobs",
         description="The Jobs API of Microsoft Fabric workloads: a gRPC JobService and a REST bridge exact to "
@@ -381,6 +424,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_service(grpc_only, with_concurrency=False)
     _add_rest(rest_only, with_target=True)
+    for sub in (serve, grpc_only):
+        add_grpc_server_tls_options(sub.add_argument_group("TLS of the gRPC port"))
+    add_grpc_client_tls_options(
+        serve.add_argument_group("TLS of the bridge's calls with --bridge-channel grpc (it presents --grpc-tls-cert)"),
+        client_certificate=False,
+    )
+    add_grpc_client_tls_options(rest_only.add_argument_group("TLS of the calls to the JobService"))
     _add_service(worker, serves_grpc=False)
     _add_database(migrate.add_argument_group("database"))
     return parser

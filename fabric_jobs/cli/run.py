@@ -20,6 +20,7 @@ from fabric_jobs.cli.config import BridgeConfig, Config, ServiceConfig, WorkerCo
 from fabric_jobs.cli.options import ConfigError
 from fabric_jobs.rest_bridge.app import create_app
 from fabric_jobs.rest_bridge.channel import job_service_channel
+from fabric_jobs.rest_bridge.http_protocol import http_protocol
 from fabric_jobs.server.app import JobServer, run_worker, start_job_server
 from fabric_jobs.server.store import StoreError, open_store
 
@@ -115,12 +116,14 @@ async def _start_service(service: ServiceConfig) -> JobServer:
             host=service.host,
             port=service.port,
             run_handlers=service.run_handlers,
+            credentials=service.credentials,
         )
     except StoreError as exc:
         raise ConfigError(f"--database {service.settings.database}: {exc}") from exc
     except OSError as exc:
         raise ConfigError(str(exc)) from exc
-    _announce(f"gRPC JobService on {job_server.address}")
+    tls = "" if service.credentials is None else " (TLS)"
+    _announce(f"gRPC JobService on {job_server.address}{tls}")
     return job_server
 
 
@@ -158,7 +161,12 @@ async def _channel_to_service(
     else:
         assert bridge.grpc_target is not None
         target = bridge.grpc_target
-    channel = job_service_channel(target)
+    tls = bridge.grpc_tls
+    channel = (
+        job_service_channel(target)
+        if tls is None
+        else job_service_channel(target, tls.credentials, options=tls.channel_options())
+    )
     try:
         yield channel, target
     finally:
@@ -171,7 +179,14 @@ async def _serve_rest(bridge: BridgeConfig, channel: grpc.aio.Channel, target: s
     app = create_app(bridge.settings, channel, authenticator=bridge.authenticator)
     sock = _listen(bridge.host, bridge.port)
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+    config = uvicorn.Config(
+        app,
+        http=http_protocol(bridge.limits),
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
 
     class Server(uvicorn.Server):
         """uvicorn.Server without its own signal handling: this command handles SIGTERM and SIGINT."""

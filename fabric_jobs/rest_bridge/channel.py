@@ -6,6 +6,8 @@ idempotent by key)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import Any
 
 import grpc
 
@@ -31,8 +33,12 @@ SERVICE_CONFIG = {
 }
 
 
-def job_service_channel(target: str) -> grpc.aio.Channel:
-    """A plaintext channel to `target`: host:port, unix:path, dns:///name:port or ipv4:host1:port1,host2:port2."""
-    return grpc.aio.insecure_channel(
-        target, options=[("grpc.service_config", json.dumps(SERVICE_CONFIG)), ("grpc.enable_retries", 1)]
-    )
+def job_service_channel(
+    target: str, credentials: grpc.ChannelCredentials | None = None, options: Sequence[tuple[str, Any]] = ()
+) -> grpc.aio.Channel:
+    """A channel to `target`: host:port, unix:path, dns:///name:port or ipv4:host1:port1,host2:port2; with TLS
+    when given `credentials`, else plain text."""
+    all_options = [("grpc.service_config", json.dumps(SERVICE_CONFIG)), ("grpc.enable_retries", 1), *options]
+    if credentials is None:
+        return grpc.aio.insecure_channel(target, options=all_options)
+    return grpc.aio.secure_channel(target, credentials, options=all_options)

@@ -85,11 +85,12 @@ async def start_job_server(
     host: str = "127.0.0.1",
     port: int = 0,
     run_handlers: bool = True,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> JobServer:
     """Open the store, take up jobs left by a previous run, and serve on host:port (0 picks a free port).
 
     On SQLite handlers always run in this process; on PostgreSQL only with `run_handlers` (`serve`), a
-    `grpc` replica leaving them to workers.
+    `grpc` replica leaving them to workers. With `credentials` the port serves TLS, else plain text.
     """
     resources = contextlib.AsyncExitStack()
     try:
@@ -99,7 +100,11 @@ async def start_job_server(
         server = grpc.aio.server(interceptors=[RequestInterceptor()], options=[("grpc.so_reuseport", 0)])
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
-            bound_port = server.add_insecure_port(address)
+            bound_port = (
+                server.add_insecure_port(address)
+                if credentials is None
+                else server.add_secure_port(address, credentials)
+            )
         except RuntimeError as exc:
             raise OSError(f"cannot listen on {address}: {exc}") from exc
         feed = ChangeFeed()

@@ -12,6 +12,7 @@ import grpc
 
 from fabric_jobs import request_context
 from fabric_jobs.errors import INTERNAL_ERROR, FabricError, service_unavailable
+from fabric_jobs.server.decoding import Undecodable, lenient
 from fabric_jobs.server.grpc_errors import to_grpc_status
 from fabric_jobs.server.store import StoreError
 
@@ -64,6 +65,8 @@ def _wrap_unary(behavior: UnaryBehavior, method: str) -> UnaryBehavior:
         with request_context.bound(*_ids(context)):
             call = _CallLog(method)
             try:
+                if isinstance(request, Undecodable):
+                    raise request.error()
                 return await behavior(request, context)
             except grpc.aio.AbortError:
                 raise
@@ -80,6 +83,8 @@ def _wrap_stream(behavior: StreamBehavior, method: str) -> StreamBehavior:
         with request_context.bound(*_ids(context)):
             call = _CallLog(method)
             try:
+                if isinstance(request, Undecodable):
+                    raise request.error()
                 async for response in behavior(request, context):
                     yield response
             except grpc.aio.AbortError:
@@ -93,17 +98,20 @@ def _wrap_stream(behavior: StreamBehavior, method: str) -> StreamBehavior:
 
 
 def wrap_handler(method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
-    """The handler with ids bound, the call logged and errors mapped; the same for every call of `method`."""
+    """The handler with ids bound, the call logged, errors mapped and an undecodable request answered
+    INVALID_ARGUMENT; the same for every call of `method`, of every service the server registers."""
+    deserializer = lenient(handler.request_deserializer)
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
             _wrap_unary(cast(UnaryBehavior, handler.unary_unary), method),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=deserializer,
             response_serializer=handler.response_serializer,
         )
-    if handler.unary_stream is not None and inspect.isasyncgenfunction(handler.unary_stream):
+    if handler.unary_stream is not None:
+        behavior = cast(StreamBehavior, handler.unary_stream)
         return grpc.unary_stream_rpc_method_handler(
-            _wrap_stream(cast(StreamBehavior, handler.unary_stream), method),
-            request_deserializer=handler.request_deserializer,
+            _wrap_stream(behavior, method) if inspect.isasyncgenfunction(behavior) else _wrap_unary(behavior, method),  # type: ignore[arg-type]
+            request_deserializer=deserializer,
             response_serializer=handler.response_serializer,
         )
     return handler
