@@ -30,6 +30,9 @@ from fabric_jobs.server.model import InvokeType, JobKey
 
 @dataclass(frozen=True)
 class JobContext:
+    """What a handler receives: the job's key, how it was invoked, its creationPayload, its cancellation
+    token, and a logger whose lines carry the Create request's ActivityId and RequestId."""
+
     key: JobKey
     invoke_type: InvokeType
     payload: Mapping[str, Any]
@@ -76,12 +79,16 @@ class JobType:
 
 
 class JobRegistry:
+    """The job types of a workload: one handler (and an optional payload validator) per (itemType, jobType)."""
+
     def __init__(self) -> None:
         self._types: dict[tuple[str, str], JobType] = {}
 
     def job(
         self, item_type: str, job_type: str, *, validate: PayloadValidator | None = None
     ) -> Callable[[Handler], Handler]:
+        """Decorator form of `add`; returns the handler unchanged."""
+
         def register(handler: Handler) -> Handler:
             self.add(item_type, job_type, handler, validate=validate)
             return handler
@@ -89,6 +96,8 @@ class JobRegistry:
         return register
 
     def add(self, item_type: str, job_type: str, handler: Handler, *, validate: PayloadValidator | None = None) -> None:
+        """Register `handler` (async or plain) for (item_type, job_type); `validate` runs at Create and may
+        raise InvalidPayload. Registering the same pair twice is a ValueError."""
         if (item_type, job_type) in self._types:
             raise ValueError(f"job type {item_type}/{job_type} is registered twice")
         is_async = inspect.iscoroutinefunction(handler)
