@@ -7,6 +7,8 @@ details and trailing metadata), a server stream is an iterator. The calls run on
 
 from __future__ import annotations
 
+import asyncio
+import queue
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, cast
 
@@ -33,27 +35,37 @@ class _UnaryUnary:
 
 
 class _Stream(Iterator[Any]):
+    """The replies of a server stream, consumed by one task on the loop (as a grpc.aio server runs a stream)."""
+
     def __init__(self, loop: LoopThread, replies: AsyncIterator[Any], timeout: float) -> None:
-        self._loop = loop
-        self._replies = replies
+        self._replies: queue.Queue[tuple[bool, Any]] = queue.Queue()
         self._timeout = timeout
+        self._task = asyncio.run_coroutine_threadsafe(self._pump(replies), loop.loop)
+
+    async def _pump(self, replies: AsyncIterator[Any]) -> None:
+        try:
+            async for reply in replies:
+                self._replies.put((True, reply))
+        except Exception as exc:
+            self._replies.put((False, exc))
+        else:
+            self._replies.put((False, None))
 
     def __next__(self) -> Any:
         try:
-            return self._loop.run(_next(self._replies), self._timeout)
-        except StopAsyncIteration:
-            raise StopIteration from None
+            more, value = self._replies.get(timeout=self._timeout)
+        except queue.Empty:
+            raise TimeoutError(f"no reply from the stream within {self._timeout:g}s") from None
+        if more:
+            return value
+        self._replies.put((more, value))
+        if value is None:
+            raise StopIteration
+        raise value
 
     def cancel(self) -> None:
-        self._loop.run(_close(self._replies), self._timeout)
-
-
-async def _next(replies: AsyncIterator[Any]) -> Any:
-    return await anext(replies)
-
-
-async def _close(replies: AsyncIterator[Any]) -> None:
-    await cast(Any, replies).aclose()
+        self._task.cancel()
+        self._replies.put((False, None))
 
 
 class _UnaryStream:

@@ -40,12 +40,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _marker_options(request: pytest.FixtureRequest) -> dict[str, Any]:
-    marker = request.node.get_closest_marker(MARKER)
-    if marker is None:
-        return {}
-    options = dict(marker.kwargs)
-    if marker.args:
-        options.setdefault("registry", marker.args[0])
+    """The keywords of every fabric_jobs marker on the test, its class and module; the closest one wins."""
+    options: dict[str, Any] = {}
+    for marker in reversed(list(request.node.iter_markers(MARKER))):
+        options.update(marker.kwargs)
+        if marker.args:
+            options["registry"] = marker.args[0]
     return options
 
 
@@ -62,7 +62,8 @@ def fabric_jobs_registry(request: pytest.FixtureRequest) -> JobRegistry:
     try:
         return load_registry(spec.strip())
     except ValueError as exc:
-        pytest.fail(f"fabric_jobs: {exc}", pytrace=False)
+        wrong = str(exc)
+    pytest.fail(f"fabric_jobs: {wrong}", pytrace=False)
 
 
 @pytest.fixture
@@ -78,7 +79,8 @@ def fabric_jobs_service(
     try:
         service = FabricJobsService(fabric_jobs_registry, database, **options)
     except TypeError as exc:
-        pytest.fail(f"@pytest.mark.{MARKER}: {exc}", pytrace=False)
+        wrong = str(exc)
+        pytest.fail(f"@pytest.mark.{MARKER}: {wrong}", pytrace=False)
     try:
         yield service
     finally:
@@ -97,4 +99,5 @@ def fabric_jobs_rest(fabric_jobs_service: FabricJobsService) -> httpx.Client:
     try:
         return fabric_jobs_service.rest
     except ImportError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        missing = str(exc)
+    pytest.fail(missing, pytrace=False)

@@ -26,8 +26,9 @@ from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 if TYPE_CHECKING:
     import httpx
 
-TEST_SETTINGS: Mapping[str, Any] = {"cancel_grace": 5.0, "shutdown_grace": 1.0, "max_threads": 4}
-"""ServiceSettings for tests where they differ from the defaults: a forced stop and shutdown come sooner."""
+TEST_SETTINGS: Mapping[str, Any] = {"cancel_grace": 5.0, "shutdown_grace": 0.1, "max_threads": 4}
+"""ServiceSettings for tests where they differ from the defaults: a forced stop comes sooner, and a handler
+still running when its test ends is stopped at once."""
 SETTINGS_FIELDS = frozenset(field.name for field in dataclasses.fields(ServiceSettings)) - {"database"}
 START_TIMEOUT = 30.0
 POLL_INTERVAL = 0.02
