@@ -6,8 +6,8 @@ import asyncio
 import time
 from collections import Counter
 
+from fabric_jobs import JobContext, JobFailed, JobRegistry
 from fabric_jobs.demo import validate_forecast
-from fabric_jobs.server.registry import JobContext, JobFailed, JobRegistry
 
 ITEM_TYPE = "Test.Item"
 COMPLETES = "completes"

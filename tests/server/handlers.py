@@ -9,9 +9,7 @@ import time
 from collections import Counter
 from types import TracebackType
 
-from fabric_jobs import demo
-from fabric_jobs.errors import ErrorSource, ExtendedInfo
-from fabric_jobs.server.registry import JobContext, JobFailed, JobRegistry
+from fabric_jobs import ErrorSource, ExtendedInfo, JobContext, JobFailed, JobRegistry, demo
 
 ITEM_TYPE = "Tests.Item"
 
