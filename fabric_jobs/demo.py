@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from fabric_jobs.server.registry import InvalidPayload, JobContext, JobFailed, JobRegistry
+from fabric_jobs import InvalidPayload, JobContext, JobFailed, JobRegistry
 
 ITEM_TYPE = "Contoso.FinanceAnalytics.Forecast"
 JOB_TYPE = "calculateForecast"

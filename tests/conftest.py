@@ -16,12 +16,12 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from fabric_jobs import JobRegistry
 from fabric_jobs.server.app import JobServer, ServiceSettings, start_job_server
-from fabric_jobs.server.registry import JobRegistry
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 
-pytest_plugins = ("tests.postgres",)
+pytest_plugins = ("tests.postgres", "pytester")
 
 POLL_INTERVAL = 0.02
 SEED_VARIABLE = "FABRIC_JOBS_TEST_SEED"

@@ -262,7 +262,7 @@ async def test_accepted_connections_have_nagle_off() -> None:
 BLOCKING_JOBS = """
 import time
 
-from fabric_jobs.server.registry import JobRegistry
+from fabric_jobs import JobRegistry
 
 registry = JobRegistry()
 

@@ -40,12 +40,12 @@ class JobServer:
 
     def __init__(
         self,
-        server: grpc.aio.Server,
+        server: grpc.aio.Server | None,
         health_servicer: Any,
         manager: JobManager,
         resources: contextlib.AsyncExitStack,
         host: str,
-        port: int,
+        port: int | None,
     ) -> None:
         self._server = server
         self._health = health_servicer
@@ -64,6 +64,8 @@ class JobServer:
 
     @property
     def address(self) -> str:
+        if self.port is None:
+            raise RuntimeError("this JobService listens on no port: it is reached through in_process_channel")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
@@ -73,7 +75,8 @@ class JobServer:
             return
         self._stopped = True
         await self._health.enter_graceful_shutdown()
-        await self._server.stop(RPC_GRACE_SECONDS if grace is None else grace)
+        if self._server is not None:
+            await self._server.stop(RPC_GRACE_SECONDS if grace is None else grace)
         await self._resources.aclose()
         logger.info("JobService stopped")
 
@@ -83,11 +86,12 @@ async def start_job_server(
     registry: JobRegistry,
     *,
     host: str = "127.0.0.1",
-    port: int = 0,
+    port: int | None = 0,
     run_handlers: bool = True,
     credentials: grpc.ServerCredentials | None = None,
 ) -> JobServer:
-    """Open the store, take up jobs left by a previous run, and serve on host:port (0 picks a free port).
+    """Open the store, take up jobs left by a previous run, and serve on host:port (0 picks a free port;
+    None opens no port: the service is reached only through its in-process channel, as in tests).
 
     On SQLite handlers always run in this process; on PostgreSQL only with `run_handlers` (`serve`), a
     `grpc` replica leaving them to workers. With `credentials` the port serves TLS, else plain text.
@@ -97,16 +101,7 @@ async def start_job_server(
         store = open_store(settings.database)
         await store.open()
         resources.push_async_callback(store.close)
-        server = grpc.aio.server(interceptors=[RequestInterceptor()], options=[("grpc.so_reuseport", 0)])
-        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        try:
-            bound_port = (
-                server.add_insecure_port(address)
-                if credentials is None
-                else server.add_secure_port(address, credentials)
-            )
-        except RuntimeError as exc:
-            raise OSError(f"cannot listen on {address}: {exc}") from exc
+        server, bound_port = (None, None) if port is None else _listening_server(host, port, credentials)
         feed = ChangeFeed()
         dispatch = await resources.enter_async_context(
             running_execution(store, registry, feed, settings, run_handlers=run_handlers)
@@ -115,17 +110,30 @@ async def start_job_server(
         await resources.aclose()
         raise
     manager = JobManager(store, registry, settings, dispatch, feed)
-    pb_grpc.add_JobServiceServicer_to_server(JobService(manager), server)
     health_servicer = health_aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
-    )
-    await server.start()
+    if server is not None:
+        pb_grpc.add_JobServiceServicer_to_server(JobService(manager), server)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
+        )
+        await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
-    logger.info("JobService listening on %s", address.rsplit(":", 1)[0] + f":{bound_port}")
-    return JobServer(server, health_servicer, manager, resources, host, bound_port)
+    job_server = JobServer(server, health_servicer, manager, resources, host, bound_port)
+    logger.info("JobService %s", "in process only" if server is None else f"listening on {job_server.address}")
+    return job_server
+
+
+def _listening_server(host: str, port: int, credentials: grpc.ServerCredentials | None) -> tuple[grpc.aio.Server, int]:
+    server = grpc.aio.server(interceptors=[RequestInterceptor()], options=[("grpc.so_reuseport", 0)])
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        if credentials is None:
+            return server, server.add_insecure_port(address)
+        return server, server.add_secure_port(address, credentials)
+    except RuntimeError as exc:
+        raise OSError(f"cannot listen on {address}: {exc}") from exc
 
 
 async def run_worker(

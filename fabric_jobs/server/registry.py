@@ -33,6 +33,9 @@ from fabric_jobs.server.model import InvokeType, JobKey
 
 @dataclass(frozen=True)
 class JobContext:
+    """What a handler receives: the job's key, how it was invoked, its creationPayload, its cancellation
+    token, and a logger whose lines carry the Create request's ActivityId and RequestId."""
+
     key: JobKey
     invoke_type: InvokeType
     payload: Mapping[str, Any]
@@ -85,6 +88,8 @@ class JobType:
 
 
 class JobRegistry:
+    """The job types of a workload: one handler (and an optional payload validator) per (itemType, jobType)."""
+
     def __init__(self) -> None:
         self._types: dict[tuple[str, str], JobType] = {}
 
@@ -97,6 +102,8 @@ class JobRegistry:
         deduplication: Deduplication | None = None,
         scheduled_deduplication: Deduplication | None = None,
     ) -> Callable[[Handler], Handler]:
+        """Decorator form of `add`; returns the handler unchanged."""
+
         def register(handler: Handler) -> Handler:
             self.add(
                 item_type,
@@ -120,6 +127,10 @@ class JobRegistry:
         deduplication: Deduplication | None = None,
         scheduled_deduplication: Deduplication | None = None,
     ) -> None:
+        """Register `handler` (async or plain) for (item_type, job_type); `validate` runs at Create and may
+        raise InvalidPayload; `deduplication` and `scheduled_deduplication` (None, PerItem, PerUser) are the
+        item type's options in Fabric's item manifest. Registering the same pair twice, or options that
+        disagree within an item type, is a ValueError."""
         if (item_type, job_type) in self._types:
             raise ValueError(f"job type {item_type}/{job_type} is registered twice")
         for name, value in (("deduplication", deduplication), ("scheduled_deduplication", scheduled_deduplication)):

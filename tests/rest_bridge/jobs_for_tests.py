@@ -8,8 +8,8 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from fabric_jobs import JobContext, JobFailed, JobRegistry
 from fabric_jobs.demo import validate_forecast
-from fabric_jobs.server.registry import JobContext, JobFailed, JobRegistry
 
 ITEM_TYPE = "Test.Item"
 COMPLETES = "completes"

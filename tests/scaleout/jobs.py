@@ -32,8 +32,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from fabric_jobs.errors import ErrorSource
-from fabric_jobs.server.registry import JobContext, JobFailed, JobRegistry
+from fabric_jobs import ErrorSource, JobContext, JobFailed, JobRegistry
 
 ITEM_TYPE = "Test.ScaleOut.Item"
 

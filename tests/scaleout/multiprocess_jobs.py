@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 
-from fabric_jobs.server.registry import JobContext, JobRegistry
+from fabric_jobs import JobContext, JobRegistry
 
 RUN_LOG_VARIABLE = "FABRIC_JOBS_TEST_RUN_LOG"
 ITEM_TYPE = "Tests.MultiProcess"

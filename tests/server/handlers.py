@@ -11,9 +11,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
-from fabric_jobs import demo
-from fabric_jobs.errors import ErrorSource, ExtendedInfo
-from fabric_jobs.server.registry import JobContext, JobFailed, JobRegistry
+from fabric_jobs import ErrorSource, ExtendedInfo, JobContext, JobFailed, JobRegistry, demo
 
 ITEM_TYPE = "Tests.Item"
 

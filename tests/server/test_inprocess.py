@@ -12,9 +12,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from fabric_jobs import JobContext, JobRegistry
 from fabric_jobs.request_context import ContextFilter
 from fabric_jobs.server.app import JobServer, ServiceSettings, start_job_server
-from fabric_jobs.server.registry import JobContext, JobRegistry
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 from tests.conftest import rpc_error, status_details, wait_for_status

@@ -263,34 +263,6 @@ async def test_oversized_payload_is_invalid_argument(jobs: TestJobs, start_serve
     assert fits.created
 
 
-@pytest.mark.parametrize(
-    ("fields", "violation"),
-    [
-        ({"durationSeconds": -1}, "creation_payload_json.durationSeconds"),
-        ({"durationSeconds": "soon"}, "creation_payload_json.durationSeconds"),
-        ({"durationSeconds": 1e9}, "creation_payload_json.durationSeconds"),
-        ({"durationSeconds": True}, "creation_payload_json.durationSeconds"),
-        ({"outcome": "Maybe"}, "creation_payload_json.outcome"),
-        ({"ignoreCancellation": "yes"}, "creation_payload_json.ignoreCancellation"),
-        ({"colour": "blue"}, "creation_payload_json.colour"),
-    ],
-)
-async def test_invalid_demo_payload_is_invalid_argument(
-    running: RunningServer, fields: dict[str, Any], violation: str
-) -> None:
-    key = new_key(demo.ITEM_TYPE, demo.JOB_TYPE)
-    err = await rpc_error(running.stub.CreateJobInstance(create_request(key, **fields)))
-    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert set(status_details(err).field_violations) == {violation}
-
-
-async def test_valid_demo_payload_runs_to_its_outcome(running: RunningServer) -> None:
-    key = new_key(demo.ITEM_TYPE, demo.JOB_TYPE)
-    await running.stub.CreateJobInstance(create_request(key, durationSeconds=0, outcome="Failed"))
-    failed = await wait_for_status(running.stub, key, pb.JOB_INSTANCE_STATUS_FAILED)
-    assert failed.error_details.error_code == "ForecastFailed"
-
-
 @pytest.mark.parametrize("number", [float("nan"), float("inf")])
 async def test_non_finite_number_in_payload_is_invalid_argument(running: RunningServer, number: float) -> None:
     key = new_key(ITEM_TYPE, handlers.INSTANT)
