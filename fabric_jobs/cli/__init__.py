@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from fabric_jobs import request_context
 from fabric_jobs.cli.config import config_from_args
+from fabric_jobs.cli.jobs import run_jobs_command
 from fabric_jobs.cli.options import ConfigError, build_parser
 from fabric_jobs.cli.run import leave_blocked_handler_threads, run, run_loop
 
@@ -21,6 +22,8 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "jobs":
+        return run_jobs_command(args)
     request_context.configure_logging(args.log_level)
     try:
         run_loop(run(config_from_args(args)))

@@ -370,4 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rest(rest_only, with_target=True)
     _add_service(worker, serves_grpc=False)
     _add_database(migrate.add_argument_group("database"))
+    from fabric_jobs.cli.jobs_options import add_jobs_command
+
+    add_jobs_command(commands)
     return parser
