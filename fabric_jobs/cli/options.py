@@ -41,6 +41,7 @@ def flag_or_env(flag: str) -> str:
 
 
 MAX_SECONDS = 1_000_000
+MIN_ADMIN_TOKEN_LENGTH = 16
 
 
 def _positive_float(value: str) -> float:
@@ -282,6 +283,25 @@ def _add_rest(parser: argparse.ArgumentParser, *, with_target: bool) -> None:
         _positive_int,
     )
     _add_auth(parser)
+    _add_console(parser)
+
+
+def _add_console(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("web console for operators (admin port; off unless --admin-port is set)")
+    _option(group, "--admin-host", "address the web console listens on (default: %(default)s)", "127.0.0.1")
+    _option(
+        group,
+        "--admin-port",
+        "serve the web console at http://ADMIN-HOST:ADMIN-PORT/console; 0 picks a free port (default: off)",
+        converter=_port,
+    )
+    _option(
+        group,
+        "--admin-token",
+        f"bearer token the console asks for; required when --admin-host is not loopback; at least "
+        f"{MIN_ADMIN_TOKEN_LENGTH} characters (prefer the environment variable to the command line)",
+        converter=str.strip,
+    )
 
 
 def _add_auth(parser: argparse.ArgumentParser) -> None:
