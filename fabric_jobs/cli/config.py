@@ -76,8 +76,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
             )
         return Config(dev=False, worker=WorkerConfig(_service_settings(args), _registry(args)))
     service = _service(args) if args.command in ("serve", "grpc") else None
-    bridge = _bridge(args) if args.command in ("serve", "rest") else None
-    console = _console(args) if bridge is not None and args.admin_port is not None else None
+    serves_http = args.command in ("serve", "rest")
+    console = _console(args) if serves_http and args.admin_port is not None else None
+    bridge = _bridge(args) if serves_http else None
     return Config(dev=args.dev, service=service, bridge=bridge, console=console)
 
 
