@@ -48,6 +48,8 @@ def run_jobs_command(args: argparse.Namespace) -> int:
     except JobsCommandError as exc:
         print(f"fabric-jobs jobs {args.action}: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 async def _run(args: argparse.Namespace) -> int:

@@ -48,10 +48,10 @@ class JobAdmin:
     ) -> AsyncIterator[JobRecord]:
         """Every job the filter covers, each time it changes after `started` is called, until close()."""
         with self._feed.subscribe_every_job() as changed:
-            floor = await self._store.last_change_seq()
+            floor = max(0, await self._store.last_change_seq() - REORDER_WINDOW)
+            seen = {seq for seq, _ in await self._store.changes_after(floor, REORDER_WINDOW)}
             if started is not None:
                 await started()
-            seen: set[int] = set()
             while not self._closed:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), CHANGES_POLL_SECONDS)

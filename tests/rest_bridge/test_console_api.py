@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,11 +18,12 @@ from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 from tests.rest_bridge.jobs_for_tests import COOPERATES, FAILS, ITEM_TYPE
 
 TOKEN = "console-token-for-tests"
+CONSOLE_URL = "http://127.0.0.1:8081"
 
 
 async def client_for(channel: grpc.aio.Channel, token: str | None = None) -> httpx.AsyncClient:
     app = create_console_app(ConsoleSettings(token=token), channel, asyncio.Event())
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=CONSOLE_URL)
 
 
 @pytest.fixture
@@ -120,7 +122,7 @@ async def test_unknown_jobs_and_bad_bodies_are_errors_not_crashes(console: httpx
 
     not_found = await console.get("/console/api/job", params=missing)
     cancel_missing = await console.post("/console/api/cancel", json=missing)
-    not_json = await console.post("/console/api/cancel", content=b"{")
+    not_json = await console.post("/console/api/cancel", content=b"{", headers=JSON_TYPE)
     not_object = await console.post("/console/api/cancel", json=[1])
 
     assert (not_found.status_code, not_found.json()["errorCode"]) == (404, "JobInstanceNotFound")
@@ -150,3 +152,37 @@ async def test_with_a_token_every_api_call_needs_it_and_the_event_stream_a_one_t
     assert bearer.status_code == 200
     assert no_ticket.status_code == ticket_without_token.status_code == forged.status_code == 401
     assert token_in_url.status_code == 401
+
+
+async def test_requests_another_site_could_make_through_the_browser_are_refused(
+    console: httpx.AsyncClient, channel: grpc.aio.Channel
+) -> None:
+    key = await create(channel, COOPERATES, str(uuid.uuid4()))
+    body = json.dumps(key_query(key))
+
+    rebound = await console.get("/console/api/jobs", headers={"Host": "attacker.example:8081"})
+    page_rebound = await console.get("/console", headers={"Host": "attacker.example"})
+    cross_origin = await console.post(
+        "/console/api/cancel", content=body, headers={"Origin": "http://attacker.example", **JSON_TYPE}
+    )
+    plain_text = await console.post("/console/api/cancel", content=body, headers={"Content-Type": "text/plain"})
+    same_origin = await console.post("/console/api/cancel", content=body, headers={"Origin": CONSOLE_URL, **JSON_TYPE})
+    ipv6 = await console.get("/console/api/counts", headers={"Host": "[::1]:8081"})
+
+    assert rebound.status_code == page_rebound.status_code == cross_origin.status_code == 403
+    assert plain_text.status_code == 403
+    assert "application/json" in plain_text.json()["error"]
+    assert same_origin.status_code == 200
+    assert ipv6.status_code == 200
+
+
+async def test_with_a_token_any_host_may_be_used(channel: grpc.aio.Channel) -> None:
+    async with await client_for(channel, TOKEN) as console:
+        reply = await console.get(
+            "/console/api/counts", headers={"Host": "jobs.internal:8081", "Authorization": f"Bearer {TOKEN}"}
+        )
+
+    assert reply.status_code == 200
+
+
+JSON_TYPE = {"Content-Type": "application/json"}
