@@ -136,9 +136,10 @@ DELETE FROM executor_leases WHERE renewed_ms < %(at_ms)s - %(lease_ms)s;
 SELECT fabric_jobs_announce_changes(%(keys)s);
 
 -- name: search_jobs
+-- Sorted by create_time_ms + 0 to use job_instances_newest_first (migration 0003 says why).
 SELECT *
 FROM job_instances
-WHERE (create_time_ms, job_instance_id, workspace_id, item_type, item_id, job_type, tenant_id)
+WHERE (create_time_ms + 0, job_instance_id, workspace_id, item_type, item_id, job_type, tenant_id)
         < (%(after_create_time_ms)s, %(after_job_instance_id)s, %(after_workspace_id)s,
            %(after_item_type)s, %(after_item_id)s, %(after_job_type)s, %(after_tenant_id)s)
     AND (%(tenant_id)s::text IS NULL OR tenant_id = %(tenant_id)s)
@@ -147,9 +148,9 @@ WHERE (create_time_ms, job_instance_id, workspace_id, item_type, item_id, job_ty
     AND (%(item_id)s::text IS NULL OR item_id = %(item_id)s)
     AND (%(job_type)s::text IS NULL OR job_type = %(job_type)s)
     AND (%(job_instance_id)s::text IS NULL OR job_instance_id = %(job_instance_id)s)
-    AND (%(created_since_ms)s::bigint IS NULL OR create_time_ms >= %(created_since_ms)s)
+    AND (%(created_since_ms)s::bigint IS NULL OR create_time_ms >= %(created_since_ms)s::bigint)
     AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
-ORDER BY create_time_ms DESC, job_instance_id DESC, workspace_id DESC,
+ORDER BY create_time_ms + 0 DESC, job_instance_id DESC, workspace_id DESC,
     item_type DESC, item_id DESC, job_type DESC, tenant_id DESC
 LIMIT %(limit)s;
 
@@ -162,7 +163,7 @@ WHERE (%(tenant_id)s::text IS NULL OR tenant_id = %(tenant_id)s)
     AND (%(item_id)s::text IS NULL OR item_id = %(item_id)s)
     AND (%(job_type)s::text IS NULL OR job_type = %(job_type)s)
     AND (%(job_instance_id)s::text IS NULL OR job_instance_id = %(job_instance_id)s)
-    AND (%(created_since_ms)s::bigint IS NULL OR create_time_ms >= %(created_since_ms)s)
+    AND (%(created_since_ms)s::bigint IS NULL OR create_time_ms >= %(created_since_ms)s::bigint)
     AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
 GROUP BY status;
 

@@ -75,9 +75,12 @@ FROM (
 ) AS history
 ORDER BY at_then, step;
 
--- Listing across tenants, newest first, in the order of the admin listing.
+-- Listing across tenants, newest first, in the order of the admin listing. It is on the expression
+-- create_time_ms + 0, which the search query sorts by and no other query uses: on plain create_time_ms,
+-- PostgreSQL's generic plan of a tenant's listing chose it over job_instances_by_tenant_newest_first
+-- (filtering the tenant while walking every tenant's newer jobs).
 CREATE INDEX job_instances_newest_first ON job_instances (
-    create_time_ms DESC,
+    (create_time_ms + 0) DESC,
     job_instance_id DESC,
     workspace_id DESC,
     item_type DESC,
