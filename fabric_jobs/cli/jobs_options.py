@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import re
 from typing import Any
 
-from fabric_jobs.cli.options import DEFAULT_GRPC_TARGET, _grpc_target, _option, _Parser, _positive_float, _positive_int
+from fabric_jobs.cli.options import (
+    DEFAULT_GRPC_TARGET,
+    _grpc_target,
+    _option,
+    _Parser,
+    _positive_float,
+    _positive_int,
+    env_name,
+)
 from fabric_jobs.keys import NAME_RULE, UUID_RULE, is_name, is_uuid
 from fabric_jobs.rest_bridge.admin_json import STATUS_BY_NAME
 from fabric_jobs.rest_bridge.mapping import STATUS_NAMES
@@ -70,7 +79,13 @@ def _add_target(parser: argparse.ArgumentParser) -> None:
         "10",
         _positive_float,
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=os.environ.get(env_name("--json")) in ("1", "true", "yes"),
+        help="print one JSON document instead of text (watch: one JSON object per change) "
+        f"[env {env_name('--json')}=1]",
+    )
 
 
 def _add_key_parts(group: Any, *, what: str) -> None:
