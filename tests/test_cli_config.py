@@ -210,17 +210,57 @@ def test_dev_refuses_hosts_off_loopback() -> None:
                 "grpc-tls-server-name",
                 "http-header-timeout",
                 "http-max-connections",
+                "admin-host",
+                "admin-port",
+                "admin-token",
             ),
         ),
+        ("jobs", ()),
+        ("jobs list", ("grpc-target", "timeout", "tenant", "workspace", "item-type", "item", "job-type", "status")),
+        ("jobs list", ("since", "limit")),
+        ("jobs watch", ("grpc-target", "tenant", "workspace", "item-type", "item", "job-type")),
     ],
 )
 def test_help_names_every_option_and_its_environment_variable(
     capsys: pytest.CaptureFixture[str], command: str, options: tuple[str, ...]
 ) -> None:
     with pytest.raises(SystemExit) as exited:
-        parse(command, "--help")
+        parse(*command.split(), "--help")
     assert exited.value.code == 0
     text = capsys.readouterr().out.replace("\n", "").replace(" ", "")
     for option in options:
         assert f"--{option}" in text
         assert "FABRIC_JOBS_" + option.upper().replace("-", "_") in text
+
+
+TOKEN = "a-token-of-sixteen-or-more"
+
+
+def test_the_console_is_off_unless_its_port_is_set_and_on_loopback_by_default() -> None:
+    assert configure("serve", "--dev").console is None
+    console = configure("serve", "--dev", "--admin-port", "0").console
+    assert console is not None
+    assert (console.host, console.port, console.settings.token) == ("127.0.0.1", 0, None)
+
+
+def test_a_console_off_loopback_needs_a_token_of_sixteen_characters(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match=r"^--admin-host 0\.0\.0\.0 is not loopback: .* set --admin-token or "):
+        configure("serve", "--admin-host", "0.0.0.0", "--admin-port", "8081")
+    with pytest.raises(ConfigError, match="--admin-token or FABRIC_JOBS_ADMIN_TOKEN must be at least 16 characters"):
+        configure("serve", "--dev", "--admin-port", "8081", "--admin-token", "short")
+    with pytest.raises(ConfigError, match=r"--dev refuses --admin-host 10\.1\.2\.3"):
+        configure("serve", "--dev", "--admin-host", "10.1.2.3", "--admin-port", "8081", "--admin-token", TOKEN)
+    monkeypatch.setenv("FABRIC_JOBS_ADMIN_TOKEN", TOKEN)
+    console = configure(
+        "rest",
+        "--admin-host",
+        "::",
+        "--admin-port",
+        "8081",
+        "--auth-audience",
+        "a",
+        "--auth-publisher-tenant-id",
+        TENANT,
+    ).console
+    assert console is not None
+    assert (console.host, console.settings.token) == ("::", TOKEN)

@@ -5,6 +5,7 @@ on a non-loopback address needs --grpc-insecure; bad certificate options are one
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 from collections.abc import AsyncIterator
@@ -214,3 +215,28 @@ def test_a_client_ca_that_is_not_a_certificate_is_a_config_error(certs: Certific
     options[1] = str(certs.client.key)
     with pytest.raises(ConfigError, match=r"--grpc-tls-ca .*: not a PEM certificate"):
         config_from_args(build_parser().parse_args(["rest", "--dev", *options]))
+
+
+async def test_the_jobs_command_lists_over_mutual_tls(mtls_server: JobServer, certs: Certificates) -> None:
+    listing = ["jobs", "list", "--grpc-target", mtls_server.address, "--json", "--timeout", "5"]
+    done = await asyncio.to_thread(
+        subprocess.run,
+        command(*listing, *_client_tls(certs)),
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_SECONDS,
+        env=clean_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"jobInstances": []}
+    refused = await asyncio.to_thread(
+        subprocess.run,
+        command(*listing, *_client_tls(certs, None)),
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_SECONDS,
+        env=clean_env(),
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.count("\n") == 1
+    assert f"cannot reach a fabric-jobs service at {mtls_server.address}" in refused.stderr

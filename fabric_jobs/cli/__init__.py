@@ -1,5 +1,5 @@
 """The `fabric-jobs` command: serve (REST bridge and JobService in one process), grpc, rest, worker, migrate,
-manifest (Fabric's item manifest of a registry).
+manifest (Fabric's item manifest of a registry), jobs (list, show, cancel and watch jobs of a running service).
 
 Every option can also be set by an environment variable FABRIC_JOBS_<NAME> (for example
 FABRIC_JOBS_CANCEL_WAIT); the command line wins. Options are parsed and checked here, once, into the
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from fabric_jobs import request_context
 from fabric_jobs.cli.config import config_from_args, registry_from_args
+from fabric_jobs.cli.jobs import run_jobs_command
 from fabric_jobs.cli.manifest import print_manifest
 from fabric_jobs.cli.options import ConfigError, build_parser
 from fabric_jobs.cli.run import leave_blocked_handler_threads, run, run_loop
@@ -23,6 +24,8 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "jobs":
+        return run_jobs_command(args)
     if args.command == "manifest":
         try:
             return print_manifest(registry_from_args(args))

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 import grpc
 
 from fabric_jobs.cli.grpc_tls import ClientTls, grpc_client_tls, grpc_server_credentials, serve_bridge_tls
-from fabric_jobs.cli.options import ConfigError, flag_or_env
+from fabric_jobs.cli.options import MIN_ADMIN_TOKEN_LENGTH, ConfigError, flag_or_env
 from fabric_jobs.rest_bridge.auth import Authenticator, AuthSettings
+from fabric_jobs.rest_bridge.console import ConsoleSettings
 from fabric_jobs.rest_bridge.settings import BridgeSettings, HttpLimits
 from fabric_jobs.server.registry import JobRegistry, load_registry
 from fabric_jobs.server.settings import ServiceSettings
@@ -45,6 +46,13 @@ class BridgeConfig:
 
 
 @dataclass(frozen=True)
+class ConsoleConfig:
+    settings: ConsoleSettings
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
 class WorkerConfig:
     settings: ServiceSettings
     registry: JobRegistry
@@ -55,6 +63,8 @@ class Config:
     dev: bool
     service: ServiceConfig | None = None
     bridge: BridgeConfig | None = None
+    console: ConsoleConfig | None = None
+    """The operators' web console, beside the bridge on its own port."""
     worker: WorkerConfig | None = None
     migrate: str | None = None
     """The database URL to migrate (the `migrate` command)."""
@@ -74,8 +84,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
             )
         return Config(dev=False, worker=WorkerConfig(_service_settings(args), registry_from_args(args)))
     service = _service(args) if args.command in ("serve", "grpc") else None
-    bridge = _bridge(args) if args.command in ("serve", "rest") else None
-    return Config(dev=args.dev, service=service, bridge=bridge)
+    serves_http = args.command in ("serve", "rest")
+    console = _console(args) if serves_http and args.admin_port is not None else None
+    bridge = _bridge(args) if serves_http else None
+    return Config(dev=args.dev, service=service, bridge=bridge, console=console)
 
 
 def _is_postgresql(database: str) -> bool:
@@ -83,7 +95,7 @@ def _is_postgresql(database: str) -> bool:
 
 
 def _require_loopback(args: argparse.Namespace) -> None:
-    for flag in ("rest_host", "grpc_host"):
+    for flag in ("rest_host", "grpc_host", "admin_host"):
         host = getattr(args, flag, None)
         if host is not None and not _is_loopback(host):
             option = "--" + flag.replace("_", "-")
@@ -158,6 +170,19 @@ def _bridge(args: argparse.Namespace) -> BridgeConfig:
         ),
         grpc_tls=serve_bridge_tls(args) if args.command == "serve" else grpc_client_tls(args),
     )
+
+
+def _console(args: argparse.Namespace) -> ConsoleConfig:
+    token = args.admin_token or None
+    if token is None and not _is_loopback(args.admin_host):
+        raise ConfigError(
+            f"--admin-host {args.admin_host} is not loopback: the web console there needs a token, set "
+            f"{flag_or_env('--admin-token')}"
+        )
+    if token is not None and len(token) < MIN_ADMIN_TOKEN_LENGTH:
+        raise ConfigError(f"{flag_or_env('--admin-token')} must be at least {MIN_ADMIN_TOKEN_LENGTH} characters")
+    settings = ConsoleSettings(token=token, request_timeout_seconds=args.request_timeout)
+    return ConsoleConfig(settings=settings, host=args.admin_host, port=args.admin_port)
 
 
 def auth_settings_from_args(args: argparse.Namespace) -> AuthSettings:

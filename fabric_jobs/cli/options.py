@@ -41,6 +41,7 @@ def flag_or_env(flag: str) -> str:
 
 
 MAX_SECONDS = 1_000_000
+MIN_ADMIN_TOKEN_LENGTH = 16
 
 
 def _positive_float(value: str) -> float:
@@ -287,6 +288,25 @@ def _add_rest(parser: argparse.ArgumentParser, *, with_target: bool) -> None:
     )
     _add_http_limits(group)
     _add_auth(parser)
+    _add_console(parser)
+
+
+def _add_console(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("web console for operators (admin port; off unless --admin-port is set)")
+    _option(group, "--admin-host", "address the web console listens on (default: %(default)s)", "127.0.0.1")
+    _option(
+        group,
+        "--admin-port",
+        "serve the web console at http://ADMIN-HOST:ADMIN-PORT/console; 0 picks a free port (default: off)",
+        converter=_port,
+    )
+    _option(
+        group,
+        "--admin-token",
+        f"bearer token the console asks for; required when --admin-host is not loopback; at least "
+        f"{MIN_ADMIN_TOKEN_LENGTH} characters (prefer the environment variable to the command line)",
+        converter=str.strip,
+    )
 
 
 def _add_http_limits(group: Any) -> None:
@@ -433,4 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_grpc_client_tls_options(rest_only.add_argument_group("TLS of the calls to the JobService"))
     _add_service(worker, serves_grpc=False)
     _add_database(migrate.add_argument_group("database"))
+    from fabric_jobs.cli.jobs_options import add_jobs_command
+
+    add_jobs_command(commands)
     return parser

@@ -16,11 +16,13 @@ from typing import Any
 
 import grpc
 
-from fabric_jobs.cli.config import BridgeConfig, Config, ServiceConfig, WorkerConfig
+from fabric_jobs.cli.config import BridgeConfig, Config, ConsoleConfig, ServiceConfig, WorkerConfig
 from fabric_jobs.cli.options import ConfigError
 from fabric_jobs.rest_bridge.app import create_app
 from fabric_jobs.rest_bridge.channel import job_service_channel
+from fabric_jobs.rest_bridge.console import create_console_app
 from fabric_jobs.rest_bridge.http_protocol import http_protocol
+from fabric_jobs.rest_bridge.settings import HttpLimits
 from fabric_jobs.server.app import JobServer, run_worker, start_job_server
 from fabric_jobs.server.store import StoreError, open_store
 
@@ -83,7 +85,7 @@ async def run(config: Config) -> None:
         with _stop_on_signals(stop):
             if config.bridge is not None:
                 async with _channel_to_service(config.bridge, job_server) as (channel, target):
-                    await _serve_rest(config.bridge, channel, target, stop)
+                    await _serve_rest(config.bridge, channel, target, stop, config.console)
             else:
                 await stop.wait()
     finally:
@@ -173,15 +175,31 @@ async def _channel_to_service(
         await channel.close(grace=None)
 
 
-async def _serve_rest(bridge: BridgeConfig, channel: grpc.aio.Channel, target: str, stop: asyncio.Event) -> None:
-    import uvicorn
-
+async def _serve_rest(
+    bridge: BridgeConfig, channel: grpc.aio.Channel, target: str, stop: asyncio.Event, console: ConsoleConfig | None
+) -> None:
     app = create_app(bridge.settings, channel, authenticator=bridge.authenticator)
     sock = _listen(bridge.host, bridge.port)
     port = sock.getsockname()[1]
+    servers = [_serve_http(app, sock, stop, "the REST bridge", bridge.limits)]
+    base = bridge.settings.base_path
+    _announce(f"REST bridge on http://{_url_host(bridge.host)}:{port}{base} (JobService at {target})")
+    if console is not None:
+        console_sock = _listen(console.host, console.port)
+        console_port = console_sock.getsockname()[1]
+        console_app = create_console_app(console.settings, channel, stop)
+        servers.append(_serve_http(console_app, console_sock, stop, "the web console", bridge.limits))
+        login = "token required" if console.settings.token else "no login: loopback only"
+        _announce(f"web console on http://{_url_host(console.host)}:{console_port}/console ({login})")
+    await asyncio.gather(*servers)
+
+
+async def _serve_http(app: Any, sock: socket.socket, stop: asyncio.Event, what: str, limits: HttpLimits) -> None:
+    import uvicorn
+
     config = uvicorn.Config(
         app,
-        http=http_protocol(bridge.limits),
+        http=http_protocol(limits),
         log_config=None,
         access_log=False,
         lifespan="on",
@@ -196,8 +214,6 @@ async def _serve_rest(bridge: BridgeConfig, channel: grpc.aio.Channel, target: s
             yield
 
     server = Server(config)
-    base = bridge.settings.base_path
-    _announce(f"REST bridge on http://{_url_host(bridge.host)}:{port}{base} (JobService at {target})")
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -205,7 +221,8 @@ async def _serve_rest(bridge: BridgeConfig, channel: grpc.aio.Channel, target: s
     await serving
     stopping.cancel()
     if not server.started and not stop.is_set():
-        raise ConfigError("the REST bridge failed to start; see the log above")
+        stop.set()
+        raise ConfigError(f"{what} failed to start; see the log above")
 
 
 def run_loop(main: Coroutine[Any, Any, None]) -> None:

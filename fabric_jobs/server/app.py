@@ -14,6 +14,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
+from fabric_jobs.server.admin import JobAdmin
+from fabric_jobs.server.admin_service import AdminService
 from fabric_jobs.server.changes import ChangeFeed
 from fabric_jobs.server.execution import running_execution
 from fabric_jobs.server.inprocess import InProcessChannel
@@ -24,14 +26,16 @@ from fabric_jobs.server.service import JobService
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import StoreError, open_store
 from fabric_jobs.server.store.postgresql import PostgresStore
+from fabric_jobs.v1 import admin_service_pb2, admin_service_pb2_grpc
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 
-__all__ = ["JobServer", "ServiceSettings", "run_worker", "start_job_server"]
+__all__ = ["ADMIN_SERVICE_NAME", "JobServer", "ServiceSettings", "run_worker", "start_job_server"]
 
 logger = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["JobService"].full_name
+ADMIN_SERVICE_NAME = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
 RPC_GRACE_SECONDS = 5.0
 
 
@@ -43,6 +47,7 @@ class JobServer:
         server: grpc.aio.Server | None,
         health_servicer: Any,
         manager: JobManager,
+        admin: JobAdmin,
         resources: contextlib.AsyncExitStack,
         host: str,
         port: int | None,
@@ -50,6 +55,7 @@ class JobServer:
         self._server = server
         self._health = health_servicer
         self.manager = manager
+        self._admin = admin
         self._resources = resources
         self.host = host
         self.port = port
@@ -57,6 +63,7 @@ class JobServer:
         self.in_process_channel = InProcessChannel(
             [
                 (pb_grpc.add_JobServiceServicer_to_server, JobService(manager)),
+                (admin_service_pb2_grpc.add_AdminServiceServicer_to_server, AdminService(admin)),
                 (health_pb2_grpc.add_HealthServicer_to_server, health_servicer),
             ]
         )
@@ -75,6 +82,7 @@ class JobServer:
             return
         self._stopped = True
         await self._health.enter_graceful_shutdown()
+        self._admin.close()
         if self._server is not None:
             await self._server.stop(RPC_GRACE_SECONDS if grace is None else grace)
         await self._resources.aclose()
@@ -110,17 +118,26 @@ async def start_job_server(
         await resources.aclose()
         raise
     manager = JobManager(store, registry, settings, dispatch, feed)
+    admin = JobAdmin(store, feed)
     health_servicer = health_aio.HealthServicer()
     if server is not None:
         pb_grpc.add_JobServiceServicer_to_server(JobService(manager), server)
+        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(admin), server)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
-            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
+            (
+                SERVICE_NAME,
+                ADMIN_SERVICE_NAME,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
         )
         await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
-    job_server = JobServer(server, health_servicer, manager, resources, host, bound_port)
+    await health_servicer.set(ADMIN_SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+    job_server = JobServer(server, health_servicer, manager, admin, resources, host, bound_port)
     logger.info("JobService %s", "in process only" if server is None else f"listening on {job_server.address}")
     return job_server
 

@@ -23,10 +23,13 @@ SAFETY_POLL_SECONDS = 30.0
 class ChangeFeed:
     def __init__(self) -> None:
         self._subscribers: dict[JobKey, set[asyncio.Event]] = {}
+        self._every_job: set[asyncio.Event] = set()
         self.poll_seconds = POLL_SECONDS
 
     def publish(self, key: JobKey) -> None:
         for event in self._subscribers.get(key, ()):
+            event.set()
+        for event in self._every_job:
             event.set()
 
     def publish_all(self) -> None:
@@ -34,6 +37,8 @@ class ChangeFeed:
         for events in self._subscribers.values():
             for event in events:
                 event.set()
+        for event in self._every_job:
+            event.set()
 
     def set_listening(self, listening: bool) -> None:
         self.poll_seconds = SAFETY_POLL_SECONDS if listening else POLL_SECONDS
@@ -50,3 +55,13 @@ class ChangeFeed:
                 subscribers.discard(event)
                 if not subscribers:
                     del self._subscribers[key]
+
+    @contextmanager
+    def subscribe_every_job(self) -> Iterator[asyncio.Event]:
+        """An event set whenever any job changes (the admin change feed)."""
+        event = asyncio.Event()
+        self._every_job.add(event)
+        try:
+            yield event
+        finally:
+            self._every_job.discard(event)

@@ -43,6 +43,9 @@ class _Context:
     def error(self) -> grpc.aio.AioRpcError:
         return _rpc_error(self._code or grpc.StatusCode.UNKNOWN, self.details, self.trailing_metadata)
 
+    async def send_initial_metadata(self, metadata: Metadata) -> None:
+        """Nothing to send in process: a stream's caller reads its first message directly."""
+
     def invocation_metadata(self) -> Metadata:
         return self._metadata
 

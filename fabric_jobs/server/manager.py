@@ -72,6 +72,7 @@ class JobManager:
                 )
             return record, False
         logger.info("job %s created (%s)", key, invoke_type)
+        self._feed.publish(key)
         await self._dispatch.submit(key)
         return record, True
 

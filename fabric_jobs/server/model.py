@@ -100,5 +100,14 @@ class JobRecord:
     version: int
 
 
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One step of a job's history: the status it entered (or kept, when a cancel was asked) and when."""
+
+    status: JobStatus
+    cancel_requested: bool
+    at_ms: int
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from google.protobuf import json_format
 
 from fabric_jobs import payload
@@ -10,6 +12,8 @@ from fabric_jobs.keys import NAME_RULE, UUID_RULE, is_name, is_uuid
 from fabric_jobs.server.convert import INVOKE_TYPE_FROM_PB, STATUS_FROM_PB
 from fabric_jobs.server.model import CreationPayload, InvokeType, JobKey, JobStatus
 from fabric_jobs.server.store import ListQuery
+from fabric_jobs.server.store.base import JobFilter, SearchQuery
+from fabric_jobs.v1 import admin_service_pb2 as admin_pb
 from fabric_jobs.v1 import job_service_pb2 as pb
 
 MAX_PAGE_SIZE = 1000
@@ -56,7 +60,12 @@ def _key(check: _Checker, message: pb.JobInstanceKey, has_key: bool) -> JobKey:
     )
 
 
-def job_key(request: pb.GetJobInstanceRequest | pb.CancelJobInstanceRequest | pb.WatchJobInstanceRequest) -> JobKey:
+def job_key(
+    request: pb.GetJobInstanceRequest
+    | pb.CancelJobInstanceRequest
+    | pb.WatchJobInstanceRequest
+    | admin_pb.ListJobInstanceTransitionsRequest,
+) -> JobKey:
     check = _Checker()
     key = _key(check, request.key, request.HasField("key"))
     check.raise_if_any()
@@ -104,13 +113,7 @@ def list_query(request: pb.ListJobInstancesRequest) -> ListQuery:
     item_type = check.name("item_type", request.item_type, required=False)
     item_id = check.uuid("item_id", request.item_id, required=False)
     job_type = check.name("job_type", request.job_type, required=False)
-    statuses: set[JobStatus] = set()
-    for value in request.statuses:
-        status = STATUS_FROM_PB.get(value)
-        if status is None:
-            check.violations.append(FieldViolation("statuses", f"unknown status {value}"))
-        else:
-            statuses.add(status)
+    statuses = _statuses(check, "statuses", request.statuses)
     if not 0 <= request.page_size <= MAX_PAGE_SIZE:
         check.violations.append(FieldViolation("page_size", f"must be between 0 and {MAX_PAGE_SIZE}"))
     check.raise_if_any()
@@ -124,3 +127,46 @@ def list_query(request: pb.ListJobInstancesRequest) -> ListQuery:
         page_size=request.page_size or DEFAULT_PAGE_SIZE,
         page_token=request.page_token or None,
     )
+
+
+def _statuses(check: _Checker, field: str, values: Iterable[int]) -> frozenset[JobStatus]:
+    statuses: set[JobStatus] = set()
+    for value in values:
+        status = STATUS_FROM_PB.get(value)  # type: ignore[call-overload]
+        if status is None:
+            check.violations.append(FieldViolation(field, f"unknown status {value}"))
+        else:
+            statuses.add(status)
+    return frozenset(statuses)
+
+
+def _filter(check: _Checker, message: admin_pb.JobInstanceFilter) -> JobFilter:
+    created_since_ms = None
+    if message.HasField("created_since"):
+        created_since_ms = message.created_since.ToMilliseconds()
+    return JobFilter(
+        tenant_id=check.uuid("filter.tenant_id", message.tenant_id, required=False) or None,
+        workspace_id=check.uuid("filter.workspace_id", message.workspace_id, required=False) or None,
+        item_type=check.name("filter.item_type", message.item_type, required=False) or None,
+        item_id=check.uuid("filter.item_id", message.item_id, required=False) or None,
+        job_type=check.name("filter.job_type", message.job_type, required=False) or None,
+        job_instance_id=check.uuid("filter.job_instance_id", message.job_instance_id, required=False) or None,
+        statuses=_statuses(check, "filter.statuses", message.statuses),
+        created_since_ms=created_since_ms,
+    )
+
+
+def job_filter(request: admin_pb.CountJobInstancesRequest | admin_pb.WatchJobInstanceChangesRequest) -> JobFilter:
+    check = _Checker()
+    result = _filter(check, request.filter)
+    check.raise_if_any()
+    return result
+
+
+def search_query(request: admin_pb.SearchJobInstancesRequest) -> SearchQuery:
+    check = _Checker()
+    result = _filter(check, request.filter)
+    if not 0 <= request.page_size <= MAX_PAGE_SIZE:
+        check.violations.append(FieldViolation("page_size", f"must be between 0 and {MAX_PAGE_SIZE}"))
+    check.raise_if_any()
+    return SearchQuery(result, request.page_size or DEFAULT_PAGE_SIZE, request.page_token or None)

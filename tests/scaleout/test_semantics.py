@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from fabric_jobs.server.procrastinate_dispatch import LOST_DEFER_AFTER_MS
+from fabric_jobs.v1 import admin_service_pb2, admin_service_pb2_grpc
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 from tests.conftest import RunningServer, new_key, rpc_error, status_details, wait_for_status
@@ -338,6 +339,11 @@ async def test_a_job_of_a_killed_worker_ends_failed_retriable_and_never_runs_aga
     await wait_for_status(service.stub, later, COMPLETED, within=RUN_SECONDS)
     assert jobs.read_run_log(run_log) == {key.job_instance_id: 1, later.job_instance_id: 1}
     assert await get(service.stub, key) == failed
+    assert await history(service, key) == [
+        (NOT_STARTED, running.create_time.ToMilliseconds()),
+        (IN_PROGRESS, running.start_time.ToMilliseconds()),
+        (FAILED, failed.end_time.ToMilliseconds()),
+    ]
 
 
 @pytest.mark.slow
@@ -356,6 +362,7 @@ async def test_sigterm_gives_running_handlers_the_shutdown_grace_then_records_th
 
     interrupted = await get(service.stub, long_key)
     assert interrupted.status == FAILED, interrupted
+    assert [status for status, _ in await history(service, long_key)] == [NOT_STARTED, IN_PROGRESS, FAILED]
     assert interrupted.error_details.error_code == "JobExecutorLost"
     assert not interrupted.error_details.is_permanent
     assert seconds(interrupted.end_time) - terminated_at >= SHUTDOWN_GRACE_SECONDS - 0.01
@@ -374,3 +381,10 @@ async def test_cancel_from_a_second_replica_reaches_the_worker(
     answer = await cancel(second.stub, key)
     assert answer.status == CANCELLED
     assert await get(first.stub, key) == answer
+
+
+async def history(service: RunningServer, key: pb.JobInstanceKey) -> list[tuple[int, int]]:
+    """The job's transitions as the AdminService tells them: (status, time in ms)."""
+    admin = admin_service_pb2_grpc.AdminServiceStub(service.channel)
+    reply = await admin.ListJobInstanceTransitions(admin_service_pb2.ListJobInstanceTransitionsRequest(key=key))
+    return [(step.status, step.time.ToMilliseconds()) for step in reply.transitions]

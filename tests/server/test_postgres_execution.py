@@ -16,6 +16,7 @@ from fabric_jobs.server.convert import key_to_pb
 from fabric_jobs.server.model import InvokeType, JobKey, NewJob, now_ms
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store.postgresql import PostgresStore
+from fabric_jobs.v1 import admin_service_pb2, admin_service_pb2_grpc
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 from tests.conftest import RunningServer, new_key, start_running_server, wait_for_status, wait_until
@@ -150,3 +151,34 @@ async def test_a_create_whose_defer_fails_is_accepted_and_runs_once_procrastinat
 
     await wait_for_status(with_worker, key, COMPLETED, within=20.0)
     await wait_until(lambda: jobs.calls[key.job_instance_id] == 1, what="the handler ran once")
+
+
+async def test_the_admin_change_feed_of_one_replica_sees_jobs_another_runs(postgres_url: str, jobs: TestJobs) -> None:
+    settings = ServiceSettings(database=postgres_url, cancel_wait=5.0, cancel_grace=1.0, shutdown_grace=0.5)
+    with_worker = await start_running_server(settings, jobs.registry, run_handlers=True)
+    watching = await start_running_server(settings, jobs.registry, run_handlers=False)
+    try:
+        admin = admin_service_pb2_grpc.AdminServiceStub(watching.channel)
+        stream = admin.WatchJobInstanceChanges(admin_service_pb2.WatchJobInstanceChangesRequest())
+        await stream.initial_metadata()
+        key = await create(with_worker.stub, handlers.INSTANT)
+
+        seen: list[pb.JobInstanceStatus.ValueType] = []
+        async with asyncio.timeout(10):
+            while COMPLETED not in seen:
+                reply = await stream.read()
+                assert isinstance(reply, admin_service_pb2.WatchJobInstanceChangesResponse)
+                assert reply.job_instance.key == key
+                seen.append(reply.job_instance.status)
+        stream.cancel()
+        history = await admin.ListJobInstanceTransitions(admin_service_pb2.ListJobInstanceTransitionsRequest(key=key))
+
+        assert seen[-1] == COMPLETED
+        assert [step.status for step in history.transitions] == [
+            pb.JOB_INSTANCE_STATUS_NOT_STARTED,
+            IN_PROGRESS,
+            COMPLETED,
+        ]
+    finally:
+        await watching.stop()
+        await with_worker.stop()

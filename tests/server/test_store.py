@@ -16,9 +16,9 @@ import pytest
 from google.protobuf import json_format
 
 from fabric_jobs.errors import ErrorDetails, details_to_pb
-from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, JobStatus, NewJob
+from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, JobStatus, NewJob, Transition
 from fabric_jobs.server.store import postgresql, sqlite
-from fabric_jobs.server.store.base import JobStore, ListQuery, StoreError, open_store
+from fabric_jobs.server.store.base import JobFilter, JobStore, ListQuery, SearchQuery, StoreError, open_store
 from fabric_jobs.server.store.error_column import error_from_column, error_to_column
 from fabric_jobs.server.store.page_token import decode_page_token, encode_page_token
 from fabric_jobs.server.store.postgresql import PostgresStore
@@ -541,17 +541,32 @@ MIGRATED_TABLES = {
     },
     "executor_leases": {"owner", "renewed_ms"},
     "schema_migrations": {"version", "applied_at_ms"},
+    "job_transitions": {
+        "seq",
+        "tenant_id",
+        "workspace_id",
+        "item_type",
+        "item_id",
+        "job_type",
+        "job_instance_id",
+        "status",
+        "cancel_requested",
+        "at_ms",
+    },
 }
 MIGRATED_PRIMARY_KEYS = {
     "job_instances": ["tenant_id", "workspace_id", "item_type", "item_id", "job_type", "job_instance_id"],
     "executor_leases": ["owner"],
     "schema_migrations": ["version"],
+    "job_transitions": ["seq"],
 }
 MIGRATED_INDEXES = {
     "job_instances_by_tenant_newest_first",
     "job_instances_by_status_oldest_first",
     "job_instances_in_progress_by_owner",
     "job_instances_cancel_requested_by_owner",
+    "job_instances_newest_first",
+    "job_transitions_by_key",
 }
 MIGRATED_SCHEMA = (MIGRATED_TABLES, MIGRATED_PRIMARY_KEYS, MIGRATED_INDEXES)
 TABLE_NAMES = ", ".join(f"'{table}'" for table in MIGRATED_TABLES)
@@ -637,3 +652,163 @@ async def test_a_schema_newer_than_the_code_is_refused_by_open_and_by_migrate(st
         await store.open()
     with pytest.raises(StoreError, match="newer than this fabric-jobs"):
         await store.migrate()
+
+
+async def test_search_spans_tenants_newest_first_and_filters_combine(store: JobStore) -> None:
+    await insert(store, job_key("a", tenant="t1", workspace="w1"), create_time_ms=1)
+    await insert(store, job_key("b", tenant="t2", workspace="w1"), create_time_ms=2)
+    await insert(store, job_key("c", tenant="t2", workspace="w2", item_id="i2"), create_time_ms=3)
+    await insert(store, job_key("d", tenant="t3"), create_time_ms=4)
+    await start(store, job_key("d", tenant="t3"))
+    await insert(store, job_key("a", tenant="t2"), create_time_ms=5)
+
+    async def ids(**fields: object) -> list[str]:
+        page, _ = await store.search(SearchQuery(JobFilter(**fields)))  # type: ignore[arg-type]
+        return [f"{record.key.tenant_id}/{record.key.job_instance_id}" for record in page]
+
+    assert await ids() == ["t2/a", "t3/d", "t2/c", "t2/b", "t1/a"]
+    assert await ids(tenant_id="t2") == ["t2/a", "t2/c", "t2/b"]
+    assert await ids(workspace_id="w1") == ["t2/a", "t3/d", "t2/b", "t1/a"]
+    assert await ids(item_id="i2") == ["t2/c"]
+    assert await ids(job_instance_id="a") == ["t2/a", "t1/a"]
+    assert await ids(statuses=frozenset({IN_PROGRESS})) == ["t3/d"]
+    assert await ids(created_since_ms=3) == ["t2/a", "t3/d", "t2/c"]
+    assert await ids(item_type="Org.Workload.Item", job_type="Refresh", tenant_id="t1") == ["t1/a"]
+    assert await ids(job_type="Other") == []
+
+
+async def test_search_paging_visits_every_record_once_in_order(store: JobStore) -> None:
+    for n in range(23):
+        await insert(store, job_key("j", tenant=f"t{n % 5}", item_id=f"i{n}"), create_time_ms=100 + n // 4)
+    everything, none = await store.search(SearchQuery(page_size=1000))
+
+    seen: list[JobRecord] = []
+    token: str | None = None
+    pages = 0
+    while True:
+        page, token = await store.search(SearchQuery(page_size=4, page_token=token))
+        seen += page
+        pages += 1
+        if token is None:
+            break
+
+    assert none is None
+    assert (pages, len(everything)) == (6, 23)
+    assert seen == everything
+    times = [record.create_time_ms for record in everything]
+    assert times == sorted(times, reverse=True)
+
+
+async def test_search_and_tenant_listing_refuse_each_others_page_tokens(store: JobStore) -> None:
+    for n in range(3):
+        await insert(store, job_key(f"j{n}"), create_time_ms=n)
+    _, list_token = await store.list(ListQuery(tenant_id="t1", page_size=1))
+    _, search_token = await store.search(SearchQuery(page_size=1))
+    assert list_token is not None
+    assert search_token is not None
+
+    with pytest.raises(ValueError, match="invalid page token"):
+        await store.search(SearchQuery(page_token=list_token))
+    with pytest.raises(ValueError, match="invalid page token"):
+        await store.list(ListQuery(tenant_id="t1", page_token=search_token))
+
+
+async def test_count_by_status_counts_what_the_filter_covers(store: JobStore) -> None:
+    for name, tenant in [("a", "t1"), ("b", "t1"), ("c", "t2"), ("d", "t2"), ("e", "t2")]:
+        await insert(store, job_key(name, tenant=tenant))
+    await start(store, job_key("b"))
+    await start(store, job_key("c", tenant="t2"))
+    await store.cancel(job_key("d", tenant="t2"), at_ms=3_000)
+
+    assert await store.count_by_status(JobFilter()) == {NOT_STARTED: 2, IN_PROGRESS: 2, CANCELLED: 1}
+    assert await store.count_by_status(JobFilter(tenant_id="t2")) == {NOT_STARTED: 1, IN_PROGRESS: 1, CANCELLED: 1}
+    assert await store.count_by_status(JobFilter(statuses=frozenset({CANCELLED}))) == {CANCELLED: 1}
+    assert await store.count_by_status(JobFilter(job_type="Other")) == {}
+
+
+async def test_every_change_of_a_job_is_a_transition_with_its_time(store: JobStore) -> None:
+    await insert(store, job_key("run"), create_time_ms=1_000)
+    await start(store, job_key("run"), at_ms=2_000)
+    await store.cancel(job_key("run"), at_ms=2_500)
+    await store.cancel(job_key("run"), at_ms=2_600)
+    await store.transition(job_key("run"), {IN_PROGRESS}, CANCELLED, at_ms=3_000)
+    await store.transition(job_key("run"), {IN_PROGRESS}, COMPLETED, at_ms=4_000)
+    await insert(store, job_key("queued"), create_time_ms=1_000)
+    await store.cancel(job_key("queued"), at_ms=1_500)
+    await insert(store, job_key("lost"), create_time_ms=1_000)
+    await start(store, job_key("lost"), at_ms=1_100)
+    await store.fail_expired(lease_ms=100, at_ms=5_000, error=EXECUTOR_LOST)
+    await insert(store, job_key("requeued"), create_time_ms=1_000)
+    await start(store, job_key("requeued"), at_ms=1_100)
+    await store.transition(job_key("requeued"), {IN_PROGRESS}, NOT_STARTED, at_ms=1_200)
+
+    running = await store.transitions(job_key("run"))
+    assert running[:2] == [Transition(NOT_STARTED, False, 1_000), Transition(IN_PROGRESS, False, 2_000)]
+    asked = running[2]
+    assert (asked.status, asked.cancel_requested) == (IN_PROGRESS, True)
+    assert running[3:] == [Transition(CANCELLED, True, 3_000)]
+    assert await store.transitions(job_key("queued")) == [
+        Transition(NOT_STARTED, False, 1_000),
+        Transition(CANCELLED, True, 1_500),
+    ]
+    assert [(t.status, t.at_ms) for t in await store.transitions(job_key("lost"))] == [
+        (NOT_STARTED, 1_000),
+        (IN_PROGRESS, 1_100),
+        (FAILED, 5_000),
+    ]
+    assert [t.status for t in await store.transitions(job_key("requeued"))] == [NOT_STARTED, IN_PROGRESS, NOT_STARTED]
+    assert await store.transitions(job_key("missing")) == []
+
+
+async def test_changes_after_follow_every_job_in_order(store: JobStore) -> None:
+    assert await store.last_change_seq() == 0
+    await insert(store, job_key("a"))
+    first = await store.last_change_seq()
+    await insert(store, job_key("b", tenant="t2"))
+    await start(store, job_key("a"))
+
+    changes = await store.changes_after(first, limit=10)
+
+    assert [(record.key.job_instance_id, record.status) for _, record in changes] == [
+        ("b", NOT_STARTED),
+        ("a", IN_PROGRESS),
+    ]
+    seqs = [seq for seq, _ in changes]
+    assert seqs == sorted(seqs)
+    assert seqs[0] > first
+    assert await store.last_change_seq() == seqs[-1]
+    assert await store.changes_after(seqs[-1], limit=10) == []
+    assert len(await store.changes_after(0, limit=2)) == 2
+
+
+async def test_the_history_migration_gives_existing_jobs_the_history_their_times_tell(
+    dialect: str, empty_store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = sqlite if dialect == "sqlite" else postgresql
+    history = next(m.version for m in module.MIGRATIONS if m.name.endswith("_job_transitions.sql"))
+    before = [migration for migration in module.MIGRATIONS if migration.version < history]
+    with monkeypatch.context() as patched:
+        patched.setattr(module, "MIGRATIONS", before)
+        store = open_store(empty_store_url)
+        await store.migrate()
+        await store.open()
+        try:
+            await insert(store, job_key("done"), create_time_ms=1_000)
+            await start(store, job_key("done"), at_ms=2_000)
+            await store.transition(job_key("done"), {IN_PROGRESS}, COMPLETED, at_ms=3_000)
+            await insert(store, job_key("queued"), create_time_ms=1_500)
+        finally:
+            await store.close()
+
+    store = open_store(empty_store_url)
+    await store.migrate()
+    await store.open()
+    try:
+        assert await store.transitions(job_key("done")) == [
+            Transition(NOT_STARTED, False, 1_000),
+            Transition(IN_PROGRESS, False, 2_000),
+            Transition(COMPLETED, False, 3_000),
+        ]
+        assert await store.transitions(job_key("queued")) == [Transition(NOT_STARTED, False, 1_500)]
+    finally:
+        await store.close()

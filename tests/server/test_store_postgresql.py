@@ -170,6 +170,28 @@ async def test_list_reads_the_tenant_index_newest_first_without_sorting(
     assert "Sort" not in plan, plan
 
 
+UNFILTERED_SEARCH = {
+    **UNFILTERED_LIST,
+    "tenant_id": None,
+    "job_instance_id": None,
+    "created_since_ms": None,
+    "after_tenant_id": "t0",
+}
+
+
+@pytest.mark.parametrize("filters", [{}, {"statuses": ["Completed", "InProgress"]}, {"created_since_ms": 5_000}])
+async def test_search_reads_the_cross_tenant_index_newest_first_without_sorting(
+    seeded_url: str, filters: dict[str, object]
+) -> None:
+    """Custom plans only: a generic plan guesses that its eight optional filters leave one row and sorts, a plan
+    PostgreSQL's automatic mode never picks over the far cheaper custom ones."""
+    plan = await query_plan(seeded_url, "search_jobs", {**UNFILTERED_SEARCH, **filters}, "force_custom_plan")
+
+    assert "Index Scan using job_instances_newest_first on job_instances" in plan, plan
+    assert "Seq Scan" not in plan, plan
+    assert "Sort" not in plan, plan
+
+
 @pytest.mark.parametrize("plan_cache_mode", PLAN_MODES)
 @pytest.mark.parametrize(
     ("query", "indexes"),

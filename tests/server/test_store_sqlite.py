@@ -106,7 +106,7 @@ async def test_migration_0003_converts_camel_case_errors_to_proto3_json(db_path:
         assert unfailed.error is None
     finally:
         await store.close()
-    assert [version for version, _ in await applied_migrations(sqlite_url(db_path))] == [1, 2, 3]
+    assert [version for version, _ in await applied_migrations(sqlite_url(db_path))] == [m.version for m in MIGRATIONS]
 
 
 def create_database_at_migration(db_path: Path, migrations: list[Migration]) -> None:
@@ -171,6 +171,23 @@ def test_list_searches_the_tenant_index_without_sorting(migrated_db_path: Path, 
         "SEARCH job_instances USING INDEX job_instances_by_tenant_newest_first (tenant_id=? AND (create_time_ms,"
     )
     assert not any(step.startswith("SCAN job_instances") or "TEMP B-TREE" in step for step in plan)
+
+
+@pytest.mark.parametrize("statuses", [None, '["InProgress","NotStarted"]'])
+def test_search_walks_the_cross_tenant_index_without_sorting(migrated_db_path: Path, statuses: str | None) -> None:
+    params = {
+        **PLAN_PARAMS,
+        "tenant_id": None,
+        "workspace_id": None,
+        "job_instance_id": None,
+        "created_since_ms": None,
+        "statuses": statuses,
+        "after_tenant_id": "t",
+    }
+    plan = query_plan(migrated_db_path, "search_jobs", params)
+
+    assert plan[0].startswith("SEARCH job_instances USING INDEX job_instances_newest_first ((create_time_ms,"), plan
+    assert not any(step.startswith("SCAN job_instances") or "TEMP B-TREE" in step for step in plan), plan
 
 
 @pytest.mark.parametrize(

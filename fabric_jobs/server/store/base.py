@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from fabric_jobs.errors import ErrorDetails
-from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, NewJob
+from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, NewJob, Transition
 
 
 class StoreError(Exception):
@@ -23,6 +23,27 @@ class ListQuery:
     item_id: str | None = None
     job_type: str | None = None
     statuses: frozenset[JobStatus] = frozenset()
+    page_size: int = 100
+    page_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """Which jobs an admin listing or count covers, across tenants; None (or no statuses) means any."""
+
+    tenant_id: str | None = None
+    workspace_id: str | None = None
+    item_type: str | None = None
+    item_id: str | None = None
+    job_type: str | None = None
+    job_instance_id: str | None = None
+    statuses: frozenset[JobStatus] = frozenset()
+    created_since_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    filter: JobFilter = JobFilter()
     page_size: int = 100
     page_token: str | None = None
 
@@ -69,6 +90,24 @@ class JobStore(Protocol):
 
         Raises ValueError for a page token it did not issue.
         """
+
+    async def search(self, query: SearchQuery) -> tuple[builtins.list[JobRecord], str | None]:
+        """Across tenants, newest first; the page and the next one's token (None on the last page).
+
+        Raises ValueError for a page token it did not issue (a tenant listing's token included).
+        """
+
+    async def count_by_status(self, job_filter: JobFilter) -> dict[JobStatus, int]:
+        """How many jobs the filter covers in each status (statuses without jobs are left out)."""
+
+    async def transitions(self, key: JobKey) -> builtins.list[Transition]:
+        """The job's history, oldest first: its creation, each change of status, a cancel asked while running."""
+
+    async def changes_after(self, seq: int, limit: int) -> builtins.list[tuple[int, JobRecord]]:
+        """The changes of any job recorded after change `seq`, oldest first, each with the job as it is now."""
+
+    async def last_change_seq(self) -> int:
+        """The sequence number of the newest change (0 when none): where a change feed starts."""
 
     async def keys_with_status(self, status: JobStatus, limit: int) -> builtins.list[JobKey]:
         """Oldest first: the instances to (re)start after a restart."""

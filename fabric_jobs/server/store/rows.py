@@ -5,10 +5,19 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from fabric_jobs.errors import ErrorDetails
-from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, JobStatus, NewJob
-from fabric_jobs.server.store.base import ListQuery
+from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, JobStatus, NewJob, Transition
+from fabric_jobs.server.store.base import JobFilter, ListQuery, SearchQuery
 from fabric_jobs.server.store.error_column import error_from_column, error_to_column
-from fabric_jobs.server.store.page_token import BEFORE_FIRST_PAGE, PAGE_KEY_COLUMNS, PageKey, decode_page_token
+from fabric_jobs.server.store.page_token import (
+    BEFORE_FIRST_PAGE,
+    BEFORE_FIRST_SEARCH_PAGE,
+    PAGE_KEY_COLUMNS,
+    SEARCH_PAGE_KEY_COLUMNS,
+    PageKey,
+    SearchPageKey,
+    decode_page_token,
+    decode_search_page_token,
+)
 
 KEY_COLUMNS = ("tenant_id", "workspace_id", "item_type", "item_id", "job_type", "job_instance_id")
 
@@ -67,6 +76,43 @@ def list_params(query: ListQuery) -> dict[str, object]:
         "limit": query.page_size + 1,
         **{f"after_{column}": value for column, value in zip(PAGE_KEY_COLUMNS, after, strict=True)},
     }
+
+
+def filter_params(job_filter: JobFilter) -> dict[str, object]:
+    """The parameters of search_jobs and count_jobs_by_status but `statuses` (each dialect passes a set its own
+    way)."""
+    return {
+        "tenant_id": job_filter.tenant_id,
+        "workspace_id": job_filter.workspace_id,
+        "item_type": job_filter.item_type,
+        "item_id": job_filter.item_id,
+        "job_type": job_filter.job_type,
+        "job_instance_id": job_filter.job_instance_id,
+        "created_since_ms": job_filter.created_since_ms,
+    }
+
+
+def search_params(query: SearchQuery) -> dict[str, object]:
+    """As list_params, for search_jobs."""
+    if query.page_size < 1:
+        raise ValueError(f"page_size must be at least 1, not {query.page_size}")
+    after = BEFORE_FIRST_SEARCH_PAGE if query.page_token is None else decode_search_page_token(query.page_token)
+    return {
+        **filter_params(query.filter),
+        "limit": query.page_size + 1,
+        **{f"after_{column}": value for column, value in zip(SEARCH_PAGE_KEY_COLUMNS, after, strict=True)},
+    }
+
+
+def search_page_key(row: Row) -> SearchPageKey:
+    create_time_ms, job_instance_id, workspace_id, item_type, item_id, job_type, tenant_id = (
+        row[column] for column in SEARCH_PAGE_KEY_COLUMNS
+    )
+    return create_time_ms, job_instance_id, workspace_id, item_type, item_id, job_type, tenant_id
+
+
+def transition_from_row(row: Row) -> Transition:
+    return Transition(JobStatus(row["status"]), bool(row["cancel_requested"]), row["at_ms"])
 
 
 def page_key(row: Row) -> PageKey:

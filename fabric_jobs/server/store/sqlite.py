@@ -15,19 +15,23 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 from fabric_jobs.errors import ErrorDetails
-from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, NewJob, now_ms
-from fabric_jobs.server.store.base import ListQuery, StoreError
+from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, NewJob, Transition, now_ms
+from fabric_jobs.server.store.base import JobFilter, ListQuery, SearchQuery, StoreError
 from fabric_jobs.server.store.error_column import error_to_column
 from fabric_jobs.server.store.migrations import Migration, load_migrations, newer_schema
 from fabric_jobs.server.store.page_token import encode_page_token
 from fabric_jobs.server.store.queries import load_named_queries
 from fabric_jobs.server.store.rows import (
+    filter_params,
     key_from_row,
     key_params,
     list_params,
     new_job_params,
     page_key,
     record_from_row,
+    search_page_key,
+    search_params,
+    transition_from_row,
     transition_params,
     transition_query,
 )
@@ -124,6 +128,30 @@ class SqliteStore:
         next_token = encode_page_token(page_key(page[-1])) if len(rows) > query.page_size else None
         return [record_from_row(row) for row in page], next_token
 
+    async def search(self, query: SearchQuery) -> tuple[builtins.list[JobRecord], str | None]:
+        params = {**search_params(query), "statuses": _any_of(query.filter.statuses)}
+        rows = self._run("search_jobs", params)
+        page = rows[: query.page_size]
+        next_token = encode_page_token(search_page_key(page[-1])) if len(rows) > query.page_size else None
+        return [record_from_row(row) for row in page], next_token
+
+    async def count_by_status(self, job_filter: JobFilter) -> dict[JobStatus, int]:
+        params = {**filter_params(job_filter), "statuses": _any_of(job_filter.statuses)}
+        rows = self._run("count_jobs_by_status", params)
+        return {JobStatus(row["status"]): row["count"] for row in rows}
+
+    async def transitions(self, key: JobKey) -> builtins.list[Transition]:
+        return [transition_from_row(row) for row in self._run("transitions_of_job", key_params(key))]
+
+    async def changes_after(self, seq: int, limit: int) -> builtins.list[tuple[int, JobRecord]]:
+        rows = self._run("changes_after", {"after_seq": seq, "limit": limit})
+        return [(row["change_seq"], record_from_row(row)) for row in rows]
+
+    async def last_change_seq(self) -> int:
+        rows = self._run("last_change_seq", {})
+        seq: int = rows[0]["seq"]
+        return seq
+
     async def keys_with_status(self, status: JobStatus, limit: int) -> builtins.list[JobKey]:
         rows = self._run("keys_with_status", {"status": status.value, "limit": limit})
         return [key_from_row(row) for row in rows]
@@ -212,3 +240,8 @@ def _statements(script: str) -> Iterator[str]:
 
 def _json_list(statuses: Iterable[JobStatus]) -> str:
     return json.dumps(sorted(status.value for status in statuses))
+
+
+def _any_of(statuses: Collection[JobStatus]) -> str | None:
+    """The statuses parameter of a filter: None for any status."""
+    return _json_list(statuses) if statuses else None

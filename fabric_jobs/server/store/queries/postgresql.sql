@@ -134,3 +134,56 @@ DELETE FROM executor_leases WHERE renewed_ms < %(at_ms)s - %(lease_ms)s;
 
 -- name: announce_changes
 SELECT fabric_jobs_announce_changes(%(keys)s);
+
+-- name: search_jobs
+-- Sorted by create_time_ms + 0 to use job_instances_newest_first (migration 0003 says why).
+SELECT *
+FROM job_instances
+WHERE (create_time_ms + 0, job_instance_id, workspace_id, item_type, item_id, job_type, tenant_id)
+        < (%(after_create_time_ms)s, %(after_job_instance_id)s, %(after_workspace_id)s,
+           %(after_item_type)s, %(after_item_id)s, %(after_job_type)s, %(after_tenant_id)s)
+    AND (%(tenant_id)s::text IS NULL OR tenant_id = %(tenant_id)s)
+    AND (%(workspace_id)s::text IS NULL OR workspace_id = %(workspace_id)s)
+    AND (%(item_type)s::text IS NULL OR item_type = %(item_type)s)
+    AND (%(item_id)s::text IS NULL OR item_id = %(item_id)s)
+    AND (%(job_type)s::text IS NULL OR job_type = %(job_type)s)
+    AND (%(job_instance_id)s::text IS NULL OR job_instance_id = %(job_instance_id)s)
+    AND (%(created_since_ms)s::bigint IS NULL OR create_time_ms >= %(created_since_ms)s::bigint)
+    AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
+ORDER BY create_time_ms + 0 DESC, job_instance_id DESC, workspace_id DESC,
+    item_type DESC, item_id DESC, job_type DESC, tenant_id DESC
+LIMIT %(limit)s;
+
+-- name: count_jobs_by_status
+SELECT status, count(*) AS count
+FROM job_instances
+WHERE (%(tenant_id)s::text IS NULL OR tenant_id = %(tenant_id)s)
+    AND (%(workspace_id)s::text IS NULL OR workspace_id = %(workspace_id)s)
+    AND (%(item_type)s::text IS NULL OR item_type = %(item_type)s)
+    AND (%(item_id)s::text IS NULL OR item_id = %(item_id)s)
+    AND (%(job_type)s::text IS NULL OR job_type = %(job_type)s)
+    AND (%(job_instance_id)s::text IS NULL OR job_instance_id = %(job_instance_id)s)
+    AND (%(created_since_ms)s::bigint IS NULL OR create_time_ms >= %(created_since_ms)s::bigint)
+    AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
+GROUP BY status;
+
+-- name: transitions_of_job
+SELECT seq, status, cancel_requested, at_ms
+FROM job_transitions
+WHERE tenant_id = %(tenant_id)s AND workspace_id = %(workspace_id)s AND item_type = %(item_type)s
+    AND item_id = %(item_id)s AND job_type = %(job_type)s AND job_instance_id = %(job_instance_id)s
+ORDER BY seq;
+
+-- name: changes_after
+SELECT change.seq AS change_seq, job.*
+FROM job_transitions AS change
+JOIN job_instances AS job
+    ON job.tenant_id = change.tenant_id AND job.workspace_id = change.workspace_id
+    AND job.item_type = change.item_type AND job.item_id = change.item_id
+    AND job.job_type = change.job_type AND job.job_instance_id = change.job_instance_id
+WHERE change.seq > %(after_seq)s
+ORDER BY change.seq
+LIMIT %(limit)s;
+
+-- name: last_change_seq
+SELECT coalesce(max(seq), 0) AS seq FROM job_transitions;

@@ -125,3 +125,55 @@ RETURNING *;
 
 -- name: forget_expired_executor_leases
 DELETE FROM executor_leases WHERE renewed_ms < :at_ms - :lease_ms;
+
+-- name: search_jobs
+SELECT *
+FROM job_instances
+WHERE (create_time_ms, job_instance_id, workspace_id, item_type, item_id, job_type, tenant_id)
+        < (:after_create_time_ms, :after_job_instance_id, :after_workspace_id,
+           :after_item_type, :after_item_id, :after_job_type, :after_tenant_id)
+    AND (:tenant_id IS NULL OR tenant_id = :tenant_id)
+    AND (:workspace_id IS NULL OR workspace_id = :workspace_id)
+    AND (:item_type IS NULL OR item_type = :item_type)
+    AND (:item_id IS NULL OR item_id = :item_id)
+    AND (:job_type IS NULL OR job_type = :job_type)
+    AND (:job_instance_id IS NULL OR job_instance_id = :job_instance_id)
+    AND (:created_since_ms IS NULL OR create_time_ms >= :created_since_ms)
+    AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+ORDER BY create_time_ms DESC, job_instance_id DESC, workspace_id DESC,
+    item_type DESC, item_id DESC, job_type DESC, tenant_id DESC
+LIMIT :limit;
+
+-- name: count_jobs_by_status
+SELECT status, count(*) AS count
+FROM job_instances
+WHERE (:tenant_id IS NULL OR tenant_id = :tenant_id)
+    AND (:workspace_id IS NULL OR workspace_id = :workspace_id)
+    AND (:item_type IS NULL OR item_type = :item_type)
+    AND (:item_id IS NULL OR item_id = :item_id)
+    AND (:job_type IS NULL OR job_type = :job_type)
+    AND (:job_instance_id IS NULL OR job_instance_id = :job_instance_id)
+    AND (:created_since_ms IS NULL OR create_time_ms >= :created_since_ms)
+    AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+GROUP BY status;
+
+-- name: transitions_of_job
+SELECT seq, status, cancel_requested, at_ms
+FROM job_transitions
+WHERE tenant_id = :tenant_id AND workspace_id = :workspace_id AND item_type = :item_type
+    AND item_id = :item_id AND job_type = :job_type AND job_instance_id = :job_instance_id
+ORDER BY seq;
+
+-- name: changes_after
+SELECT change.seq AS change_seq, job.*
+FROM job_transitions AS change
+JOIN job_instances AS job
+    ON job.tenant_id = change.tenant_id AND job.workspace_id = change.workspace_id
+    AND job.item_type = change.item_type AND job.item_id = change.item_id
+    AND job.job_type = change.job_type AND job.job_instance_id = change.job_instance_id
+WHERE change.seq > :after_seq
+ORDER BY change.seq
+LIMIT :limit;
+
+-- name: last_change_seq
+SELECT coalesce(max(seq), 0) AS seq FROM job_transitions;

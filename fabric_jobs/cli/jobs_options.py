@@ -1,0 +1,137 @@
+"""The options of `fabric-jobs jobs list|show|cancel|watch`."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import re
+from typing import Any
+
+from fabric_jobs.cli.grpc_tls import add_grpc_client_tls_options
+from fabric_jobs.cli.options import (
+    DEFAULT_GRPC_TARGET,
+    _grpc_target,
+    _option,
+    _Parser,
+    _positive_float,
+    _positive_int,
+    env_name,
+)
+from fabric_jobs.keys import NAME_RULE, UUID_RULE, is_name, is_uuid
+from fabric_jobs.rest_bridge.admin_json import STATUS_BY_NAME
+from fabric_jobs.rest_bridge.mapping import STATUS_NAMES
+from fabric_jobs.v1 import job_service_pb2 as pb
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
+_SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+STATUS_CHOICES = ", ".join(STATUS_NAMES.values())
+
+
+def _uuid(value: str) -> str:
+    if not is_uuid(value.strip()):
+        raise argparse.ArgumentTypeError(f"{UUID_RULE}, not {value!r}")
+    return value.strip().lower()
+
+
+def _name(value: str) -> str:
+    if not is_name(value.strip()):
+        raise argparse.ArgumentTypeError(f"{NAME_RULE}, not {value!r}")
+    return value.strip()
+
+
+def _statuses(value: str) -> list[pb.JobInstanceStatus.ValueType]:
+    statuses = []
+    for part in (part.strip() for part in value.split(",")):
+        if part.lower() not in STATUS_BY_NAME:
+            raise argparse.ArgumentTypeError(f"must be statuses among {STATUS_CHOICES}, comma-separated, not {part!r}")
+        statuses.append(STATUS_BY_NAME[part.lower()])
+    return statuses
+
+
+def _since(value: str) -> datetime.datetime:
+    """A UTC time: ISO 8601 (2026-11-29, 2026-11-29T06:00:00Z) or a time ago (90s, 30m, 2h, 7d)."""
+    text = value.strip()
+    if match := _DURATION.fullmatch(text):
+        ago = datetime.timedelta(seconds=float(match[1]) * _SECONDS_PER_UNIT[match[2]])
+        return datetime.datetime.now(datetime.UTC) - ago
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a UTC time such as 2026-11-29T06:00:00Z or a time ago such as 30m, 2h, 7d; not {value!r}"
+        ) from None
+    return moment.replace(tzinfo=datetime.UTC) if moment.tzinfo is None else moment
+
+
+def _add_target(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection")
+    _option(
+        group,
+        "--grpc-target",
+        "the service to talk to (its gRPC port): host:port, unix:path or dns:///name:port (default: %(default)s)",
+        DEFAULT_GRPC_TARGET,
+        _grpc_target,
+    )
+    _option(
+        group,
+        "--timeout",
+        "seconds each call may take (default: %(default)s)",
+        "10",
+        _positive_float,
+    )
+    add_grpc_client_tls_options(parser.add_argument_group("TLS of the gRPC connection"))
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=os.environ.get(env_name("--json")) in ("1", "true", "yes"),
+        help="print one JSON document instead of text (watch: one JSON object per change) "
+        f"[env {env_name('--json')}=1]",
+    )
+
+
+def _add_key_parts(group: Any, *, what: str) -> None:
+    _option(group, "--tenant", f"{what} of this tenant (a UUID)", converter=_uuid)
+    _option(group, "--workspace", f"{what} of this workspace (a UUID)", converter=_uuid)
+    _option(group, "--item-type", f"{what} of this item type", converter=_name)
+    _option(group, "--item", f"{what} of this item (a UUID)", converter=_uuid)
+    _option(group, "--job-type", f"{what} of this job type", converter=_name)
+
+
+def add_jobs_command(commands: Any) -> None:
+    jobs = commands.add_parser(
+        "jobs",
+        help="find, inspect, cancel and watch job instances of a running service (all tenants)",
+        description="Operate the jobs of a running fabric-jobs service over its gRPC port (JobService and "
+        "AdminService): across tenants unless --tenant is given. Text for people, --json for scripts.",
+    )
+    actions = jobs.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Parser)
+    listing = actions.add_parser(
+        "list", help="list job instances, newest first", description="List job instances, newest first."
+    )
+    filters = listing.add_argument_group("filters")
+    _add_key_parts(filters, what="only jobs")
+    _option(filters, "--status", f"only jobs in these statuses, comma-separated ({STATUS_CHOICES})", None, _statuses)
+    _option(
+        filters,
+        "--since",
+        "only jobs created at or after this UTC time (2026-11-29T06:00:00Z) or this long ago (30m, 2h, 7d)",
+        None,
+        _since,
+    )
+    _option(listing, "--limit", "at most this many jobs, read page by page (default: %(default)s)", "50", _positive_int)
+    _add_target(listing)
+    for action, help_text in (
+        ("show", "show a job instance: its state, error details and history"),
+        ("cancel", "cancel a job instance and print its state after the cancel"),
+        ("watch", "print each change of a job instance until it ends (Ctrl-C stops watching, not the job)"),
+    ):
+        sub = actions.add_parser(
+            action,
+            help=help_text,
+            description=f"{help_text[0].upper()}{help_text[1:]}. The job is named by its job instance id alone when "
+            "that is unique, else with the other parts of its key.",
+        )
+        sub.add_argument("job_instance_id", metavar="JOB_INSTANCE_ID", type=_uuid, help="the job instance id (a UUID)")
+        _add_key_parts(sub.add_argument_group("the rest of the key, when the id alone is not unique"), what="the job")
+        _add_target(sub)

@@ -1,0 +1,95 @@
+"""What operators need beyond the JobService: jobs of every tenant, counts, a job's history, every change live."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from fabric_jobs.errors import FieldViolation, invalid_argument
+from fabric_jobs.server.changes import ChangeFeed
+from fabric_jobs.server.manager import not_found
+from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, Transition
+from fabric_jobs.server.store import JobStore
+from fabric_jobs.server.store.base import JobFilter, SearchQuery
+
+CHANGES_POLL_SECONDS = 1.0
+"""How often a change watcher reads the history when nothing woke it: changes made by other processes that
+announce nothing (a create on another PostgreSQL replica) arrive within this."""
+CHANGES_BATCH = 500
+REORDER_WINDOW = 256
+"""How many sequence numbers below the newest one seen a watcher keeps reading: on PostgreSQL a change may commit
+after a change with a higher number."""
+
+
+class JobAdmin:
+    def __init__(self, store: JobStore, feed: ChangeFeed) -> None:
+        self._store = store
+        self._feed = feed
+        self._closed = False
+
+    async def search(self, query: SearchQuery) -> tuple[list[JobRecord], str | None]:
+        try:
+            return await self._store.search(query)
+        except ValueError as exc:
+            raise invalid_argument([FieldViolation("page_token", "not a token this service issued")]) from exc
+
+    async def count(self, job_filter: JobFilter) -> dict[JobStatus, int]:
+        return await self._store.count_by_status(job_filter)
+
+    async def history(self, key: JobKey) -> tuple[JobRecord, list[Transition]]:
+        record = await self._store.get(key)
+        if record is None:
+            raise not_found(key)
+        return record, await self._store.transitions(key)
+
+    async def watch_changes(
+        self, job_filter: JobFilter, started: Callable[[], Awaitable[None]] | None = None
+    ) -> AsyncIterator[JobRecord]:
+        """Every job the filter covers, each time it changes after `started` is called, until close()."""
+        with self._feed.subscribe_every_job() as changed:
+            floor = max(0, await self._store.last_change_seq() - REORDER_WINDOW)
+            seen = {seq for seq, _ in await self._store.changes_after(floor, REORDER_WINDOW)}
+            if started is not None:
+                await started()
+            while not self._closed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), CHANGES_POLL_SECONDS)
+                changed.clear()
+                while not self._closed:
+                    changes = await self._store.changes_after(floor, CHANGES_BATCH)
+                    fresh = {seq: record for seq, record in changes if seq not in seen}
+                    newest = {record.key: record for record in fresh.values()}
+                    for record in newest.values():
+                        if matches(job_filter, record):
+                            yield record
+                    seen.update(fresh)
+                    if seen:
+                        floor = max(floor, max(seen) - REORDER_WINDOW)
+                        seen = {seq for seq in seen if seq > floor}
+                    if len(changes) < CHANGES_BATCH:
+                        break
+
+    def close(self) -> None:
+        """End every change watch (the service is stopping)."""
+        self._closed = True
+        self._feed.publish_all()
+
+
+def matches(job_filter: JobFilter, record: JobRecord) -> bool:
+    key = record.key
+    return (
+        all(
+            wanted is None or wanted == actual
+            for wanted, actual in (
+                (job_filter.tenant_id, key.tenant_id),
+                (job_filter.workspace_id, key.workspace_id),
+                (job_filter.item_type, key.item_type),
+                (job_filter.item_id, key.item_id),
+                (job_filter.job_type, key.job_type),
+                (job_filter.job_instance_id, key.job_instance_id),
+            )
+        )
+        and (not job_filter.statuses or record.status in job_filter.statuses)
+        and (job_filter.created_since_ms is None or record.create_time_ms >= job_filter.created_since_ms)
+    )
