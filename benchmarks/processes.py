@@ -108,6 +108,12 @@ class ServerProcess:
     def log_tail(self, characters: int = 3000) -> str:
         return self.log_path.read_text(errors="replace")[-characters:] if self.log_path.exists() else ""
 
+    def kill(self) -> None:
+        """SIGKILL: the process dies at once, as in a crash; nothing of it runs after this returns."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGKILL)
+        self._process.wait(STOP_TIMEOUT_SECONDS)
+
     async def stop(self) -> None:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
