@@ -40,6 +40,8 @@ TERMINAL = frozenset({"Completed", "Failed", "Cancelled"})
 STATUSES = frozenset({"NotStarted", "InProgress"}) | TERMINAL
 LEASE_SECONDS = 1.0
 SETTLE_SECONDS = 60.0
+KEEPALIVE_SECONDS = 2.0
+"""Idle connections are closed before the server closes them (uvicorn: after 5 s), so no request races a close."""
 
 
 def job_path(job_id: str) -> str:
@@ -112,7 +114,8 @@ class Load:
     """Concurrent clients sending Create, Get and Cancel until the server stops answering."""
 
     def __init__(self, url: str, rng: random.Random) -> None:
-        self.client = httpx.AsyncClient(base_url=url, timeout=10.0)
+        limits = httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS)
+        self.client = httpx.AsyncClient(base_url=url, timeout=10.0, limits=limits)
         self.rng = rng
         self.acknowledged: list[str] = []
         self.seen_terminal: dict[str, dict[str, Any]] = {}

@@ -32,6 +32,9 @@ from benchmarks.crash import TERMINAL, headers, job_path
 from benchmarks.processes import ServerProcess, rss_mib, serve
 
 JOB_DEADLINE_SECONDS = 60.0
+KEEPALIVE_SECONDS = 2.0
+"""The clients close idle connections before the server does (uvicorn: 5 s), as a well-behaved client does:
+a request sent on a connection the server is closing at that moment fails with no answer (ReadError)."""
 
 
 @dataclass
@@ -58,7 +61,8 @@ class SoakResult:
 
 class Soak:
     def __init__(self, url: str, rng: random.Random, poll: float) -> None:
-        self.client = httpx.AsyncClient(base_url=url, timeout=30.0, limits=httpx.Limits(max_connections=64))
+        limits = httpx.Limits(max_connections=64, keepalive_expiry=KEEPALIVE_SECONDS)
+        self.client = httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits)
         self.rng = rng
         self.poll = poll
         self.current = Interval()
