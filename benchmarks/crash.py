@@ -69,7 +69,7 @@ class Stored:
     status: str
     start_ms: int | None
     end_ms: int | None
-    error_code: str | None
+    owner: str | None = None
 
 
 @dataclass
@@ -96,15 +96,15 @@ class Totals:
         self.violations += cycle.violations
 
 
+ROWS = "SELECT job_instance_id, status, start_time_ms, end_time_ms, owner FROM job_instances"
+
+
 def snapshot(database: Path) -> tuple[str, dict[str, Stored]]:
     """`PRAGMA integrity_check` and every job row, as the kill left the file (its WAL included)."""
     connection = sqlite3.connect(database)
     try:
         integrity = connection.execute("PRAGMA integrity_check").fetchone()[0]
-        rows = connection.execute(
-            "SELECT job_instance_id, status, start_time_ms, end_time_ms, json_extract(error, '$.errorCode') "
-            "FROM job_instances"
-        ).fetchall()
+        rows = connection.execute(ROWS).fetchall()
     finally:
         connection.close()
     return integrity, {row[0]: Stored(*row[1:]) for row in rows}
@@ -160,13 +160,17 @@ class Load:
                 if not self.killed:
                     self.errors.append(f"before the kill: {error!r}")
 
-    async def run_until_killed(self, clients: int, server: ServerProcess, kill_after: float) -> None:
-        tasks = [asyncio.create_task(self.client_loop()) for _ in range(clients)]
-        await asyncio.sleep(kill_after)
-        server.kill()
-        self.killed = True
-        await asyncio.gather(*tasks)
-        await self.client.aclose()
+
+async def load_until_killed(loads: Sequence[Load], clients: int, victim: ServerProcess, kill_after: float) -> None:
+    """Run `clients` clients per load; SIGKILL `victim` after `kill_after` seconds; stop the clients."""
+    tasks = [asyncio.create_task(load.client_loop()) for load in loads for _ in range(clients)]
+    await asyncio.sleep(kill_after)
+    victim.kill()
+    for load in loads:
+        load.killed = True
+    await asyncio.gather(*tasks)
+    for load in loads:
+        await load.client.aclose()
 
 
 def check_state(job_id: str, body: dict[str, Any]) -> list[str]:
@@ -212,13 +216,17 @@ async def settle(url: str, job_ids: Sequence[str], rng: random.Random) -> tuple[
     return states, problems
 
 
-def compare(job_id: str, before: Stored | None, seen: dict[str, Any] | None, after: dict[str, Any]) -> list[str]:
+def compare(
+    job_id: str, before: Stored | None, seen: dict[str, Any] | None, after: dict[str, Any], lost_owner: str | None
+) -> list[str]:
+    """What is wrong with a job's state after the restart. `lost_owner`: the owner whose running jobs are orphans
+    (None: every job InProgress at the kill is one)."""
     problems = []
     if before is not None and before.status in TERMINAL:
         now = (after.get("status"), ms(after.get("startTimeUtc")), ms(after.get("endTimeUtc")))
         if now != (before.status, before.start_ms, before.end_ms):
             problems.append(f"{job_id}: was {before} at the kill, is {after} after the restart")
-    if before is not None and before.status == "InProgress":
+    if before is not None and before.status == "InProgress" and lost_owner in (None, before.owner):
         error = after.get("errorDetails", {})
         lost = after.get("status") == "Failed" and error.get("errorCode") == "JobExecutorLost"
         if not (lost and error.get("isPermanent") is False):
@@ -235,7 +243,7 @@ async def cycle(
 ) -> tuple[CycleResult, dict[str, Stored], dict[str, dict[str, Any]]]:
     """Load and kill `server`; the result, the rows the kill left and the terminal states clients saw."""
     load = Load("http://" + server.addresses["rest"], rng)
-    await load.run_until_killed(clients, server, rng.uniform(0.5, 3.0))
+    await load_until_killed([load], clients, server, rng.uniform(0.5, 3.0))
     result = CycleResult(acknowledged=len(load.acknowledged), requests=load.requests, violations=list(load.errors))
     integrity, stored = snapshot(database)
     if integrity != "ok":
@@ -263,7 +271,7 @@ async def run(cycles: int, seed: int, clients: int, work: Path, out: Any = sys.s
             states, problems = await settle("http://" + server.addresses["rest"], sorted(before), rng)
             result.violations += problems
             for job_id, after in states.items():
-                result.violations += compare(job_id, before.get(job_id), seen.get(job_id), after)
+                result.violations += compare(job_id, before.get(job_id), seen.get(job_id), after, None)
             totals.add(result)
             print(
                 f"cycle {number}: {result.requests} requests, {result.acknowledged} acknowledged, "

@@ -204,6 +204,25 @@ def grpc_replica(log_dir: Path, database: str, name: str, *extra: str) -> Server
     return ServerProcess(name, command, log_dir, {"grpc": GRPC_LINE})
 
 
+def rest_bridge(log_dir: Path, grpc_target: str, name: str, *extra: str) -> ServerProcess:
+    """`fabric-jobs rest --dev`: the REST bridge alone, calling the JobService at `grpc_target`."""
+    command = [
+        *fabric_jobs_command(),
+        "rest",
+        "--log-level",
+        "WARNING",
+        "--dev",
+        "--grpc-target",
+        grpc_target,
+        "--rest-host",
+        "127.0.0.1",
+        "--rest-port",
+        "0",
+        *extra,
+    ]
+    return ServerProcess(name, command, log_dir, {"rest": REST_LINE})
+
+
 def worker(log_dir: Path, database: str, name: str, *extra: str) -> ServerProcess:
     """`fabric-jobs worker` on PostgreSQL, running the demo handlers; ready once it says it takes jobs."""
     command = _fabric_jobs("worker", database, "--shutdown-grace", "0.1", *extra)
