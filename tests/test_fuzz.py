@@ -15,6 +15,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import hypothesis
@@ -100,10 +101,10 @@ def test_no_server_error_and_every_answer_as_documented(
         suppress_health_check=list(HealthCheck),
     )
     @given(case=cases, known=st.none() | st.sampled_from(known_jobs))
-    def fuzz(case: schemathesis.Case, known: dict[str, str] | None) -> None:
+    def fuzz(case: schemathesis.Case[Any], known: dict[str, str] | None) -> None:
         pinned = {"itemType": demo.ITEM_TYPE, "jobType": demo.JOB_TYPE, **(known or {})}
         case.path_parameters = {**(case.path_parameters or {}), **pinned}
-        case.headers = {**(case.headers or {}), "x-ms-client-tenant-id": TENANT}
+        case.headers["x-ms-client-tenant-id"] = TENANT
         response = case.call_and_validate(base_url=served_url, checks=CHECKS, timeout=30)
         answers.append(response.status_code)
 
