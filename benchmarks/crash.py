@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import httpx
 
@@ -56,10 +56,14 @@ def headers(rng: random.Random) -> dict[str, str]:
     }
 
 
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
 def ms(text: str | None) -> int | None:
+    """Milliseconds since the epoch of a time as the bridge writes it, exactly (no float on the way)."""
     if text is None:
         return None
-    return int(datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+    return (datetime.datetime.fromisoformat(text) - EPOCH) // datetime.timedelta(milliseconds=1)
 
 
 @dataclass
@@ -255,7 +259,7 @@ async def cycle(
     return result, stored, load.seen_terminal
 
 
-async def run(cycles: int, seed: int, clients: int, work: Path, out: Any = sys.stdout) -> Totals:
+async def run(cycles: int, seed: int, clients: int, work: Path, out: TextIO = sys.stdout) -> Totals:
     rng = random.Random(seed)
     database = work / "jobs.db"
     url = f"sqlite:///{database}"
