@@ -103,9 +103,11 @@ class Loop:
         self.thread = threading.Thread(target=self.loop.run_forever, name="model-loop", daemon=True)
         self.thread.start()
 
-    def run(self, coroutine: Awaitable[T], timeout: float = 60.0) -> T:
+    def run(self, call: Callable[[], Awaitable[T]], timeout: float = 60.0) -> T:
+        """Make the call on the loop's thread (a grpc.aio call binds to the loop it is made on) and wait for it."""
+
         async def wrapped() -> T:
-            return await coroutine
+            return await call()
 
         return asyncio.run_coroutine_threadsafe(wrapped(), self.loop).result(timeout)
 
@@ -145,10 +147,10 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.jobs: list[Job] = []
 
     def _start(self) -> RunningServer:
-        return self.loop.run(start_running_server(self.settings, self.handlers.registry))
+        return self.loop.run(lambda: start_running_server(self.settings, self.handlers.registry))
 
     def get(self, job: Job) -> State:
-        reply = self.loop.run(self.server.stub.GetJobInstance(pb.GetJobInstanceRequest(key=job.key)))
+        reply = self.loop.run(lambda: self.server.stub.GetJobInstance(pb.GetJobInstanceRequest(key=job.key)))
         return State.of(reply.job_instance)
 
     def settle(self) -> None:
@@ -194,7 +196,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             job_instance_id=ids[3],
         )
         job = Job(key, invoke, payload)
-        self.loop.run(self.server.stub.CreateJobInstance(job.create_request()))
+        self.loop.run(lambda: self.server.stub.CreateJobInstance(job.create_request()))
         self.jobs.append(job)
         self.settle()
 
@@ -202,7 +204,7 @@ class LifecycleMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def repeat_create(self, data: st.DataObject) -> None:
         job = data.draw(st.sampled_from(self.jobs), label="job")
-        self.loop.run(self.server.stub.CreateJobInstance(job.create_request()))
+        self.loop.run(lambda: self.server.stub.CreateJobInstance(job.create_request()))
 
     @precondition(lambda self: bool(self.jobs))
     @rule(data=st.data(), change=st.sampled_from(["invoke_type", "payload"]))
@@ -216,7 +218,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             payload.update({"size": 99})
             request = job.create_request(payload=payload)
         with pytest.raises(grpc.aio.AioRpcError) as raised:
-            self.loop.run(self.server.stub.CreateJobInstance(request))
+            self.loop.run(lambda: self.server.stub.CreateJobInstance(request))
         assert raised.value.code() == grpc.StatusCode.ALREADY_EXISTS
         assert status_details(raised.value).reason == "JobInstanceConflict"
 
@@ -239,7 +241,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         if job.terminal is None:
             job.allowed.add("Cancelled")
         request = pb.CancelJobInstanceRequest(key=job.key)
-        answer = State.of(self.loop.run(self.server.stub.CancelJobInstance(request)).job_instance)
+        answer = State.of(self.loop.run(lambda: self.server.stub.CancelJobInstance(request)).job_instance)
         if job.terminal is not None:
             assert answer == job.terminal, "a cancel of a terminal job changed it"
             return
@@ -257,7 +259,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             job_instance_id=str(uuid.uuid4()),
         )
         with pytest.raises(grpc.aio.AioRpcError) as raised:
-            self.loop.run(self.server.stub.CancelJobInstance(pb.CancelJobInstanceRequest(key=key)))
+            self.loop.run(lambda: self.server.stub.CancelJobInstance(pb.CancelJobInstanceRequest(key=key)))
         assert raised.value.code() == grpc.StatusCode.NOT_FOUND
 
     @rule()
@@ -265,7 +267,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         interrupted = self._running()
         for job in interrupted:
             job.allowed.add(LOST)
-        self.loop.run(self.server.stop())
+        self.loop.run(lambda: self.server.stop())
         poll(lambda: not self.handlers.running(), lambda: f"handlers still running: {self.handlers.running()}")
         self.server = self._start()
         for job in interrupted:
@@ -304,7 +306,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         try:
             for job in self.jobs:
                 self.handlers.command(job.key.job_instance_id, steered.COMPLETE)
-            self.loop.run(self.server.stop())
+            self.loop.run(lambda: self.server.stop())
         finally:
             self.loop.close()
 
