@@ -108,6 +108,12 @@ class ServerProcess:
     def log_tail(self, characters: int = 3000) -> str:
         return self.log_path.read_text(errors="replace")[-characters:] if self.log_path.exists() else ""
 
+    def kill(self) -> None:
+        """SIGKILL: the process dies at once, as in a crash; nothing of it runs after this returns."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGKILL)
+        self._process.wait(STOP_TIMEOUT_SECONDS)
+
     async def stop(self) -> None:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
@@ -196,6 +202,25 @@ def grpc_replica(log_dir: Path, database: str, name: str, *extra: str) -> Server
     """`fabric-jobs grpc` on PostgreSQL: a JobService replica that runs no handlers."""
     command = _fabric_jobs("grpc", database, "--grpc-host", "127.0.0.1", "--grpc-port", "0", *extra)
     return ServerProcess(name, command, log_dir, {"grpc": GRPC_LINE})
+
+
+def rest_bridge(log_dir: Path, grpc_target: str, name: str, *extra: str) -> ServerProcess:
+    """`fabric-jobs rest --dev`: the REST bridge alone, calling the JobService at `grpc_target`."""
+    command = [
+        *fabric_jobs_command(),
+        "rest",
+        "--log-level",
+        "WARNING",
+        "--dev",
+        "--grpc-target",
+        grpc_target,
+        "--rest-host",
+        "127.0.0.1",
+        "--rest-port",
+        "0",
+        *extra,
+    ]
+    return ServerProcess(name, command, log_dir, {"rest": REST_LINE})
 
 
 def worker(log_dir: Path, database: str, name: str, *extra: str) -> ServerProcess:

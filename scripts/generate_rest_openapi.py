@@ -1,5 +1,10 @@
 """Extract the Jobs part of Fabric's Workload REST API (reference openapi.yaml) into the bridge's openapi.json.
 
+The reference's error types extend each other with `allOf` while each part says `additionalProperties: false`,
+which no JSON Schema validator can pass (every part rejects the others' fields). They are served flattened:
+each `allOf` chain as one object with the union of the properties and required fields, closed to anything else,
+which is the same wire shape.
+
 python scripts/generate_rest_openapi.py [PATH/TO/openapi.yaml]          # default: ../shared/reference/openapi.yaml
 python scripts/generate_rest_openapi.py --check  # exit 1 if openapi.json is stale
 """
@@ -40,6 +45,30 @@ def _refs(value: Any) -> set[str]:
     return set()
 
 
+def flatten(schemas: dict[str, Any]) -> dict[str, Any]:
+    """Each allOf chain as the union of its properties and required fields, closed to anything else."""
+
+    def flat(name: str) -> dict[str, Any]:
+        schema: dict[str, Any] = dict(schemas[name])
+        parents = schema.pop("allOf", None)
+        if parents is None:
+            return schema
+        properties: dict[str, Any] = {}
+        required: list[str] = []
+        for parent in parents:
+            resolved = flat(parent["$ref"].removeprefix(_REF_PREFIX))
+            properties.update(resolved.get("properties", {}))
+            required.extend(resolved.get("required", []))
+        properties.update(schema.get("properties", {}))
+        required.extend(schema.get("required", []))
+        schema.update(type="object", properties=properties, additionalProperties=False)
+        if required:
+            schema["required"] = sorted(set(required))
+        return schema
+
+    return {name: flat(name) for name in schemas}
+
+
 def jobs_document(reference: dict[str, Any]) -> dict[str, Any]:
     paths = {
         path: {method: operation for method, operation in operations.items() if method != "parameters"}
@@ -61,7 +90,7 @@ def jobs_document(reference: dict[str, Any]) -> dict[str, Any]:
             "servers": [{"url": "/"}],
             "tags": [{"name": "Jobs"}],
             "paths": paths,
-            "components": {"schemas": {name: schemas[name] for name in sorted(needed)}},
+            "components": {"schemas": flatten({name: schemas[name] for name in sorted(needed)})},
         }
     )
     return document

@@ -7,6 +7,7 @@ import logging
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from openapi_schema_validator import OAS30ReadValidator
 
 from fabric_jobs import request_context
 from fabric_jobs.errors import ErrorCode
@@ -112,6 +113,18 @@ async def test_openapi_document_is_the_jobs_contract_under_the_base_path(bridge:
     for code in ErrorCode:
         assert f"`{code.value}`" in document["info"]["description"], f"{code.value} is not documented"
     assert document["components"] == packaged_document()["components"]
+
+
+async def test_the_served_error_schema_accepts_the_error_bodies_sent(bridge: Bridge) -> None:
+    document = (await bridge.client.get("/openapi.json")).json()
+    assert "allOf" not in str(document["components"])
+    job = JobRef()
+    missing = await bridge.get(job)
+    bad = await bridge.get(job.but(workspace_id="bad"))
+    for body in (missing.json(), bad.json()):
+        schema = {"$ref": "#/components/schemas/ErrorResponse", "components": document["components"]}
+        OAS30ReadValidator(schema).validate(body)
+    assert bad.json()["moreDetails"], "an error with moreDetails is checked too"
 
 
 async def test_the_channel_stays_its_callers(job_server: JobServer) -> None:
