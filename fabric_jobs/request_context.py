@@ -1,6 +1,7 @@
-"""The request's ActivityId and RequestId, carried in contextvars and stamped on every log line.
+"""The request's ActivityId and RequestId, and the tenant and job it concerns, carried in contextvars and
+stamped on every log line.
 
-The bridge reads them from Fabric's headers and sends them as gRPC metadata; the server reads the
+The bridge reads the ids from Fabric's headers and sends them as gRPC metadata; the server reads the
 metadata back. Tasks started while handling a request (job handlers included) inherit them.
 """
 
@@ -17,8 +18,8 @@ REQUEST_ID_METADATA = "request-id"
 
 activity_id: contextvars.ContextVar[str] = contextvars.ContextVar("activity_id", default="-")
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [activity=%(activity_id)s request=%(request_id)s] %(message)s"
+tenant: contextvars.ContextVar[str] = contextvars.ContextVar("tenant", default="-")
+job: contextvars.ContextVar[str] = contextvars.ContextVar("job", default="-")
 
 
 @contextmanager
@@ -31,6 +32,18 @@ def bound(activity: str | None, request: str | None) -> Iterator[None]:
     finally:
         request_id.reset(request_token)
         activity_id.reset(activity_token)
+
+
+@contextmanager
+def job_bound(tenant_id: str, job_key: str) -> Iterator[None]:
+    """Within the block, log lines name this tenant and job (workspace/itemType/itemId/jobType/jobInstanceId)."""
+    tenant_token = tenant.set(tenant_id or "-")
+    job_token = job.set(job_key or "-")
+    try:
+        yield
+    finally:
+        job.reset(job_token)
+        tenant.reset(tenant_token)
 
 
 MAX_ID_LENGTH = 512
@@ -58,17 +71,13 @@ def ids() -> dict[str, str | None]:
 
 
 class ContextFilter(logging.Filter):
+    """Stamps activity_id, request_id, tenant and job on each record ("-" for what is not set)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         record.activity_id = activity_id.get()
         record.request_id = request_id.get()
+        if not hasattr(record, "tenant"):
+            record.tenant = tenant.get()
+        if not hasattr(record, "job"):
+            record.job = job.get()
         return True
-
-
-def configure_logging(level: str = "INFO") -> None:
-    """Log to stderr with the request's ids on every line. Called once, by the command line."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    handler.addFilter(ContextFilter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)

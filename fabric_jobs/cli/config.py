@@ -43,8 +43,16 @@ class WorkerConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
 class Config:
     dev: bool
+    metrics: MetricsConfig | None = None
+    """Where to serve /metrics on a port of its own; None for nowhere (the REST port has them anyway)."""
     service: ServiceConfig | None = None
     bridge: BridgeConfig | None = None
     worker: WorkerConfig | None = None
@@ -64,10 +72,15 @@ def config_from_args(args: argparse.Namespace) -> Config:
             raise ConfigError(
                 f"a worker takes its jobs from PostgreSQL: set {flag_or_env('--database')} to postgresql://…"
             )
-        return Config(dev=False, worker=WorkerConfig(_service_settings(args), _registry(args)))
+        return Config(dev=False, metrics=_metrics(args), worker=WorkerConfig(_service_settings(args), _registry(args)))
     service = _service(args) if args.command in ("serve", "grpc") else None
     bridge = _bridge(args) if args.command in ("serve", "rest") else None
-    return Config(dev=args.dev, service=service, bridge=bridge)
+    return Config(dev=args.dev, metrics=_metrics(args), service=service, bridge=bridge)
+
+
+def _metrics(args: argparse.Namespace) -> MetricsConfig | None:
+    port = getattr(args, "metrics_port", None)
+    return None if port is None else MetricsConfig(args.metrics_host, port)
 
 
 def _is_postgresql(database: str) -> bool:
@@ -75,7 +88,7 @@ def _is_postgresql(database: str) -> bool:
 
 
 def _require_loopback(args: argparse.Namespace) -> None:
-    for flag in ("rest_host", "grpc_host"):
+    for flag in ("rest_host", "grpc_host", "metrics_host"):
         host = getattr(args, flag, None)
         if host is not None and not _is_loopback(host):
             option = "--" + flag.replace("_", "-")

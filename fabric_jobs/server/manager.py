@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from fabric_jobs.errors import ErrorCode, FabricError, FieldViolation, error, invalid_argument
+from fabric_jobs.observability import metrics, tracing
 from fabric_jobs.server.changes import ChangeFeed
 from fabric_jobs.server.dispatch import Dispatch
 from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, NewJob, now_ms
@@ -60,7 +61,8 @@ class JobManager:
                 job_type.validate(payload)
             except InvalidPayload as exc:
                 raise invalid_argument([FieldViolation(f"creation_payload.{exc.field}", str(exc))]) from exc
-        record, created = await self._store.insert(NewJob(key, invoke_type, canonical, now_ms()))
+        trace_context = tracing.current_context_text() if tracing.enabled() else None
+        record, created = await self._store.insert(NewJob(key, invoke_type, canonical, now_ms(), trace_context))
         if not created:
             if record.invoke_type != invoke_type or record.creation_payload != canonical:
                 raise error(
@@ -70,6 +72,7 @@ class JobManager:
                 )
             return record, False
         logger.info("job %s created (%s)", key, invoke_type)
+        metrics.jobs_created.labels(key.job_type).inc()
         await self._dispatch.submit(key)
         return record, True
 
