@@ -21,7 +21,7 @@ DEFAULT_SERVICE_NAME = "fabric-jobs"
 _EXPORTER_GROUP = "opentelemetry_traces_exporter"
 _OTLP_BY_PROTOCOL = {"grpc": "otlp_proto_grpc", "http/protobuf": "otlp_proto_http"}
 
-_enabled = False
+_provider: trace.TracerProvider | None = None
 
 
 class TracingConfigError(ValueError):
@@ -29,11 +29,16 @@ class TracingConfigError(ValueError):
 
 
 def enabled() -> bool:
-    return _enabled
+    return _provider is not None
+
+
+def provider() -> trace.TracerProvider | None:
+    """The tracer provider spans go to; None while tracing is off."""
+    return _provider
 
 
 def tracer() -> trace.Tracer:
-    return trace.get_tracer(TRACER_NAME)
+    return trace.get_tracer(TRACER_NAME, tracer_provider=_provider)
 
 
 def _exporter_names(environ: Mapping[str, str]) -> list[str]:
@@ -74,26 +79,26 @@ def configure_from_environment(environ: Mapping[str, str] | None = None) -> bool
 
     exporters = [_load_exporter(name) for name in names]
     defaults = {} if environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: DEFAULT_SERVICE_NAME}
-    provider = TracerProvider(resource=Resource.create(defaults))
+    sdk_provider = TracerProvider(resource=Resource.create(defaults))
     for exporter in exporters:
-        provider.add_span_processor(BatchSpanProcessor(exporter))
-    use_provider(provider)
+        sdk_provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(sdk_provider)
+    use_provider(sdk_provider)
     return True
 
 
-def use_provider(provider: trace.TracerProvider) -> None:
-    """Trace to `provider` from now on (the command line's configuration, or a test's in-memory exporter)."""
-    global _enabled
-    trace.set_tracer_provider(provider)
-    _enabled = True
+def use_provider(tracer_provider: trace.TracerProvider | None) -> None:
+    """Trace to `tracer_provider` from now on (None: tracing off). Takes effect for bridges created after it."""
+    global _provider
+    _provider = tracer_provider
 
 
 def shutdown() -> None:
-    """Export the spans still buffered."""
-    provider = trace.get_tracer_provider()
-    stop = getattr(provider, "shutdown", None)
-    if _enabled and stop is not None:
+    """Export the spans still buffered, and stop tracing."""
+    stop = getattr(_provider, "shutdown", None)
+    if stop is not None:
         stop()
+    use_provider(None)
 
 
 def inject_metadata(metadata: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:

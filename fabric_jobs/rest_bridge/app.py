@@ -78,7 +78,10 @@ def create_app(
     if tracing.enabled():
         from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
-        middleware.insert(0, Middleware(OpenTelemetryMiddleware, exclude_spans=["receive", "send"]))
+        middleware.insert(
+            0,
+            Middleware(OpenTelemetryMiddleware, tracer_provider=tracing.provider(), exclude_spans=["receive", "send"]),
+        )
     app = Starlette(
         routes=routes,
         middleware=middleware,

@@ -60,6 +60,8 @@ class RequestMiddleware:
                 status = message["status"]
                 if request_id is not None:
                     MutableHeaders(scope=message)["RequestId"] = request_id
+                if tracing.enabled():
+                    self._describe_span(scope, headers, activity_id, request_id)
             await send(message)
 
         with request_context.bound(activity_id, request_id):
@@ -73,6 +75,23 @@ class RequestMiddleware:
                     await error_response(internal_error())(scope, receive, send_with_id)
             finally:
                 self._done(scope, headers, status, time.perf_counter() - started, activity_id, request_id)
+
+    def _describe_span(self, scope: Scope, headers: Headers, activity_id: str | None, request_id: str | None) -> None:
+        """Name the request's span (the ASGI instrumentation's, ended with the response) by its route, and give it
+        Fabric's ids and the job."""
+        route = self._route_names.get(scope.get("endpoint"), UNMATCHED_ROUTE)
+        job = _job(scope)
+        span = trace.get_current_span()
+        span.update_name(f"{scope['method']} {route}")
+        span.set_attributes(
+            {
+                "http.route": route,
+                "fabric.activity_id": activity_id or "",
+                "fabric.request_id": request_id or "",
+                "fabric.tenant_id": headers.get(TENANT_HEADER, "").strip(),
+                "fabric.job": "" if job == "-" else job,
+            }
+        )
 
     def _done(
         self,
@@ -89,18 +108,6 @@ class RequestMiddleware:
         metrics.http_request_duration.labels(route).observe(seconds)
         tenant = headers.get(TENANT_HEADER, "").strip()
         job = _job(scope)
-        if tracing.enabled():
-            span = trace.get_current_span()
-            span.update_name(f"{scope['method']} {route}")
-            span.set_attributes(
-                {
-                    "http.route": route,
-                    "fabric.activity_id": activity_id or "",
-                    "fabric.request_id": request_id or "",
-                    "fabric.tenant_id": tenant,
-                    "fabric.job": "" if job == "-" else job,
-                }
-            )
         duration_ms = round(seconds * 1000, 1)
         logger.info(
             "%s %s %s %.1fms",

@@ -106,7 +106,9 @@ async def test_migration_0003_converts_camel_case_errors_to_proto3_json(db_path:
         assert unfailed.error is None
     finally:
         await store.close()
-    assert [version for version, _ in await applied_migrations(sqlite_url(db_path))] == [1, 2, 3]
+    assert [version for version, _ in await applied_migrations(sqlite_url(db_path))] == [
+        migration.version for migration in MIGRATIONS
+    ]
 
 
 def create_database_at_migration(db_path: Path, migrations: list[Migration]) -> None:
