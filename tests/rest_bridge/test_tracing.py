@@ -68,7 +68,9 @@ async def test_a_rest_cancel_gives_a_bridge_span_that_parents_the_job_service_sp
     rest = one(finished, "POST Jobs_CancelItemJobInstance")
     call = one(finished, CANCEL_CALL)
     assert (rest.kind, call.kind) == (SpanKind.SERVER, SpanKind.SERVER)
-    assert rest.context is not None and call.context is not None and call.parent is not None
+    assert rest.context is not None
+    assert call.context is not None
+    assert call.parent is not None
     assert call.parent.span_id == rest.context.span_id
     assert call.context.trace_id == rest.context.trace_id
     for span in (rest, call):
