@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from starlette.applications import Starlette
 
+from tests.conftest import POLL_INTERVAL
 from tests.rest_bridge.client import BASE_PATH
 
 Labels = frozenset[tuple[str, str]]
@@ -37,3 +41,13 @@ async def scrape(app: Starlette) -> Scrape:
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain; version=")
     return Scrape(response.text)
+
+
+async def scrape_until(app: Starlette, condition: Callable[[Scrape], bool], within: float = 5.0) -> Scrape:
+    """Scrape until `condition` holds (what a handler records as it stops comes just after its job's end)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        metrics = await scrape(app)
+        if condition(metrics) or asyncio.get_running_loop().time() > deadline:
+            return metrics
+        await asyncio.sleep(POLL_INTERVAL)

@@ -15,7 +15,7 @@ from fabric_jobs.server.app import JobServer
 from tests.conftest import POLL_INTERVAL
 from tests.rest_bridge.client import BASE_PATH, Bridge, JobRef, client_for
 from tests.rest_bridge.jobs_for_tests import COOPERATES, FAILS, HOLDS_THREAD, IGNORES_CANCEL, SYNC_COMPLETES
-from tests.rest_bridge.metrics_scrape import Scrape, scrape
+from tests.rest_bridge.metrics_scrape import Scrape, scrape, scrape_until
 from tests.rest_bridge.test_authenticated import authenticated_app
 
 UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -79,7 +79,8 @@ async def test_requests_and_job_transitions_move_the_counters_and_histograms(
         await bridge.wait_for(cooperating, "Cancelled")
         await bridge.wait_for(failing, "Failed")
         assert (await bridge.get(missing)).status_code == 404
-    after = await scrape(app)
+    stopped = ("fabric_jobs_cancel_to_stop_seconds_count", {"job_type": COOPERATES})
+    after = await scrape_until(app, lambda now: moved(before, now, [stopped])[0][2] > 0)
 
     once: Wanted = [
         ("fabric_jobs_http_requests_total", {"route": CANCEL, "status_code": "200"}),
@@ -119,7 +120,8 @@ async def test_a_handler_that_ignores_its_cancel_counts_as_a_forced_stop(job_ser
         await bridge.wait_for(job, "InProgress")
         await bridge.cancel(job)
         await bridge.wait_for(job, "Cancelled")
-    after = await scrape(app)
+    stopped = ("fabric_jobs_cancel_to_stop_seconds_count", {"job_type": IGNORES_CANCEL})
+    after = await scrape_until(app, lambda now: moved(before, now, [stopped])[0][2] > 0)
     wanted: Wanted = [
         ("fabric_jobs_forced_stops_total", {"job_type": IGNORES_CANCEL}),
         ("fabric_jobs_jobs_ended_total", {"job_type": IGNORES_CANCEL, "status": "Cancelled"}),
