@@ -106,6 +106,8 @@ class RequestMiddleware:
         code = str(status) if status else "aborted"
         metrics.http_requests.labels(route, code).inc()
         metrics.http_request_duration.labels(route).observe(seconds)
+        if not logger.isEnabledFor(logging.INFO):
+            return
         tenant = headers.get(TENANT_HEADER, "").strip()
         job = _job(scope)
         duration_ms = round(seconds * 1000, 1)

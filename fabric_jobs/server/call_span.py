@@ -23,12 +23,18 @@ def job_of(request: Any) -> tuple[str, str]:
     return key.tenant_id, f"{key.workspace_id}/{key.item_type}/{key.item_id}/{key.job_type}/{key.job_instance_id}"
 
 
+_NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+
+def call_span(
+    method: str, context: grpc.aio.ServicerContext[Any, Any], request: Any
+) -> contextlib.AbstractContextManager[Span | None]:
+    """A SERVER span around the call, or nothing (at no cost) while tracing is off."""
+    return _span(method, context, request) if tracing.enabled() else _NO_SPAN
+
+
 @contextlib.contextmanager
-def call_span(method: str, context: grpc.aio.ServicerContext[Any, Any], request: Any) -> Iterator[Span | None]:
-    """A SERVER span around the call, or nothing while tracing is off."""
-    if not tracing.enabled():
-        yield None
-        return
+def _span(method: str, context: grpc.aio.ServicerContext[Any, Any], request: Any) -> Iterator[Span | None]:
     service, _, name = method.lstrip("/").partition("/")
     tenant, job = job_of(request)
     ids = request_context.ids()
