@@ -34,16 +34,24 @@ def bound(activity: str | None, request: str | None) -> Iterator[None]:
         activity_id.reset(activity_token)
 
 
-@contextmanager
-def job_bound(tenant_id: str, job_key: str) -> Iterator[None]:
-    """Within the block, log lines name this tenant and job (workspace/itemType/itemId/jobType/jobInstanceId)."""
-    tenant_token = tenant.set(tenant_id or "-")
-    job_token = job.set(job_key or "-")
-    try:
-        yield
-    finally:
-        job.reset(job_token)
-        tenant.reset(tenant_token)
+class job_bound:
+    """Within the block, log lines name this tenant and job (workspace/itemType/itemId/jobType/jobInstanceId).
+
+    A class rather than a generator: it runs on every call and every job."""
+
+    __slots__ = ("_job", "_job_token", "_tenant", "_tenant_token")
+
+    def __init__(self, tenant_id: str, job_key: str) -> None:
+        self._tenant = tenant_id or "-"
+        self._job = job_key or "-"
+
+    def __enter__(self) -> None:
+        self._tenant_token = tenant.set(self._tenant)
+        self._job_token = job.set(self._job)
+
+    def __exit__(self, *exc_info: object) -> None:
+        job.reset(self._job_token)
+        tenant.reset(self._tenant_token)
 
 
 MAX_ID_LENGTH = 512

@@ -130,7 +130,11 @@ class LocalExecutor:
                 await self._claim_and_run(run, job_type)
             else:
                 async with self._thread_slots:
-                    await self._claim_and_run(run, job_type)
+                    metrics.executor_threads_busy.inc()
+                    try:
+                        await self._claim_and_run(run, job_type)
+                    finally:
+                        metrics.executor_threads_busy.dec()
         except Exception:
             logger.exception("executor failed on job %s", key)
         finally:
@@ -155,7 +159,7 @@ class LocalExecutor:
             await self._finish(run.key, JobStatus.CANCELLED, None)
             return
         logger.info("job %s started", run.key)
-        metrics.jobs_started.labels(run.key.job_type).inc()
+        metrics.jobs_started_of(run.key.job_type).inc()
         context = JobContext(
             key=run.key,
             invoke_type=record.invoke_type,
@@ -171,9 +175,9 @@ class LocalExecutor:
             finally:
                 stopped = time.perf_counter()
                 metrics.jobs_running.dec()
-                metrics.handler_duration.labels(run.key.job_type).observe(stopped - started)
+                metrics.handler_duration_of(run.key.job_type).observe(stopped - started)
                 if run.told_to_cancel_at is not None:
-                    metrics.cancel_to_stop.labels(run.key.job_type).observe(stopped - run.told_to_cancel_at)
+                    metrics.cancel_to_stop_of(run.key.job_type).observe(stopped - run.told_to_cancel_at)
             if span is not None:
                 span.set_attribute("fabric.job.status", status.value)
                 if status is JobStatus.FAILED:
@@ -204,14 +208,12 @@ class LocalExecutor:
     @staticmethod
     def _invoke_in_thread(run: Run, job_type: JobType, context: JobContext) -> tuple[bool, BaseException | None]:
         run.thread_id = threading.get_ident()
-        metrics.executor_threads_busy.inc()
         try:
             job_type.handler(context)
         except Exception as exc:
             return context.cancellation.cancelled, exc
         finally:
             run.thread_id = None
-            metrics.executor_threads_busy.dec()
         return context.cancellation.cancelled, None
 
     @staticmethod
@@ -241,9 +243,9 @@ class LocalExecutor:
         if record is not None:
             self._feed.publish(key)
             logger.info("job %s ended %s", key, status)
-            metrics.jobs_ended.labels(key.job_type, status.value).inc()
+            metrics.jobs_ended_of(key.job_type, status.value).inc()
             if error is INTERRUPTED:
-                metrics.executor_lost.labels("shutdown").inc()
+                metrics.executor_lost_of("shutdown").inc()
 
     async def _enforce_grace(self, run: Run) -> None:
         try:
@@ -260,7 +262,7 @@ class LocalExecutor:
         future = run.handler_future
         if future is None or future.done():
             return
-        metrics.forced_stops.labels(run.key.job_type).inc()
+        metrics.forced_stops_of(run.key.job_type).inc()
         if run.thread_id is None:
             future.cancel()
             return

@@ -39,22 +39,33 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception) ->
     await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)
 
 
+_CODES_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+
+
 class _CallLog:
+    __slots__ = ("duration", "level", "method", "started")
+
     def __init__(self, method: str) -> None:
         self.method = method
         self.level = logging.DEBUG if method.startswith("/grpc.") else logging.INFO
+        self.duration = metrics.grpc_call_duration_of(method)
         self.started = time.perf_counter()
 
     def done(self, context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
         code = context.code() or grpc.StatusCode.OK
         if not isinstance(code, grpc.StatusCode):
-            code = grpc.StatusCode.UNKNOWN
+            code = (
+                _CODES_BY_NUMBER.get(code, grpc.StatusCode.UNKNOWN)
+                if isinstance(code, int)
+                else grpc.StatusCode.UNKNOWN
+            )
         seconds = time.perf_counter() - self.started
-        metrics.grpc_calls.labels(self.method, code.name).inc()
-        metrics.grpc_call_duration.labels(self.method).observe(seconds)
-        elapsed_ms = round(seconds * 1000, 1)
-        extra = {"grpc_method": self.method, "grpc_code": code.name, "duration_ms": elapsed_ms}
-        logger.log(self.level, "%s %s %.1fms", self.method, code.name, elapsed_ms, extra=extra)
+        metrics.grpc_calls_of(self.method, code.name).inc()
+        self.duration.observe(seconds)
+        if logger.isEnabledFor(self.level):
+            elapsed_ms = round(seconds * 1000, 1)
+            extra = {"grpc_method": self.method, "grpc_code": code.name, "duration_ms": elapsed_ms}
+            logger.log(self.level, "%s %s %.1fms", self.method, code.name, elapsed_ms, extra=extra)
         return code
 
 

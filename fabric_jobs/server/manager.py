@@ -72,7 +72,7 @@ class JobManager:
                 )
             return record, False
         logger.info("job %s created (%s)", key, invoke_type)
-        metrics.jobs_created.labels(key.job_type).inc()
+        metrics.jobs_created_of(key.job_type).inc()
         await self._dispatch.submit(key)
         return record, True
 

@@ -115,8 +115,8 @@ class ProcrastinateDispatch:
                 )
                 if record is not None:
                     logger.warning("job %s: its worker stopped; ended Failed (retriable)", key)
-                    metrics.executor_lost.labels("worker_lost").inc()
-                    metrics.jobs_ended.labels(key.job_type, record.status.value).inc()
+                    metrics.executor_lost_of("worker_lost").inc()
+                    metrics.jobs_ended_of(key.job_type, record.status.value).inc()
                     self._feed.publish(key)
             assert job.id is not None
             try:
