@@ -11,6 +11,7 @@ import contextvars
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Protocol
 from urllib.parse import quote, unquote
 
 ACTIVITY_ID_METADATA = "activity-id"
@@ -18,8 +19,26 @@ REQUEST_ID_METADATA = "request-id"
 
 activity_id: contextvars.ContextVar[str] = contextvars.ContextVar("activity_id", default="-")
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
-tenant: contextvars.ContextVar[str] = contextvars.ContextVar("tenant", default="-")
-job: contextvars.ContextVar[str] = contextvars.ContextVar("job", default="-")
+
+
+class JobKeyLike(Protocol):
+    """A job's key: the JobService's JobInstanceKey message and the server's JobKey both are."""
+
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def workspace_id(self) -> str: ...
+    @property
+    def item_type(self) -> str: ...
+    @property
+    def item_id(self) -> str: ...
+    @property
+    def job_type(self) -> str: ...
+    @property
+    def job_instance_id(self) -> str: ...
+
+
+job_key: contextvars.ContextVar[JobKeyLike | None] = contextvars.ContextVar("job_key", default=None)
 
 
 @contextmanager
@@ -35,23 +54,25 @@ def bound(activity: str | None, request: str | None) -> Iterator[None]:
 
 
 class job_bound:
-    """Within the block, log lines name this tenant and job (workspace/itemType/itemId/jobType/jobInstanceId).
+    """Within the block, log lines name this job and its tenant (nothing for None or a key without an instance id).
 
-    A class rather than a generator: it runs on every call and every job."""
+    A class rather than a generator, and the key formatted only when a line is logged: it runs on every call."""
 
-    __slots__ = ("_job", "_job_token", "_tenant", "_tenant_token")
+    __slots__ = ("_key", "_token")
 
-    def __init__(self, tenant_id: str, job_key: str) -> None:
-        self._tenant = tenant_id or "-"
-        self._job = job_key or "-"
+    def __init__(self, key: JobKeyLike | None) -> None:
+        self._key = key if key is not None and key.job_instance_id else None
 
     def __enter__(self) -> None:
-        self._tenant_token = tenant.set(self._tenant)
-        self._job_token = job.set(self._job)
+        self._token = job_key.set(self._key)
 
     def __exit__(self, *exc_info: object) -> None:
-        job.reset(self._job_token)
-        tenant.reset(self._tenant_token)
+        job_key.reset(self._token)
+
+
+def job_path(key: JobKeyLike) -> str:
+    """How log lines and spans name a job: workspaceId/itemType/itemId/jobType/jobInstanceId."""
+    return f"{key.workspace_id}/{key.item_type}/{key.item_id}/{key.job_type}/{key.job_instance_id}"
 
 
 MAX_ID_LENGTH = 512
@@ -84,8 +105,8 @@ class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.activity_id = activity_id.get()
         record.request_id = request_id.get()
-        if not hasattr(record, "tenant"):
-            record.tenant = tenant.get()
         if not hasattr(record, "job"):
-            record.job = job.get()
+            key = job_key.get()
+            record.tenant = "-" if key is None else key.tenant_id
+            record.job = "-" if key is None else job_path(key)
         return True

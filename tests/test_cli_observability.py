@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fabric_jobs.observability import tracing
 from tests import tokens
 from tests.conftest import POLL_INTERVAL
 from tests.processes import REPOSITORY_ROOT, STARTUP_SECONDS, Processes, Serve, clean_env, command, launch, stop
@@ -133,3 +134,57 @@ def test_a_taken_metrics_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert errors == [
         f"fabric-jobs grpc: error: --metrics-port: cannot listen on 127.0.0.1:{port}: Address already in use"
     ]
+
+
+def test_a_span_exporter_that_is_not_installed_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    done = subprocess.run(
+        command("serve", "--dev", "--grpc-port=0", "--rest-port=0", f"--database=sqlite:///{tmp_path / 'j.db'}"),
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_SECONDS,
+        env=clean_env(OTEL_TRACES_EXPORTER="zipkin_json"),
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "fabric-jobs serve: error: OTEL_TRACES_EXPORTER: no span exporter named 'zipkin_json' is installed"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("environ", "exporters"),
+    [
+        ({}, []),
+        ({"OTEL_TRACES_EXPORTER": "none"}, []),
+        ({"OTEL_TRACES_EXPORTER": "otlp,none"}, []),
+        ({"OTEL_TRACES_EXPORTER": "otlp"}, ["otlp_proto_grpc"]),
+        ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, ["otlp_proto_http"]),
+        (
+            {
+                "OTEL_TRACES_EXPORTER": "otlp, console",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+            },
+            ["otlp_proto_http", "console"],
+        ),
+    ],
+)
+def test_otel_traces_exporter_names_the_sdks_exporters(environ: dict[str, str], exporters: list[str]) -> None:
+    assert tracing.exporter_names(environ) == exporters
+
+
+def test_tracing_stays_off_when_the_sdk_is_disabled() -> None:
+    assert not tracing.configure_from_environment({"OTEL_TRACES_EXPORTER": "console", "OTEL_SDK_DISABLED": "true"})
+    assert not tracing.enabled()
+
+
+def test_a_worker_serves_metrics_on_its_metrics_port(postgres_url: str) -> None:
+    with Processes() as processes:
+        worker = processes.track(
+            launch(["worker", "--database", postgres_url, "--metrics-port=0"], started="fabric-jobs: worker started")
+        )
+        response = httpx.get(metrics_url(worker), timeout=5)
+        assert response.status_code == 200
+        metrics = parse(response.text)
+        assert metrics.value("fabric_jobs_executor_threads_max") > 0
+        assert "fabric_jobs_executor_lost_jobs" in metrics.families
+        stop(worker)

@@ -10,34 +10,31 @@ import prometheus_client
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
+from fabric_jobs.observability.request_stats import RequestStats
+
 REGISTRY = prometheus_client.REGISTRY
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 JOB_BUCKETS = (0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0)
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
-http_requests = Counter(
-    "fabric_jobs_http_requests",
-    "REST requests answered, by route name and HTTP status code.",
-    ["route", "status_code"],
+http = RequestStats(
+    ("fabric_jobs_http_requests", "REST requests answered, by route name and HTTP status code."),
+    ("fabric_jobs_http_request_duration_seconds", "Time from a REST request's arrival to the end of its answer."),
+    ("route", "status_code"),
+    LATENCY_BUCKETS,
 )
-http_request_duration = Histogram(
-    "fabric_jobs_http_request_duration_seconds",
-    "Time from a REST request's arrival to the end of its answer, by route name.",
-    ["route"],
-    buckets=LATENCY_BUCKETS,
+grpc = RequestStats(
+    (
+        "fabric_jobs_grpc_server_handled",
+        "gRPC calls handled by the JobService (over the network or the in-process channel), by method and code.",
+    ),
+    ("fabric_jobs_grpc_server_handling_seconds", "Time the JobService took to handle a gRPC call."),
+    ("grpc_method", "grpc_code"),
+    LATENCY_BUCKETS,
 )
-grpc_calls = Counter(
-    "fabric_jobs_grpc_server_handled",
-    "gRPC calls handled by the JobService (over the network or the in-process channel), by method and status code.",
-    ["grpc_method", "grpc_code"],
-)
-grpc_call_duration = Histogram(
-    "fabric_jobs_grpc_server_handling_seconds",
-    "Time the JobService took to handle a gRPC call, by method.",
-    ["grpc_method"],
-    buckets=LATENCY_BUCKETS,
-)
+REGISTRY.register(http)
+REGISTRY.register(grpc)
 jobs_created = Counter(
     "fabric_jobs_jobs_created", "Job instances created (not counting an idempotent repeat).", ["job_type"]
 )
@@ -104,10 +101,6 @@ class Children:
         return child
 
 
-http_requests_of = Children(http_requests)
-http_request_duration_of = Children(http_request_duration)
-grpc_calls_of = Children(grpc_calls)
-grpc_call_duration_of = Children(grpc_call_duration)
 jobs_created_of = Children(jobs_created)
 jobs_started_of = Children(jobs_started)
 jobs_ended_of = Children(jobs_ended)

@@ -41,7 +41,9 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer(TRACER_NAME, tracer_provider=_provider)
 
 
-def _exporter_names(environ: Mapping[str, str]) -> list[str]:
+def exporter_names(environ: Mapping[str, str]) -> list[str]:
+    """The span exporters' entry-point names that OTEL_TRACES_EXPORTER asks for, `otlp` resolved by protocol as
+    the SDK's own configurator does."""
     names = [name.strip() for name in environ.get("OTEL_TRACES_EXPORTER", "").split(",") if name.strip()]
     if "none" in names:
         return []
@@ -70,7 +72,7 @@ def configure_from_environment(environ: Mapping[str, str] | None = None) -> bool
     environ = os.environ if environ is None else environ
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return False
-    names = _exporter_names(environ)
+    names = exporter_names(environ)
     if not names:
         return False
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource

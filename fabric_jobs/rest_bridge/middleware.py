@@ -104,8 +104,7 @@ class RequestMiddleware:
     ) -> None:
         route = self._route_names.get(scope.get("endpoint"), UNMATCHED_ROUTE)
         code = str(status) if status else "aborted"
-        metrics.http_requests_of(route, code).inc()
-        metrics.http_request_duration_of(route).observe(seconds)
+        metrics.http.record(route, code, seconds)
         if not logger.isEnabledFor(logging.INFO):
             return
         tenant = headers.get(TENANT_HEADER, "").strip()

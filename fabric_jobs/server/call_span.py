@@ -14,15 +14,6 @@ from opentelemetry.trace import Span, Status, StatusCode
 from fabric_jobs import request_context
 from fabric_jobs.observability import tracing
 
-
-def job_of(request: Any) -> tuple[str, str]:
-    """The tenant and job (workspace/itemType/itemId/jobType/jobInstanceId) a request names; "" for none."""
-    key = getattr(request, "key", None)
-    if key is None or not key.job_instance_id:
-        return "", ""
-    return key.tenant_id, f"{key.workspace_id}/{key.item_type}/{key.item_id}/{key.job_type}/{key.job_instance_id}"
-
-
 _NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
 
 
@@ -36,7 +27,7 @@ def call_span(
 @contextlib.contextmanager
 def _span(method: str, context: grpc.aio.ServicerContext[Any, Any], request: Any) -> Iterator[Span | None]:
     service, _, name = method.lstrip("/").partition("/")
-    tenant, job = job_of(request)
+    key = request_context.job_key.get()
     ids = request_context.ids()
     attributes = {
         "rpc.system": "grpc",
@@ -44,8 +35,8 @@ def _span(method: str, context: grpc.aio.ServicerContext[Any, Any], request: Any
         "rpc.method": name,
         "fabric.activity_id": ids["activity_id"] or "",
         "fabric.request_id": ids["request_id"] or "",
-        "fabric.tenant_id": tenant,
-        "fabric.job": job,
+        "fabric.tenant_id": "" if key is None else key.tenant_id,
+        "fabric.job": "" if key is None else request_context.job_path(key),
     }
     parent = tracing.extract_metadata(context.invocation_metadata() or ())
     with tracing.tracer().start_as_current_span(

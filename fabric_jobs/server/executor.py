@@ -112,7 +112,7 @@ class LocalExecutor:
 
     async def _execute(self, run: Run) -> None:
         key = run.key
-        with request_context.job_bound(key.tenant_id, job_path(key)):
+        with request_context.job_bound(key):
             await self._execute_bound(run)
 
     async def _execute_bound(self, run: Run) -> None:
@@ -294,11 +294,6 @@ class LocalExecutor:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def job_path(key: JobKey) -> str:
-    """The key without its tenant, as log lines and spans name a job: workspace/itemType/itemId/jobType/instance."""
-    return f"{key.workspace_id}/{key.item_type}/{key.item_id}/{key.job_type}/{key.job_instance_id}"
-
-
 @contextmanager
 def _handler_span(record: JobRecord) -> Iterator[Span | None]:
     """The handler's span, linked to the span of the Create that queued the job; nothing while tracing is off."""
@@ -311,7 +306,7 @@ def _handler_span(record: JobRecord) -> Iterator[Span | None]:
         "fabric.activity_id": ids["activity_id"] or "",
         "fabric.request_id": ids["request_id"] or "",
         "fabric.tenant_id": key.tenant_id,
-        "fabric.job": job_path(key),
+        "fabric.job": request_context.job_path(key),
         "fabric.job_type": key.job_type,
     }
     with tracing.tracer().start_as_current_span(

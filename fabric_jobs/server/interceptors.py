@@ -14,7 +14,7 @@ import grpc
 from fabric_jobs import request_context
 from fabric_jobs.errors import INTERNAL_ERROR, FabricError, service_unavailable
 from fabric_jobs.observability import metrics
-from fabric_jobs.server.call_span import call_span, end_span, job_of
+from fabric_jobs.server.call_span import call_span, end_span
 from fabric_jobs.server.grpc_errors import to_grpc_status
 from fabric_jobs.server.store import StoreError
 
@@ -43,12 +43,11 @@ _CODES_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 
 
 class _CallLog:
-    __slots__ = ("duration", "level", "method", "started")
+    __slots__ = ("level", "method", "started")
 
     def __init__(self, method: str) -> None:
         self.method = method
         self.level = logging.DEBUG if method.startswith("/grpc.") else logging.INFO
-        self.duration = metrics.grpc_call_duration_of(method)
         self.started = time.perf_counter()
 
     def done(self, context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
@@ -60,8 +59,7 @@ class _CallLog:
                 else grpc.StatusCode.UNKNOWN
             )
         seconds = time.perf_counter() - self.started
-        metrics.grpc_calls_of(self.method, code.name).inc()
-        self.duration.observe(seconds)
+        metrics.grpc.record(self.method, code.name, seconds)
         if logger.isEnabledFor(self.level):
             elapsed_ms = round(seconds * 1000, 1)
             extra = {"grpc_method": self.method, "grpc_code": code.name, "duration_ms": elapsed_ms}
@@ -83,7 +81,7 @@ def _wrap_unary(behavior: UnaryBehavior, method: str) -> UnaryBehavior:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         with (
             request_context.bound(*_ids(context)),
-            request_context.job_bound(*job_of(request)),
+            request_context.job_bound(getattr(request, "key", None)),
             call_span(method, context, request) as span,
         ):
             call = _CallLog(method)
@@ -103,7 +101,7 @@ def _wrap_stream(behavior: StreamBehavior, method: str) -> StreamBehavior:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         with (
             request_context.bound(*_ids(context)),
-            request_context.job_bound(*job_of(request)),
+            request_context.job_bound(getattr(request, "key", None)),
             call_span(method, context, request) as span,
         ):
             call = _CallLog(method)

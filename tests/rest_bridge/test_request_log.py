@@ -10,8 +10,10 @@ import pytest
 
 from fabric_jobs import request_context
 from fabric_jobs.observability.logs import JsonFormatter, TextFormatter
+from fabric_jobs.server.model import JobKey
 from tests.rest_bridge.client import Bridge, JobRef
 
+KEY = JobKey("tenant-4", "w", "T.Item", "i", "jobType", "n")
 JOB_LINES = (") created (", ") started", ") ended Completed")
 
 
@@ -79,7 +81,7 @@ def formatted(formatter: logging.Formatter, **extra: object) -> str:
 
 
 def test_json_lines_are_one_object_with_the_context_and_request_fields() -> None:
-    with request_context.bound("activity-4", None), request_context.job_bound("tenant-4", "w/t/i/j/n"):
+    with request_context.bound("activity-4", None), request_context.job_bound(KEY):
         line = formatted(JsonFormatter(), method="GET", route="r", status=200, duration_ms=1.5)
     assert "\n" not in line
     entry = json.loads(line)
@@ -88,13 +90,13 @@ def test_json_lines_are_one_object_with_the_context_and_request_fields() -> None
         "activity-4",
         None,
         "tenant-4",
-        "w/t/i/j/n",
+        "w/T.Item/i/jobType/n",
     )
     assert (entry["method"], entry["route"], entry["status"], entry["duration_ms"]) == ("GET", "r", 200, 1.5)
     assert entry["time"].endswith("Z")
 
 
 def test_text_lines_name_the_context() -> None:
-    with request_context.bound("activity-5", "request-5"), request_context.job_bound("tenant-5", "w/t/i/j/n"):
+    with request_context.bound("activity-5", "request-5"), request_context.job_bound(KEY):
         line = formatted(TextFormatter())
-    assert "[activity=activity-5 request=request-5 tenant=tenant-5 job=w/t/i/j/n] GET route" in line
+    assert "[activity=activity-5 request=request-5 tenant=tenant-4 job=w/T.Item/i/jobType/n] GET route" in line
