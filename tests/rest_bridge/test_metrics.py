@@ -153,3 +153,22 @@ async def test_running_waiting_and_busy_threads_are_gauges_of_now(job_server: Jo
             break
         assert asyncio.get_running_loop().time() < deadline, "the gauges never went back to idle"
         await asyncio.sleep(POLL_INTERVAL)
+
+
+async def test_a_cancel_that_ends_a_waiting_job_counts_it_ended_once(job_server: JobServer) -> None:
+    app = bridge_app(job_server.in_process_channel.as_channel())
+    holding, queued = JobRef(job_type=HOLDS_THREAD), JobRef(job_type=SYNC_COMPLETES)
+    ended = ("fabric_jobs_jobs_ended_total", {"job_type": SYNC_COMPLETES, "status": "Cancelled"})
+    async with client_for(app) as client:
+        bridge = Bridge(client)
+        await bridge.create(holding)
+        await bridge.wait_for(holding, "InProgress")
+        await bridge.create(queued)
+        before = await scrape(app)
+        for _ in range(2):
+            response = await bridge.cancel(queued)
+            assert response.json()["status"] == "Cancelled"
+        after = await scrape(app)
+        await bridge.cancel(holding)
+        await bridge.wait_for(holding, "Cancelled")
+    assert moved(before, after, [ended]) == [(*ended, 1.0)]
