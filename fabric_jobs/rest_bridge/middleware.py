@@ -35,6 +35,12 @@ def _job(scope: Scope) -> str:
     return "-"
 
 
+def _tenant(headers: Headers) -> str:
+    """The caller's tenant if the header holds a valid one, else ""."""
+    tenant = headers.get(TENANT_HEADER, "").strip()
+    return tenant if keys.is_uuid(tenant) else ""
+
+
 class RequestMiddleware:
     """Around every request: binds ActivityId and RequestId for logging and gRPC metadata, echoes RequestId,
     logs one line (method, route, status, duration, tenant, job) and counts it, and turns any exception that
@@ -74,7 +80,7 @@ class RequestMiddleware:
                 if not status:
                     await error_response(internal_error())(scope, receive, send_with_id)
             finally:
-                self._done(scope, headers, status, time.perf_counter() - started, activity_id, request_id)
+                self._done(scope, headers, status, time.perf_counter() - started)
 
     def _describe_span(self, scope: Scope, headers: Headers, activity_id: str | None, request_id: str | None) -> None:
         """Name the request's span (the ASGI instrumentation's, ended with the response) by its route, and give it
@@ -88,26 +94,17 @@ class RequestMiddleware:
                 "http.route": route,
                 "fabric.activity_id": activity_id or "",
                 "fabric.request_id": request_id or "",
-                "fabric.tenant_id": headers.get(TENANT_HEADER, "").strip(),
+                "fabric.tenant_id": _tenant(headers),
                 "fabric.job": "" if job == "-" else job,
             }
         )
 
-    def _done(
-        self,
-        scope: Scope,
-        headers: Headers,
-        status: int,
-        seconds: float,
-        activity_id: str | None,
-        request_id: str | None,
-    ) -> None:
+    def _done(self, scope: Scope, headers: Headers, status: int, seconds: float) -> None:
         route = self._route_names.get(scope.get("endpoint"), UNMATCHED_ROUTE)
         code = str(status) if status else "aborted"
         metrics.http.record(route, code, seconds)
         if not logger.isEnabledFor(logging.INFO):
             return
-        tenant = headers.get(TENANT_HEADER, "").strip()
         job = _job(scope)
         duration_ms = round(seconds * 1000, 1)
         logger.info(
@@ -121,7 +118,7 @@ class RequestMiddleware:
                 "route": route,
                 "status": status or None,
                 "duration_ms": duration_ms,
-                "tenant": tenant if keys.is_uuid(tenant) else "-",
+                "tenant": _tenant(headers) or "-",
                 "job": job,
             },
         )
