@@ -151,6 +151,7 @@ class LocalExecutor:
             run.key, (JobStatus.NOT_STARTED,), JobStatus.IN_PROGRESS, at_ms=now_ms(), owner=self.owner
         )
         if record is None:
+            await self._count_if_cancelled_before_start(run.key)
             return
         run.started = True
         metrics.jobs_waiting.dec()
@@ -183,6 +184,12 @@ class LocalExecutor:
                 if status is JobStatus.FAILED:
                     span.set_status(Status(StatusCode.ERROR, error.error_code if error else "Failed"))
             await self._finish(run.key, status, error)
+
+    async def _count_if_cancelled_before_start(self, key: JobKey) -> None:
+        """A job this executor was given that a Cancel ended while it was NotStarted ends here, for the metrics."""
+        record = await self._store.get(key)
+        if record is not None and record.status is JobStatus.CANCELLED and record.start_time_ms is None:
+            metrics.jobs_ended_of(key.job_type, JobStatus.CANCELLED.value).inc()
 
     async def _call(self, run: Run, job_type: JobType, context: JobContext) -> Outcome:
         if job_type.is_async:

@@ -16,7 +16,7 @@ from fabric_jobs.errors import ErrorCode, FabricError, FieldViolation, error, in
 from fabric_jobs.observability import metrics, tracing
 from fabric_jobs.server.changes import ChangeFeed
 from fabric_jobs.server.dispatch import Dispatch
-from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, JobStatus, NewJob, now_ms
+from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, NewJob, now_ms
 from fabric_jobs.server.registry import InvalidPayload, JobRegistry, canonical_json
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import JobStore, ListQuery
@@ -83,12 +83,9 @@ class JobManager:
         return record
 
     async def cancel(self, key: JobKey) -> JobRecord:
-        at_ms = now_ms()
-        record = await self._store.cancel(key, at_ms)
+        record = await self._store.cancel(key, now_ms())
         if record is None:
             raise not_found(key)
-        if record.status is JobStatus.CANCELLED and record.start_time_ms is None and record.end_time_ms == at_ms:
-            metrics.jobs_ended_of(key.job_type, JobStatus.CANCELLED.value).inc()  # this cancel ended it NotStarted
         self._feed.publish(key)
         logger.info("job %s: cancel asked; it is %s", key, record.status)
         if record.status.is_terminal:
