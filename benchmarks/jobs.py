@@ -127,6 +127,7 @@ def insert_not_started(path: Path, jobs: Iterable[NewJob]) -> None:
             "invoke_type": job.invoke_type.value,
             "creation_payload": job.creation_payload,
             "create_time_ms": job.create_time_ms,
+            "trace_context": job.trace_context,
         }
         for job in jobs
     )

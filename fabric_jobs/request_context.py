@@ -1,6 +1,7 @@
-"""The request's ActivityId and RequestId, carried in contextvars and stamped on every log line.
+"""The request's ActivityId and RequestId, and the tenant and job it concerns, carried in contextvars and
+stamped on every log line.
 
-The bridge reads them from Fabric's headers and sends them as gRPC metadata; the server reads the
+The bridge reads the ids from Fabric's headers and sends them as gRPC metadata; the server reads the
 metadata back. Tasks started while handling a request (job handlers included) inherit them.
 """
 
@@ -10,6 +11,7 @@ import contextvars
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Protocol
 from urllib.parse import quote, unquote
 
 ACTIVITY_ID_METADATA = "activity-id"
@@ -18,7 +20,25 @@ REQUEST_ID_METADATA = "request-id"
 activity_id: contextvars.ContextVar[str] = contextvars.ContextVar("activity_id", default="-")
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [activity=%(activity_id)s request=%(request_id)s] %(message)s"
+
+class JobKeyLike(Protocol):
+    """A job's key: the JobService's JobInstanceKey message and the server's JobKey both are."""
+
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def workspace_id(self) -> str: ...
+    @property
+    def item_type(self) -> str: ...
+    @property
+    def item_id(self) -> str: ...
+    @property
+    def job_type(self) -> str: ...
+    @property
+    def job_instance_id(self) -> str: ...
+
+
+job_key: contextvars.ContextVar[JobKeyLike | None] = contextvars.ContextVar("job_key", default=None)
 
 
 @contextmanager
@@ -31,6 +51,28 @@ def bound(activity: str | None, request: str | None) -> Iterator[None]:
     finally:
         request_id.reset(request_token)
         activity_id.reset(activity_token)
+
+
+class job_bound:
+    """Within the block, log lines name this job and its tenant (nothing for None or a key without an instance id).
+
+    A class rather than a generator, and the key formatted only when a line is logged: it runs on every call."""
+
+    __slots__ = ("_key", "_token")
+
+    def __init__(self, key: JobKeyLike | None) -> None:
+        self._key = key if key is not None and key.job_instance_id else None
+
+    def __enter__(self) -> None:
+        self._token = job_key.set(self._key)
+
+    def __exit__(self, *exc_info: object) -> None:
+        job_key.reset(self._token)
+
+
+def job_path(key: JobKeyLike) -> str:
+    """How log lines and spans name a job: workspaceId/itemType/itemId/jobType/jobInstanceId."""
+    return f"{key.workspace_id}/{key.item_type}/{key.item_id}/{key.job_type}/{key.job_instance_id}"
 
 
 MAX_ID_LENGTH = 512
@@ -58,17 +100,13 @@ def ids() -> dict[str, str | None]:
 
 
 class ContextFilter(logging.Filter):
+    """Stamps activity_id, request_id, tenant and job on each record ("-" for what is not set)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         record.activity_id = activity_id.get()
         record.request_id = request_id.get()
+        if not hasattr(record, "job"):
+            key = job_key.get()
+            record.tenant = "-" if key is None else key.tenant_id
+            record.job = "-" if key is None else job_path(key)
         return True
-
-
-def configure_logging(level: str = "INFO") -> None:
-    """Log to stderr with the request's ids on every line. Called once, by the command line."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    handler.addFilter(ContextFilter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from fabric_jobs import request_context
 from fabric_jobs.cli.config import config_from_args, registry_from_args
 from fabric_jobs.cli.jobs import run_jobs_command
 from fabric_jobs.cli.manifest import print_manifest
 from fabric_jobs.cli.options import ConfigError, build_parser
 from fabric_jobs.cli.run import leave_blocked_handler_threads, run, run_loop
+from fabric_jobs.observability import logs, tracing
 
 __all__ = ["main"]
 
@@ -32,13 +32,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as exc:
             print(f"fabric-jobs manifest: error: {exc}", file=sys.stderr)
             return 2
-    request_context.configure_logging(args.log_level)
+    logs.configure(args.log_level, args.log_format)
     try:
+        tracing.configure_from_environment()
         run_loop(run(config_from_args(args)))
         leave_blocked_handler_threads()
-    except ConfigError as exc:
+    except (ConfigError, tracing.TracingConfigError) as exc:
         print(f"fabric-jobs {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        tracing.shutdown()
     return 0

@@ -59,8 +59,16 @@ class WorkerConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
 class Config:
     dev: bool
+    metrics: MetricsConfig | None = None
+    """Where to serve /metrics on a port of its own; None for nowhere (the REST port has them anyway)."""
     service: ServiceConfig | None = None
     bridge: BridgeConfig | None = None
     console: ConsoleConfig | None = None
@@ -82,12 +90,19 @@ def config_from_args(args: argparse.Namespace) -> Config:
             raise ConfigError(
                 f"a worker takes its jobs from PostgreSQL: set {flag_or_env('--database')} to postgresql://…"
             )
-        return Config(dev=False, worker=WorkerConfig(_service_settings(args), registry_from_args(args)))
+        return Config(
+            dev=False, metrics=_metrics(args), worker=WorkerConfig(_service_settings(args), registry_from_args(args))
+        )
     service = _service(args) if args.command in ("serve", "grpc") else None
     serves_http = args.command in ("serve", "rest")
     console = _console(args) if serves_http and args.admin_port is not None else None
     bridge = _bridge(args) if serves_http else None
-    return Config(dev=args.dev, service=service, bridge=bridge, console=console)
+    return Config(dev=args.dev, metrics=_metrics(args), service=service, bridge=bridge, console=console)
+
+
+def _metrics(args: argparse.Namespace) -> MetricsConfig | None:
+    port = getattr(args, "metrics_port", None)
+    return None if port is None else MetricsConfig(args.metrics_host, port)
 
 
 def _is_postgresql(database: str) -> bool:
@@ -95,7 +110,7 @@ def _is_postgresql(database: str) -> bool:
 
 
 def _require_loopback(args: argparse.Namespace) -> None:
-    for flag in ("rest_host", "grpc_host", "admin_host"):
+    for flag in ("rest_host", "grpc_host", "admin_host", "metrics_host"):
         host = getattr(args, flag, None)
         if host is not None and not _is_loopback(host):
             option = "--" + flag.replace("_", "-")

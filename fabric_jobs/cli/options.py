@@ -161,6 +161,31 @@ def _add_common(parser: argparse.ArgumentParser, *, dev: bool = True) -> None:
         "INFO",
         lambda value: _choice("DEBUG", "INFO", "WARNING", "ERROR")(value.upper()),
     )
+    _option(
+        parser,
+        "--log-format",
+        "text (readable, the default) or json (one JSON object per line, for log shippers) (default: %(default)s)",
+        "text",
+        lambda value: _choice("text", "json")(value.lower()),
+    )
+
+
+def _add_metrics(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("metrics (Prometheus)")
+    _option(
+        group,
+        "--metrics-port",
+        "serve GET /metrics (Prometheus text format) on this port, for a process without a REST port; 0 picks a "
+        "free one (default: none; `serve` also has them at /metrics on its REST port)",
+        None,
+        _port,
+    )
+    _option(
+        group,
+        "--metrics-host",
+        "address the --metrics-port listens on (default: %(default)s)",
+        "127.0.0.1",
+    )
 
 
 def _add_dev(parser: argparse.ArgumentParser) -> None:
@@ -443,6 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
         _choice("in-process", "grpc"),
     )
     _add_service(grpc_only, with_concurrency=False)
+    for sub in (serve, grpc_only, worker):
+        _add_metrics(sub)
     _add_rest(rest_only, with_target=True)
     for sub in (serve, grpc_only):
         add_grpc_server_tls_options(sub.add_argument_group("TLS of the gRPC port"))

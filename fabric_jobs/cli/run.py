@@ -15,9 +15,11 @@ from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any
 
 import grpc
+import prometheus_client
 
-from fabric_jobs.cli.config import BridgeConfig, Config, ConsoleConfig, ServiceConfig, WorkerConfig
+from fabric_jobs.cli.config import BridgeConfig, Config, ConsoleConfig, MetricsConfig, ServiceConfig, WorkerConfig
 from fabric_jobs.cli.options import ConfigError
+from fabric_jobs.observability.event_loop import lag_monitor
 from fabric_jobs.rest_bridge.app import create_app
 from fabric_jobs.rest_bridge.channel import job_service_channel
 from fabric_jobs.rest_bridge.console import create_console_app
@@ -72,6 +74,12 @@ async def run(config: Config) -> None:
     if config.migrate is not None:
         await _migrate(config.migrate)
         return
+    async with lag_monitor():
+        with _metrics_server(config.metrics):
+            await _run_service(config)
+
+
+async def _run_service(config: Config) -> None:
     if config.worker is not None:
         await _run_worker(config.worker)
         return
@@ -127,6 +135,25 @@ async def _start_service(service: ServiceConfig) -> JobServer:
     tls = "" if service.credentials is None else " (TLS)"
     _announce(f"gRPC JobService on {job_server.address}{tls}")
     return job_server
+
+
+@contextlib.contextmanager
+def _metrics_server(metrics: MetricsConfig | None) -> Iterator[None]:
+    """GET /metrics on a port of its own (prometheus-client's server, in a thread), if configured."""
+    if metrics is None:
+        yield
+        return
+    try:
+        server, thread = prometheus_client.start_http_server(metrics.port, metrics.host)
+    except OSError as exc:
+        raise ConfigError(f"--metrics-port: cannot listen on {metrics.host}:{metrics.port}: {exc.strerror}") from exc
+    _announce(f"metrics on http://{_url_host(metrics.host)}:{server.server_port}/metrics")
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 def _settle_garbage_collector() -> None:

@@ -14,10 +14,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from fabric_jobs.errors import ErrorCode
+from fabric_jobs.observability import tracing
 from fabric_jobs.rest_bridge.auth import Authenticator
 from fabric_jobs.rest_bridge.errors import HttpError, client_error, error_response
 from fabric_jobs.rest_bridge.health import ReadinessEndpoint, healthz
 from fabric_jobs.rest_bridge.jobs import JobsEndpoints
+from fabric_jobs.rest_bridge.metrics import prometheus_metrics
 from fabric_jobs.rest_bridge.middleware import RequestMiddleware
 from fabric_jobs.rest_bridge.openapi import OpenApiEndpoint
 from fabric_jobs.rest_bridge.settings import BridgeSettings
@@ -67,13 +69,22 @@ def create_app(
     readiness = ReadinessEndpoint(health_pb2_grpc.HealthStub(channel), settings.request_timeout_seconds)
     routes = [
         *jobs.routes(base),
-        Route(f"{base}/healthz", healthz, methods=["GET"]),
-        Route(f"{base}/readyz", readiness.handle, methods=["GET"]),
-        Route(f"{base}/openapi.json", OpenApiEndpoint(base).handle, methods=["GET"]),
+        Route(f"{base}/healthz", healthz, methods=["GET"], name="healthz"),
+        Route(f"{base}/readyz", readiness.handle, methods=["GET"], name="readyz"),
+        Route(f"{base}/openapi.json", OpenApiEndpoint(base).handle, methods=["GET"], name="openapi"),
+        Route(f"{base}/metrics", prometheus_metrics, methods=["GET"], name="metrics"),
     ]
+    middleware = [Middleware(RequestMiddleware, route_names={route.endpoint: route.name for route in routes})]
+    if tracing.enabled():
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+        middleware.insert(
+            0,
+            Middleware(OpenTelemetryMiddleware, tracer_provider=tracing.provider(), exclude_spans=["receive", "send"]),
+        )
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestMiddleware)],
+        middleware=middleware,
         exception_handlers={HttpError: _http_error, HTTPException: _starlette_http_exception},
     )
     app.router.redirect_slashes = False  # a trailing slash is 404, never a redirect built from the Host header

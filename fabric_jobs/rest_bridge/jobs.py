@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from fabric_jobs import request_context
 from fabric_jobs.errors import ErrorCode
+from fabric_jobs.observability import tracing
 from fabric_jobs.rest_bridge import mapping, validation
 from fabric_jobs.rest_bridge.auth import Authenticator, AuthError
 from fabric_jobs.rest_bridge.body import read_body
@@ -80,6 +81,8 @@ class JobsEndpoints:
         message: object,
     ) -> _Reply:
         metadata: Metadata = request_context.metadata()
+        if tracing.enabled():
+            metadata = tracing.inject_metadata(metadata)
         try:
             return await method(message, timeout=self._settings.request_timeout_seconds, metadata=metadata)
         except grpc.aio.AioRpcError as exc:

@@ -15,13 +15,21 @@ import ctypes
 import json
 import logging
 import threading
+import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, Status, StatusCode
+
+from fabric_jobs import request_context
 from fabric_jobs.errors import ErrorCode, ErrorDetails, ErrorSource, job_executor_lost
+from fabric_jobs.observability import metrics, tracing
 from fabric_jobs.server.cancellation import CancellationToken, CancelReason, JobCancelled
 from fabric_jobs.server.changes import ChangeFeed
-from fabric_jobs.server.model import JobKey, JobStatus, now_ms
+from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, now_ms
 from fabric_jobs.server.registry import JobContext, JobFailed, JobRegistry, JobType
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import JobStore
@@ -43,6 +51,7 @@ class Run:
     handler_future: asyncio.Future[tuple[bool, BaseException | None]] | None = None
     thread_id: int | None = None
     enforcer: asyncio.Task[None] | None = None
+    told_to_cancel_at: float | None = None
 
 
 INTERRUPTED = job_executor_lost(
@@ -64,6 +73,7 @@ class LocalExecutor:
         self._pool = ThreadPoolExecutor(max_workers=settings.max_threads, thread_name_prefix=HANDLER_THREAD_PREFIX)
         self._thread_slots = asyncio.Semaphore(settings.max_threads)
         self._closing = False
+        metrics.executor_threads_max.set(settings.max_threads)
 
     def schedule(self, key: JobKey) -> bool:
         """Queue the job to run here; False when this executor already runs it or is shutting down."""
@@ -81,6 +91,7 @@ class LocalExecutor:
             return None
         run = Run(key, CancellationToken())
         self._runs[key] = run
+        metrics.jobs_waiting.inc()
         task = asyncio.create_task(self._execute(run), name=f"job {key.job_instance_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -94,10 +105,17 @@ class LocalExecutor:
         if not run.token.cancelled:
             logger.info("job %s: telling its handler to cancel", key)
             run.token.cancel(CancelReason.CANCEL_REQUESTED)
+            if run.started:
+                run.told_to_cancel_at = time.perf_counter()
         if run.enforcer is None and run.started:
             run.enforcer = asyncio.create_task(self._enforce_grace(run))
 
     async def _execute(self, run: Run) -> None:
+        key = run.key
+        with request_context.job_bound(key):
+            await self._execute_bound(run)
+
+    async def _execute_bound(self, run: Run) -> None:
         key = run.key
         try:
             job_type = self._registry.get(key.item_type, key.job_type)
@@ -112,10 +130,16 @@ class LocalExecutor:
                 await self._claim_and_run(run, job_type)
             else:
                 async with self._thread_slots:
-                    await self._claim_and_run(run, job_type)
+                    metrics.executor_threads_busy.inc()
+                    try:
+                        await self._claim_and_run(run, job_type)
+                    finally:
+                        metrics.executor_threads_busy.dec()
         except Exception:
             logger.exception("executor failed on job %s", key)
         finally:
+            if not run.started:
+                metrics.jobs_waiting.dec()
             run.finished.set()
             if self._runs.get(key) is run:
                 del self._runs[key]
@@ -127,12 +151,16 @@ class LocalExecutor:
             run.key, (JobStatus.NOT_STARTED,), JobStatus.IN_PROGRESS, at_ms=now_ms(), owner=self.owner
         )
         if record is None:
+            await self._count_if_cancelled_before_start(run.key)
             return
         run.started = True
+        metrics.jobs_waiting.dec()
         self._feed.publish(run.key)
         if record.cancel_requested or run.token.cancelled:
             await self._finish(run.key, JobStatus.CANCELLED, None)
             return
+        logger.info("job %s started", run.key)
+        metrics.jobs_started_of(run.key.job_type).inc()
         context = JobContext(
             key=run.key,
             invoke_type=record.invoke_type,
@@ -140,8 +168,28 @@ class LocalExecutor:
             cancellation=run.token,
             logger=handler_log,
         )
-        status, error = await self._call(run, job_type, context)
-        await self._finish(run.key, status, error)
+        metrics.jobs_running.inc()
+        started = time.perf_counter()
+        with _handler_span(record) as span:
+            try:
+                status, error = await self._call(run, job_type, context)
+            finally:
+                stopped = time.perf_counter()
+                metrics.jobs_running.dec()
+                metrics.handler_duration_of(run.key.job_type).observe(stopped - started)
+                if run.told_to_cancel_at is not None:
+                    metrics.cancel_to_stop_of(run.key.job_type).observe(stopped - run.told_to_cancel_at)
+            if span is not None:
+                span.set_attribute("fabric.job.status", status.value)
+                if status is JobStatus.FAILED:
+                    span.set_status(Status(StatusCode.ERROR, error.error_code if error else "Failed"))
+            await self._finish(run.key, status, error)
+
+    async def _count_if_cancelled_before_start(self, key: JobKey) -> None:
+        """A job this executor was given that a Cancel ended while it was NotStarted ends here, for the metrics."""
+        record = await self._store.get(key)
+        if record is not None and record.status is JobStatus.CANCELLED and record.start_time_ms is None:
+            metrics.jobs_ended_of(key.job_type, JobStatus.CANCELLED.value).inc()
 
     async def _call(self, run: Run, job_type: JobType, context: JobContext) -> Outcome:
         if job_type.is_async:
@@ -202,6 +250,9 @@ class LocalExecutor:
         if record is not None:
             self._feed.publish(key)
             logger.info("job %s ended %s", key, status)
+            metrics.jobs_ended_of(key.job_type, status.value).inc()
+            if error is INTERRUPTED:
+                metrics.executor_lost_of("shutdown").inc()
 
     async def _enforce_grace(self, run: Run) -> None:
         try:
@@ -218,6 +269,7 @@ class LocalExecutor:
         future = run.handler_future
         if future is None or future.done():
             return
+        metrics.forced_stops_of(run.key.job_type).inc()
         if run.thread_id is None:
             future.cancel()
             return
@@ -247,3 +299,28 @@ class LocalExecutor:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+@contextmanager
+def _handler_span(record: JobRecord) -> Iterator[Span | None]:
+    """The handler's span, linked to the span of the Create that queued the job; nothing while tracing is off."""
+    if not tracing.enabled():
+        yield None
+        return
+    key = record.key
+    ids = request_context.ids()
+    attributes = {
+        "fabric.activity_id": ids["activity_id"] or "",
+        "fabric.request_id": ids["request_id"] or "",
+        "fabric.tenant_id": key.tenant_id,
+        "fabric.job": request_context.job_path(key),
+        "fabric.job_type": key.job_type,
+    }
+    with tracing.tracer().start_as_current_span(
+        f"job {key.item_type}/{key.job_type}",
+        context=Context(),
+        kind=tracing.CONSUMER,
+        links=tracing.links_from_text(record.trace_context),
+        attributes=attributes,
+    ) as span:
+        yield span

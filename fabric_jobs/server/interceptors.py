@@ -1,4 +1,5 @@
-"""The one server interceptor: binds ActivityId/RequestId, logs each call, maps errors to statuses."""
+"""The one server interceptor: binds ActivityId/RequestId and the job, logs and counts each call, traces it (see
+call_span), maps errors to statuses."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import grpc
 
 from fabric_jobs import request_context
 from fabric_jobs.errors import INTERNAL_ERROR, FabricError, service_unavailable
+from fabric_jobs.observability import metrics
+from fabric_jobs.server.call_span import call_span, end_span
 from fabric_jobs.server.decoding import Undecodable, lenient
 from fabric_jobs.server.grpc_errors import to_grpc_status
 from fabric_jobs.server.store import StoreError
@@ -37,17 +40,32 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception) ->
     await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)
 
 
+_CODES_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+
+
 class _CallLog:
+    __slots__ = ("level", "method", "started")
+
     def __init__(self, method: str) -> None:
         self.method = method
         self.level = logging.DEBUG if method.startswith("/grpc.") else logging.INFO
         self.started = time.perf_counter()
 
-    def done(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    def done(self, context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
         code = context.code() or grpc.StatusCode.OK
-        name = code.name if isinstance(code, grpc.StatusCode) else str(code)
-        elapsed_ms = (time.perf_counter() - self.started) * 1000
-        logger.log(self.level, "%s %s %.1fms", self.method, name, elapsed_ms)
+        if not isinstance(code, grpc.StatusCode):
+            code = (
+                _CODES_BY_NUMBER.get(code, grpc.StatusCode.UNKNOWN)
+                if isinstance(code, int)
+                else grpc.StatusCode.UNKNOWN
+            )
+        seconds = time.perf_counter() - self.started
+        metrics.grpc.record(self.method, code.name, seconds)
+        if logger.isEnabledFor(self.level):
+            elapsed_ms = round(seconds * 1000, 1)
+            extra = {"grpc_method": self.method, "grpc_code": code.name, "duration_ms": elapsed_ms}
+            logger.log(self.level, "%s %s %.1fms", self.method, code.name, elapsed_ms, extra=extra)
+        return code
 
 
 def _ids(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[str | None, str | None]:
@@ -62,7 +80,11 @@ def _ids(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[str | None, str |
 
 def _wrap_unary(behavior: UnaryBehavior, method: str) -> UnaryBehavior:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        with request_context.bound(*_ids(context)):
+        with (
+            request_context.bound(*_ids(context)),
+            request_context.job_bound(getattr(request, "key", None)),
+            call_span(method, context, request) as span,
+        ):
             call = _CallLog(method)
             try:
                 if isinstance(request, Undecodable):
@@ -73,14 +95,18 @@ def _wrap_unary(behavior: UnaryBehavior, method: str) -> UnaryBehavior:
             except Exception as exc:
                 await _abort(context, exc)
             finally:
-                call.done(context)
+                end_span(span, call.done(context))
 
     return wrapped
 
 
 def _wrap_stream(behavior: StreamBehavior, method: str) -> StreamBehavior:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-        with request_context.bound(*_ids(context)):
+        with (
+            request_context.bound(*_ids(context)),
+            request_context.job_bound(getattr(request, "key", None)),
+            call_span(method, context, request) as span,
+        ):
             call = _CallLog(method)
             try:
                 if isinstance(request, Undecodable):
@@ -92,7 +118,7 @@ def _wrap_stream(behavior: StreamBehavior, method: str) -> StreamBehavior:
             except Exception as exc:
                 await _abort(context, exc)
             finally:
-                call.done(context)
+                end_span(span, call.done(context))
 
     return wrapped
 

@@ -12,6 +12,7 @@ import logging
 import uuid
 
 from fabric_jobs.errors import job_executor_lost
+from fabric_jobs.observability import metrics
 from fabric_jobs.server.changes import ChangeFeed
 from fabric_jobs.server.executor import LocalExecutor
 from fabric_jobs.server.model import JobKey, JobStatus, now_ms
@@ -55,6 +56,8 @@ class LocalDispatch:
         lease_ms = int(self._settings.lease_seconds * 1000)
         for record in await self._store.fail_expired(lease_ms, now_ms(), PROCESS_LOST):
             logger.warning("job %s was left running by a stopped process: ended Failed (retriable)", record.key)
+            metrics.executor_lost_of("process_lost").inc()
+            metrics.jobs_ended_of(record.key.job_type, record.status.value).inc()
             self._feed.publish(record.key)
         queued = await self._store.keys_with_status(JobStatus.NOT_STARTED, RECOVERY_BATCH)
         scheduled = sum(self._executor.schedule(key) for key in queued)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 from fabric_jobs import payload
 from fabric_jobs.errors import ErrorCode, FabricError, FieldViolation, error, invalid_argument
+from fabric_jobs.observability import metrics, tracing
 from fabric_jobs.server.changes import ChangeFeed
 from fabric_jobs.server.dispatch import Dispatch
 from fabric_jobs.server.model import CreationPayload, InvokeType, JobKey, JobRecord, NewJob, now_ms
@@ -62,7 +63,10 @@ class JobManager:
                 job_type.validate(creation_payload.fields)
             except InvalidPayload as exc:
                 raise invalid_argument([FieldViolation(f"{field}.{exc.field}", str(exc))]) from exc
-        record, created = await self._store.insert(NewJob(key, invoke_type, creation_payload.text, now_ms()))
+        trace_context = tracing.current_context_text() if tracing.enabled() else None
+        record, created = await self._store.insert(
+            NewJob(key, invoke_type, creation_payload.text, now_ms(), trace_context)
+        )
         if not created:
             if record.invoke_type != invoke_type or not _same_payload(record.creation_payload, creation_payload):
                 raise error(
@@ -73,6 +77,7 @@ class JobManager:
             return record, False
         logger.info("job %s created (%s)", key, invoke_type)
         self._feed.publish(key)
+        metrics.jobs_created_of(key.job_type).inc()
         await self._dispatch.submit(key)
         return record, True
 

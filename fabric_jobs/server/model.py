@@ -81,6 +81,8 @@ class NewJob:
     invoke_type: InvokeType
     creation_payload: str
     create_time_ms: int
+    trace_context: str | None = None
+    """The W3C trace context of the Create (JSON of traceparent and tracestate), while tracing is on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,7 @@ class JobRecord:
     cancel_requested: bool
     owner: str | None
     version: int
+    trace_context: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

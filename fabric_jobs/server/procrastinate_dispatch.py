@@ -21,6 +21,7 @@ from procrastinate.jobs import Status
 
 from fabric_jobs import request_context
 from fabric_jobs.errors import job_executor_lost
+from fabric_jobs.observability import metrics
 from fabric_jobs.server.changes import ChangeFeed
 from fabric_jobs.server.model import JobKey, JobStatus, now_ms
 from fabric_jobs.server.store import JobStore, StoreError
@@ -114,6 +115,8 @@ class ProcrastinateDispatch:
                 )
                 if record is not None:
                     logger.warning("job %s: its worker stopped; ended Failed (retriable)", key)
+                    metrics.executor_lost_of("worker_lost").inc()
+                    metrics.jobs_ended_of(key.job_type, record.status.value).inc()
                     self._feed.publish(key)
             assert job.id is not None
             try:

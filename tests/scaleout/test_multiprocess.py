@@ -4,6 +4,7 @@ on one PostgreSQL database; one worker killed with SIGKILL while it runs jobs, o
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import time
 from collections import Counter
@@ -249,12 +250,15 @@ def check_final_state(
         assert start_ms <= killed_at_ms <= end_ms, f"not running when its worker was killed: {state}"
 
 
+REQUEST_ID_IN_LINE = re.compile(r"\brequest=([^\s\]]+)")
+
+
 def served_requests(replica: Serve) -> set[str]:
     """The RequestIds of the GetJobInstance calls that `replica` answered, from its log."""
     return {
-        line.split("request=", 1)[1].split("]", 1)[0]
+        match.group(1)
         for line in list(replica.output)
-        if "/GetJobInstance OK" in line and "request=" in line
+        if "/GetJobInstance OK" in line and (match := REQUEST_ID_IN_LINE.search(line))
     }
 
 

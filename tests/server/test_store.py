@@ -538,6 +538,7 @@ MIGRATED_TABLES = {
         "owner",
         "heartbeat_ms",
         "version",
+        "trace_context",
     },
     "executor_leases": {"owner", "renewed_ms"},
     "schema_migrations": {"version", "applied_at_ms"},

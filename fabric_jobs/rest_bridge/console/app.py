@@ -66,7 +66,13 @@ def create_console_app(settings: ConsoleSettings, channel: grpc.aio.Channel, sto
         Route("/console/api/events", api.events, methods=["GET"]),
         Mount("/console/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    middleware = [Middleware(RequestMiddleware), Middleware(ConsoleAccess, token=settings.token, tickets=tickets)]
+    route_names = {
+        route.endpoint: f"Console_{route.endpoint.__name__.lstrip('_')}" for route in routes if isinstance(route, Route)
+    }
+    middleware = [
+        Middleware(RequestMiddleware, route_names=route_names),
+        Middleware(ConsoleAccess, token=settings.token, tickets=tickets),
+    ]
     console = Starlette(routes=routes, middleware=middleware)
     console.router.redirect_slashes = False
     return console

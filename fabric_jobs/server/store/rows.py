@@ -38,6 +38,7 @@ def new_job_params(job: NewJob) -> dict[str, object]:
         "invoke_type": job.invoke_type.value,
         "creation_payload": job.creation_payload,
         "create_time_ms": job.create_time_ms,
+        "trace_context": job.trace_context,
     }
 
 
@@ -139,4 +140,5 @@ def record_from_row(row: Row) -> JobRecord:
         cancel_requested=bool(row["cancel_requested"]),
         owner=row["owner"],
         version=row["version"],
+        trace_context=row["trace_context"],
     )

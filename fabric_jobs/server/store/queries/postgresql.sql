@@ -19,11 +19,11 @@ INSERT INTO schema_migrations (version, applied_at_ms) VALUES (%(version)s, %(ap
 -- name: insert_job
 INSERT INTO job_instances (
     tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id,
-    status, invoke_type, creation_payload, create_time_ms
+    status, invoke_type, creation_payload, create_time_ms, trace_context
 )
 VALUES (
     %(tenant_id)s, %(workspace_id)s, %(item_type)s, %(item_id)s, %(job_type)s, %(job_instance_id)s,
-    'NotStarted', %(invoke_type)s, %(creation_payload)s, %(create_time_ms)s
+    'NotStarted', %(invoke_type)s, %(creation_payload)s, %(create_time_ms)s, %(trace_context)s
 )
 ON CONFLICT DO NOTHING
 RETURNING *;

@@ -13,11 +13,11 @@ INSERT INTO schema_migrations (version, applied_at_ms) VALUES (:version, :applie
 -- name: insert_job
 INSERT INTO job_instances (
     tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id,
-    status, invoke_type, creation_payload, create_time_ms
+    status, invoke_type, creation_payload, create_time_ms, trace_context
 )
 VALUES (
     :tenant_id, :workspace_id, :item_type, :item_id, :job_type, :job_instance_id,
-    'NotStarted', :invoke_type, :creation_payload, :create_time_ms
+    'NotStarted', :invoke_type, :creation_payload, :create_time_ms, :trace_context
 )
 ON CONFLICT DO NOTHING
 RETURNING *;
