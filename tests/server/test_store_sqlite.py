@@ -211,3 +211,9 @@ def test_fail_expired_searches_running_jobs_and_looks_up_each_owner_lease(migrat
         "CORRELATED SCALAR SUBQUERY 1",
         "SEARCH lease USING PRIMARY KEY (owner=?)",
     ]
+
+
+def test_a_jobs_history_is_read_through_its_index_in_order(migrated_db_path: Path) -> None:
+    plan = query_plan(migrated_db_path, "transitions_of_job", PLAN_PARAMS)
+
+    assert plan == ["SEARCH job_transitions USING INDEX job_transitions_by_key (job_instance_id=?)"]
