@@ -71,11 +71,16 @@ def job_state(instance: pb.JobInstance) -> dict[str, Any]:
     status = STATUS_NAMES.get(instance.status)
     if status is None:
         raise ValueError(f"JobService sent a job instance without a status ({instance.status})")
-    state: dict[str, Any] = {"status": status}
+    return {"status": status, **times_and_error(instance)}
+
+
+def times_and_error(instance: pb.JobInstance) -> dict[str, Any]:
+    """startTimeUtc, endTimeUtc and errorDetails, each where the job instance has it."""
+    fields: dict[str, Any] = {}
     if instance.HasField("start_time"):
-        state["startTimeUtc"] = format_time(instance.start_time)
+        fields["startTimeUtc"] = format_time(instance.start_time)
     if instance.HasField("end_time"):
-        state["endTimeUtc"] = format_time(instance.end_time)
+        fields["endTimeUtc"] = format_time(instance.end_time)
     if instance.HasField("error_details"):
-        state["errorDetails"] = error_body(details_from_pb(instance.error_details))
-    return state
+        fields["errorDetails"] = error_body(details_from_pb(instance.error_details))
+    return fields

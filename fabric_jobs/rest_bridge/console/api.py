@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from fabric_jobs.keys import NAME_RULE, UUID_RULE, is_name, is_uuid
-from fabric_jobs.rest_bridge.admin_json import STATUS_BY_NAME, counts_json, job_json, transition_json
+from fabric_jobs.rest_bridge.admin_json import KEY_FIELDS, STATUS_BY_NAME, counts_json, job_json, transition_json
 from fabric_jobs.rest_bridge.console.access import Tickets
 from fabric_jobs.rest_bridge.console.events import EventStream
 from fabric_jobs.rest_bridge.grpc_errors import from_rpc_error
@@ -28,14 +28,6 @@ from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 PAGE_SIZE = 100
 UUID_FILTERS = {"tenant": "tenant_id", "workspace": "workspace_id", "item": "item_id"}
 NAME_FILTERS = {"itemType": "item_type", "jobType": "job_type"}
-KEY_FIELDS = {
-    "tenantId": "tenant_id",
-    "workspaceId": "workspace_id",
-    "itemType": "item_type",
-    "itemId": "item_id",
-    "jobType": "job_type",
-    "jobInstanceId": "job_instance_id",
-}
 
 
 class BadParameter(Exception):
