@@ -99,6 +99,12 @@ class Totals:
         self.orphans += cycle.orphans
         self.violations += cycle.violations
 
+    def summary(self) -> str:
+        return (
+            f"{self.cycles} cycles: {self.requests} requests, {self.acknowledged} jobs acknowledged, "
+            f"{self.orphans} orphans, {len(self.violations)} lost or corrupted"
+        )
+
 
 ROWS = "SELECT job_instance_id, status, start_time_ms, end_time_ms, owner FROM job_instances"
 
@@ -302,10 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"crash cycles: --seed {seed} --cycles {args.cycles} --clients {args.clients}", flush=True)
     with tempfile.TemporaryDirectory(prefix="fabric-jobs-crash-") as directory:
         totals = asyncio.run(run(args.cycles, seed, args.clients, Path(directory)))
-    print(
-        f"{totals.cycles} cycles: {totals.requests} requests, {totals.acknowledged} jobs acknowledged, "
-        f"{totals.orphans} orphans, {len(totals.violations)} lost or corrupted"
-    )
+    print(totals.summary())
     return 1 if totals.violations else 0
 
 

@@ -156,10 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"crash cycles on PostgreSQL: --seed {seed} --cycles {args.cycles} --clients {args.clients}", flush=True)
     with tempfile.TemporaryDirectory(prefix="fabric-jobs-crash-pg-") as directory:
         totals = asyncio.run(run(args.cycles, seed, args.clients, Path(directory), args.postgres))
-    print(
-        f"{totals.cycles} cycles: {totals.requests} requests, {totals.acknowledged} jobs acknowledged, "
-        f"{totals.orphans} orphans, {len(totals.violations)} lost or corrupted"
-    )
+    print(totals.summary())
     return 1 if totals.violations else 0
 
 
