@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import pathlib
 import re
 
@@ -12,7 +11,6 @@ from starlette.applications import Starlette
 from fabric_jobs.rest_bridge.app import create_app
 from fabric_jobs.rest_bridge.settings import BridgeSettings
 from fabric_jobs.server.app import JobServer
-from tests.conftest import POLL_INTERVAL
 from tests.rest_bridge.client import BASE_PATH, Bridge, JobRef, client_for
 from tests.rest_bridge.jobs_for_tests import COOPERATES, FAILS, HOLDS_THREAD, IGNORES_CANCEL, SYNC_COMPLETES
 from tests.rest_bridge.metrics_scrape import Scrape, scrape, scrape_until
@@ -146,13 +144,10 @@ async def test_running_waiting_and_busy_threads_are_gauges_of_now(job_server: Jo
         await bridge.cancel(holding)
         await bridge.wait_for(queued, "Completed")
 
-    deadline = asyncio.get_running_loop().time() + 5
-    while True:
-        now = await scrape(app)
-        if [now.value(name) for name in gauges] == [idle.value(name) for name in gauges]:
-            break
-        assert asyncio.get_running_loop().time() < deadline, "the gauges never went back to idle"
-        await asyncio.sleep(POLL_INTERVAL)
+    def back_to_idle(now: Scrape) -> bool:
+        return [now.value(name) for name in gauges] == [idle.value(name) for name in gauges]
+
+    assert back_to_idle(await scrape_until(app, back_to_idle)), "the gauges never went back to idle"
 
 
 async def test_a_job_cancelled_while_waiting_is_counted_ended_once(job_server: JobServer) -> None:

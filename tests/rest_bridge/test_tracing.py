@@ -18,6 +18,7 @@ from fabric_jobs.observability import tracing
 from fabric_jobs.rest_bridge.app import create_app
 from fabric_jobs.rest_bridge.settings import BridgeSettings
 from fabric_jobs.server.app import JobServer, ServiceSettings, run_worker, start_job_server
+from tests.conftest import wait_until
 from tests.rest_bridge.client import BASE_PATH, Bridge, JobRef, client_for
 from tests.rest_bridge.jobs_for_tests import COOPERATES, HOLDS_THREAD, SYNC_COMPLETES, registry
 
@@ -116,10 +117,7 @@ async def test_a_handler_span_is_linked_to_the_create_that_queued_it(
 
 
 async def wait_for_span(spans: InMemorySpanExporter, name: str) -> None:
-    deadline = asyncio.get_running_loop().time() + 5
-    while not any(span.name == name for span in spans.get_finished_spans()):
-        assert asyncio.get_running_loop().time() < deadline, f"no span {name}"
-        await asyncio.sleep(0.02)
+    await wait_until(lambda: any(span.name == name for span in spans.get_finished_spans()), what=f"a span {name}")
 
 
 async def test_a_handler_run_by_the_next_server_after_a_restart_is_linked_to_its_create(
