@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import hashlib
 import json
 import sqlite3
@@ -33,7 +32,6 @@ RUNNING_PAYLOAD_JSON = '{"durationSeconds":3600}'
 CREATE_CONCURRENCY = 32
 FILL_BATCH = 100_000
 START_TIMEOUT_SECONDS = 120.0
-KEY_FIELDS = tuple(field.name for field in dataclasses.fields(JobKey))
 
 
 def _id(*parts: object) -> str:
@@ -123,7 +121,7 @@ def insert_not_started(path: Path, jobs: Iterable[NewJob]) -> None:
     """Insert NotStarted jobs, skipping keys that exist, with the store's own insert_job query in one transaction."""
     params = (
         {
-            **{field: getattr(job.key, field) for field in KEY_FIELDS},
+            **job.key.fields(),
             "invoke_type": job.invoke_type.value,
             "creation_payload": job.creation_payload,
             "create_time_ms": job.create_time_ms,

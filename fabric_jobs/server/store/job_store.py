@@ -52,7 +52,7 @@ class JobStore:
         """Store a NotStarted instance. Returns (record, True), or (existing record, False) if the key exists."""
         rows = await self.connector.run("insert_job", new_job_params(job))
         if rows:
-            return record_from_row(rows[0]), True
+            return record_from_row(rows[0], job.key), True
         existing = await self.get(job.key)
         if existing is None:
             raise StoreError(f"job {job.key} neither inserted nor found")
@@ -60,7 +60,7 @@ class JobStore:
 
     async def get(self, key: JobKey) -> JobRecord | None:
         rows = await self.connector.run("get_job", key_params(key))
-        return record_from_row(rows[0]) if rows else None
+        return record_from_row(rows[0], key) if rows else None
 
     async def transition(
         self,
@@ -83,7 +83,7 @@ class JobStore:
             "expected_statuses": self.connector.status_set(expected),
         }
         rows = await self.connector.run(transition_query(new), params, announce=True)
-        return record_from_row(rows[0]) if rows else None
+        return record_from_row(rows[0], key) if rows else None
 
     async def cancel(self, key: JobKey, at_ms: int) -> JobRecord | None:
         """In one statement, end a NotStarted instance Cancelled (at at_ms) or mark an InProgress one cancel requested.
@@ -91,7 +91,7 @@ class JobStore:
         Returns the record as it is now (unchanged when terminal or already cancel requested), None if missing.
         """
         rows = await self.connector.run("cancel", {**key_params(key), "at_ms": at_ms}, announce=True)
-        return record_from_row(rows[0]) if rows else await self.get(key)
+        return record_from_row(rows[0], key) if rows else await self.get(key)
 
     async def list(self, query: ListQuery) -> tuple[builtins.list[JobRecord], str | None]:
         """Newest first; returns the page and the token of the next one (None on the last page).
