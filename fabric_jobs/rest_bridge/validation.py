@@ -11,7 +11,7 @@ from fabric_jobs import payload
 from fabric_jobs.errors import ErrorCode, FieldViolation
 from fabric_jobs.keys import PATH_PARTS, UUID_RULE, is_uuid
 from fabric_jobs.request_context import MAX_ID_LENGTH
-from fabric_jobs.rest_bridge.errors import bad_request, client_error
+from fabric_jobs.rest_bridge.errors import bad_request, http_error
 from fabric_jobs.v1 import job_service_pb2 as pb
 
 ACTIVITY_ID_HEADER = "ActivityId"
@@ -65,8 +65,7 @@ def require_json_content_type(content_type: str | None) -> None:
         return
     media_type = content_type.split(";", 1)[0].strip()
     if _JSON_MEDIA_TYPE.fullmatch(media_type) is None:
-        raise client_error(
-            415,
+        raise http_error(
             ErrorCode.UNSUPPORTED_MEDIA_TYPE,
             f"Content-Type {media_type!r} is not supported; send application/json",
             ("Content-Type",),
