@@ -231,3 +231,39 @@ def test_failures_are_one_line_and_a_non_zero_exit(serve: Serve, tmp_path: Path)
     assert "no job instance" in unknown
     assert "--status" in bad_status
     assert "must be a UUID" in bad_id
+
+
+def test_purge_deletes_ended_jobs_of_the_filter_and_dry_run_only_counts(serve: Serve) -> None:
+    tenant = str(uuid.uuid4())
+    ended, running = create(serve, tenant, seconds=0), create(serve, tenant, seconds=120)
+    deadline = time.monotonic() + CLI_SECONDS
+    while rest_status(serve, tenant, ended) != "Completed":
+        assert time.monotonic() < deadline, "the quick job never completed"
+        time.sleep(POLL_INTERVAL)
+
+    dry_run = ok(jobs(serve, "purge", "--older-than", "0", "--tenant", tenant, "--dry-run"))
+    too_young = json.loads(ok(jobs(serve, "purge", "--older-than", "1d", "--tenant", tenant, "--json")))
+    assert rest_status(serve, tenant, ended) == "Completed"
+    purged = json.loads(ok(jobs(serve, "purge", "--older-than", "0", "--tenant", tenant, "--json")))
+
+    assert dry_run == "would delete 1 ended job instance(s) (dry run: nothing deleted)\n"
+    assert too_young == {"purged": 0, "dryRun": False}
+    assert purged == {"purged": 1, "dryRun": False}
+    gone = httpx.get(
+        job_url(serve, ended), headers={"x-ms-client-tenant-id": tenant, "ActivityId": "a", "RequestId": "r"}
+    )
+    assert gone.status_code == 404
+    assert rest_status(serve, tenant, running) == "InProgress"
+    ok(jobs(serve, "cancel", running))
+
+
+def test_purge_options_that_are_wrong_are_one_line_and_exit_2(serve: Serve) -> None:
+    no_age = one_line_failure(jobs(serve, "purge"), 2)
+    bad_age = one_line_failure(jobs(serve, "purge", "--older-than", "7x"), 2)
+    negative = one_line_failure(jobs(serve, "purge", "--older-than=-1d"), 2)
+    unended = one_line_failure(jobs(serve, "purge", "--older-than", "7d", "--status", "InProgress"), 2)
+
+    assert "--older-than is required" in no_age
+    assert "--older-than: must be a number and a unit" in bad_age
+    assert "--older-than: must be a number and a unit" in negative
+    assert "only ended jobs are purged" in unended

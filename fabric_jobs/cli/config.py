@@ -149,6 +149,7 @@ def _service_settings(args: argparse.Namespace) -> ServiceSettings:
         lease_seconds=args.lease_seconds,
         max_threads=args.max_threads,
         worker_concurrency=getattr(args, "concurrency", defaults.worker_concurrency),
+        retention_seconds=getattr(args, "retention", defaults.retention_seconds),
     )
 
 

@@ -1,4 +1,4 @@
-"""`fabric-jobs jobs list|show|cancel|watch`: a client of a running service's JobService and AdminService.
+"""`fabric-jobs jobs list|show|cancel|watch|purge`: a client of a running service's JobService and AdminService.
 
 Every failure is one line on stderr and a non-zero exit: 2 for bad options (argparse), 1 for a call that failed
 (unreachable service, unknown job), 130 when Ctrl-C stops a watch (the job goes on).
@@ -62,7 +62,7 @@ async def _run(args: argparse.Namespace) -> int:
     channel = client_channel(args.grpc_target, grpc_client_tls(args))
     try:
         client = _Client(channel, args)
-        action = {"list": _list, "show": _show, "cancel": _cancel, "watch": _watch}[args.action]
+        action = {"list": _list, "show": _show, "cancel": _cancel, "watch": _watch, "purge": _purge}[args.action]
         return await action(client)
     except grpc.aio.AioRpcError as exc:
         raise JobsCommandError(_failure(exc, args)) from None
@@ -165,6 +165,27 @@ async def _cancel(client: _Client) -> int:
         _print_json({"jobInstance": job_json(reply.job_instance)})
     else:
         print(card(reply.job_instance))
+    return 0
+
+
+ENDED = frozenset({pb.JOB_INSTANCE_STATUS_COMPLETED, pb.JOB_INSTANCE_STATUS_FAILED, pb.JOB_INSTANCE_STATUS_CANCELLED})
+
+
+async def _purge(client: _Client) -> int:
+    args = client.args
+    if args.older_than is None:
+        raise ConfigError("--older-than is required (7d, 12h, 90m, 30s; 0 means every ended job)")
+    if not set(args.status or ()) <= ENDED:
+        raise ConfigError("--status: only ended jobs are purged: Completed, Failed, Cancelled")
+    request = admin_pb.PurgeJobInstancesRequest(filter=_filter(args), dry_run=args.dry_run)
+    request.older_than.FromMilliseconds(round(args.older_than * 1000))
+    reply = await client.admin.PurgeJobInstances(request, timeout=client.timeout)
+    if args.json:
+        _print_json({"purged": reply.purged, "dryRun": args.dry_run})
+    elif args.dry_run:
+        print(f"would delete {reply.purged} ended job instance(s) (dry run: nothing deleted)")
+    else:
+        print(f"deleted {reply.purged} ended job instance(s)")
     return 0
 
 

@@ -5,18 +5,20 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import re
 from collections.abc import Callable
 from typing import Any
 
 from fabric_jobs.cli.grpc_tls import add_grpc_client_tls_options
 from fabric_jobs.cli.options import (
     DEFAULT_GRPC_TARGET,
+    DURATION,
+    SECONDS_PER_UNIT,
     _grpc_target,
     _option,
     _Parser,
     _positive_float,
     _positive_int,
+    duration_seconds,
     env_name,
 )
 from fabric_jobs.keys import FILTER_PARTS, UUID, Rule
@@ -24,8 +26,6 @@ from fabric_jobs.rest_bridge.admin_json import STATUS_BY_NAME
 from fabric_jobs.rest_bridge.mapping import STATUS_NAMES
 from fabric_jobs.v1 import job_service_pb2 as pb
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
-_SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 STATUS_CHOICES = ", ".join(STATUS_NAMES.values())
 
 
@@ -50,8 +50,8 @@ def _statuses(value: str) -> list[pb.JobInstanceStatus.ValueType]:
 def _since(value: str) -> datetime.datetime:
     """A UTC time: ISO 8601 (2026-11-29, 2026-11-29T06:00:00Z) or a time ago (90s, 30m, 2h, 7d)."""
     text = value.strip()
-    if match := _DURATION.fullmatch(text):
-        ago = datetime.timedelta(seconds=float(match[1]) * _SECONDS_PER_UNIT[match[2]])
+    if match := DURATION.fullmatch(text):
+        ago = datetime.timedelta(seconds=float(match[1]) * SECONDS_PER_UNIT[match[2]])
         return datetime.datetime.now(datetime.UTC) - ago
     try:
         moment = datetime.datetime.fromisoformat(text)
@@ -117,6 +117,31 @@ def add_jobs_command(commands: Any) -> None:
     )
     _option(listing, "--limit", "at most this many jobs, read page by page (default: %(default)s)", "50", _positive_int)
     _add_target(listing)
+    purging = actions.add_parser(
+        "purge",
+        help="delete ended jobs older than a time, with their history (what --retention does in the background)",
+        description="Delete the ended job instances (Completed, Failed, Cancelled) the filters cover that ended "
+        "longer ago than --older-than, with their history and everything stored for them, in short batches. "
+        "Jobs that have not ended are never deleted. Prints how many.",
+    )
+    _option(
+        purging,
+        "--older-than",
+        "required: only jobs that ended at least this long ago: 7d, 12h, 90m, 30s; 0 means every ended job",
+        None,
+        duration_seconds,
+    )
+    purging.add_argument("--dry-run", action="store_true", help="count the jobs that would be deleted; delete nothing")
+    purge_filters = purging.add_argument_group("filters")
+    _add_key_parts(purge_filters, what="only jobs")
+    _option(
+        purge_filters,
+        "--status",
+        "only jobs in these statuses, comma-separated (Completed, Failed, Cancelled)",
+        None,
+        _statuses,
+    )
+    _add_target(purging)
     for action, help_text in (
         ("show", "show a job instance: its state, error details and history"),
         ("cancel", "cancel a job instance and print its state after the cancel"),

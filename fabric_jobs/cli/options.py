@@ -59,6 +59,23 @@ def _positive_float(value: str) -> float:
     return number
 
 
+DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
+SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(value: str) -> float:
+    """A length of time: a number and a unit (90s, 30m, 12h, 7d), or 0."""
+    text = value.strip()
+    if text == "0":
+        return 0.0
+    match = DURATION.fullmatch(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"must be a number and a unit (s, m, h, d) such as 30d or 12h, or 0; not {value!r}"
+        )
+    return float(match[1]) * SECONDS_PER_UNIT[match[2]]
+
+
 def _positive_int(value: str) -> int:
     try:
         number = int(value)
@@ -252,6 +269,15 @@ def _add_service(parser: argparse.ArgumentParser, *, serves_grpc: bool = True, w
     for flag, default, help_text, applies in seconds:
         if applies:
             _option(group, flag, f"{help_text} (default: %(default)s)", str(default), _positive_float)
+    if serves_grpc:
+        _option(
+            group,
+            "--retention",
+            "delete ended jobs (Completed, Failed, Cancelled) with their history this long after they ended, in "
+            "the background, by one replica at a time: 30d, 12h, 90m; 0 keeps every job (default: %(default)s)",
+            f"{defaults.retention_seconds / 86400:g}d",
+            duration_seconds,
+        )
     _option(
         group,
         "--max-threads",

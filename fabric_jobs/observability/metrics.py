@@ -67,6 +67,10 @@ executor_lost = Counter(
     "worker_lost), or this process shut down before they finished (reason shutdown).",
     ["reason"],
 )
+jobs_purged = Counter(
+    "fabric_jobs_jobs_purged",
+    "Terminal job instances deleted by this process with their history, past --retention or by a purge call.",
+)
 jobs_running = Gauge("fabric_jobs_jobs_running", "Job handlers running in this process now.")
 jobs_waiting = Gauge(
     "fabric_jobs_jobs_waiting",

@@ -10,9 +10,11 @@ from fabric_jobs.errors import FieldViolation, invalid_argument
 from fabric_jobs.keys import KEY_FIELDS
 from fabric_jobs.server.changes import ChangeFeed
 from fabric_jobs.server.manager import not_found
-from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, Transition
+from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, Transition, now_ms
+from fabric_jobs.server.retention import purge
 from fabric_jobs.server.store import JobStore
 from fabric_jobs.server.store.base import JobFilter, SearchQuery
+from fabric_jobs.server.validation import PurgeRequest
 
 CHANGES_POLL_SECONDS = 1.0
 """How often a change watcher reads the history when nothing woke it: changes made by other processes that
@@ -70,6 +72,13 @@ class JobAdmin:
                         seen = {seq for seq in seen if seq > floor}
                     if len(changes) < CHANGES_BATCH:
                         break
+
+    async def purge(self, request: PurgeRequest) -> int:
+        """Delete (or with dry_run count) the ended jobs of the filter older than the request says."""
+        before_ms = now_ms() - request.older_than_ms
+        if request.dry_run:
+            return await self._store.count_purgeable(request.filter, before_ms)
+        return await purge(self._store, request.filter, before_ms)
 
     def close(self) -> None:
         """End every change watch (the service is stopping)."""

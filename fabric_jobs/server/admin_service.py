@@ -62,3 +62,8 @@ class AdminService(pb_grpc.AdminServiceServicer):
 
         async for record in self._admin.watch_changes(job_filter, started):
             yield pb.WatchJobInstanceChangesResponse(job_instance=record_to_pb(record))
+
+    async def PurgeJobInstances(
+        self, request: pb.PurgeJobInstancesRequest, context: Context
+    ) -> pb.PurgeJobInstancesResponse:
+        return pb.PurgeJobInstancesResponse(purged=await self._admin.purge(validation.purge_request(request)))

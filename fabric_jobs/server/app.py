@@ -22,6 +22,7 @@ from fabric_jobs.server.inprocess import InProcessChannel
 from fabric_jobs.server.interceptors import RequestInterceptor
 from fabric_jobs.server.manager import JobManager
 from fabric_jobs.server.registry import JobRegistry
+from fabric_jobs.server.retention import Pruner
 from fabric_jobs.server.service import JobService
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import StoreError
@@ -119,6 +120,10 @@ async def start_job_server(
         raise
     manager = JobManager(store, registry, settings, dispatch, feed)
     admin = JobAdmin(store, feed)
+    if settings.retention_seconds > 0:
+        pruner = Pruner(store, settings.retention_seconds, settings.prune_interval_seconds)
+        pruner.start()
+        resources.push_async_callback(pruner.stop)
     health_servicer = health_aio.HealthServicer()
     if server is not None:
         pb_grpc.add_JobServiceServicer_to_server(JobService(manager), server)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEFAULT_DATABASE = "sqlite:///./fabric-jobs.db"
+DEFAULT_RETENTION_SECONDS = 30 * 86400.0
+"""30 days, as long as Fabric's Monitor hub shows a job."""
 
 
 @dataclass(frozen=True)
@@ -24,3 +26,7 @@ class ServiceSettings:
     """On PostgreSQL, how many jobs one worker runs at once."""
     max_payload_bytes: int = 65536
     """The largest creationPayload accepted, as compact JSON."""
+    retention_seconds: float = DEFAULT_RETENTION_SECONDS
+    """Terminal jobs that ended this long ago are deleted with their history; 0 keeps every job."""
+    prune_interval_seconds: float = 300.0
+    """How often a serving process deletes the jobs past retention_seconds (and once at start)."""

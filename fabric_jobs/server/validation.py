@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from google.protobuf import json_format
 
@@ -10,7 +11,7 @@ from fabric_jobs import payload
 from fabric_jobs.errors import FieldViolation, invalid_argument
 from fabric_jobs.keys import FILTER_PARTS, KEY_PARTS, KeyPart
 from fabric_jobs.server.convert import INVOKE_TYPE_FROM_PB, STATUS_FROM_PB
-from fabric_jobs.server.model import CreationPayload, InvokeType, JobKey, JobStatus
+from fabric_jobs.server.model import TERMINAL_STATUSES, CreationPayload, InvokeType, JobKey, JobStatus
 from fabric_jobs.server.store import ListQuery
 from fabric_jobs.server.store.base import JobFilter, SearchQuery
 from fabric_jobs.v1 import admin_service_pb2 as admin_pb
@@ -153,6 +154,28 @@ def job_filter(request: admin_pb.CountJobInstancesRequest | admin_pb.WatchJobIns
     result = _filter(check, request.filter)
     check.raise_if_any()
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeRequest:
+    filter: JobFilter
+    older_than_ms: int
+    dry_run: bool
+
+
+def purge_request(request: admin_pb.PurgeJobInstancesRequest) -> PurgeRequest:
+    """Statuses among the terminal ones; older_than present and not negative."""
+    check = _Checker()
+    result = _filter(check, request.filter)
+    if not result.statuses <= TERMINAL_STATUSES:
+        check.violations.append(FieldViolation("filter.statuses", "must be among COMPLETED, FAILED and CANCELLED"))
+    older_than_ms = request.older_than.ToMilliseconds()
+    if not request.HasField("older_than"):
+        check.violations.append(FieldViolation("older_than", "is required (0s purges every ended job)"))
+    elif older_than_ms < 0:
+        check.violations.append(FieldViolation("older_than", "must not be negative"))
+    check.raise_if_any()
+    return PurgeRequest(result, older_than_ms, request.dry_run)
 
 
 def search_query(request: admin_pb.SearchJobInstancesRequest) -> SearchQuery:

@@ -23,38 +23,43 @@ _sym_db = _symbol_database.Default()
 
 
 from fabric_jobs.v1 import job_service_pb2 as fabric__jobs_dot_v1_dot_job__service__pb2
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"fabric_jobs/v1/admin_service.proto\x12\x0e\x66\x61\x62ric_jobs.v1\x1a fabric_jobs/v1/job_service.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf3\x01\n\x11JobInstanceFilter\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x02 \x01(\t\x12\x11\n\titem_type\x18\x03 \x01(\t\x12\x0f\n\x07item_id\x18\x04 \x01(\t\x12\x10\n\x08job_type\x18\x05 \x01(\t\x12\x17\n\x0fjob_instance_id\x18\x06 \x01(\t\x12\x33\n\x08statuses\x18\x07 \x03(\x0e\x32!.fabric_jobs.v1.JobInstanceStatus\x12\x31\n\rcreated_since\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"u\n\x19SearchJobInstancesRequest\x12\x31\n\x06\x66ilter\x18\x01 \x01(\x0b\x32!.fabric_jobs.v1.JobInstanceFilter\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"i\n\x1aSearchJobInstancesResponse\x12\x32\n\rjob_instances\x18\x01 \x03(\x0b\x32\x1b.fabric_jobs.v1.JobInstance\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"M\n\x18\x43ountJobInstancesRequest\x12\x31\n\x06\x66ilter\x18\x01 \x01(\x0b\x32!.fabric_jobs.v1.JobInstanceFilter\"Z\n\x16JobInstanceStatusCount\x12\x31\n\x06status\x18\x01 \x01(\x0e\x32!.fabric_jobs.v1.JobInstanceStatus\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"b\n\x19\x43ountJobInstancesResponse\x12\x36\n\x06\x63ounts\x18\x01 \x03(\x0b\x32&.fabric_jobs.v1.JobInstanceStatusCount\x12\r\n\x05total\x18\x02 \x01(\x03\"P\n!ListJobInstanceTransitionsRequest\x12+\n\x03key\x18\x01 \x01(\x0b\x32\x1e.fabric_jobs.v1.JobInstanceKey\"\x8e\x01\n\x15JobInstanceTransition\x12\x31\n\x06status\x18\x01 \x01(\x0e\x32!.fabric_jobs.v1.JobInstanceStatus\x12\x18\n\x10\x63\x61ncel_requested\x18\x02 \x01(\x08\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x93\x01\n\"ListJobInstanceTransitionsResponse\x12\x31\n\x0cjob_instance\x18\x01 \x01(\x0b\x32\x1b.fabric_jobs.v1.JobInstance\x12:\n\x0btransitions\x18\x02 \x03(\x0b\x32%.fabric_jobs.v1.JobInstanceTransition\"S\n\x1eWatchJobInstanceChangesRequest\x12\x31\n\x06\x66ilter\x18\x01 \x01(\x0b\x32!.fabric_jobs.v1.JobInstanceFilter\"T\n\x1fWatchJobInstanceChangesResponse\x12\x31\n\x0cjob_instance\x18\x01 \x01(\x0b\x32\x1b.fabric_jobs.v1.JobInstance2\xe9\x03\n\x0c\x41\x64minService\x12k\n\x12SearchJobInstances\x12).fabric_jobs.v1.SearchJobInstancesRequest\x1a*.fabric_jobs.v1.SearchJobInstancesResponse\x12h\n\x11\x43ountJobInstances\x12(.fabric_jobs.v1.CountJobInstancesRequest\x1a).fabric_jobs.v1.CountJobInstancesResponse\x12\x83\x01\n\x1aListJobInstanceTransitions\x12\x31.fabric_jobs.v1.ListJobInstanceTransitionsRequest\x1a\x32.fabric_jobs.v1.ListJobInstanceTransitionsResponse\x12|\n\x17WatchJobInstanceChanges\x12..fabric_jobs.v1.WatchJobInstanceChangesRequest\x1a/.fabric_jobs.v1.WatchJobInstanceChangesResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"fabric_jobs/v1/admin_service.proto\x12\x0e\x66\x61\x62ric_jobs.v1\x1a fabric_jobs/v1/job_service.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf3\x01\n\x11JobInstanceFilter\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x02 \x01(\t\x12\x11\n\titem_type\x18\x03 \x01(\t\x12\x0f\n\x07item_id\x18\x04 \x01(\t\x12\x10\n\x08job_type\x18\x05 \x01(\t\x12\x17\n\x0fjob_instance_id\x18\x06 \x01(\t\x12\x33\n\x08statuses\x18\x07 \x03(\x0e\x32!.fabric_jobs.v1.JobInstanceStatus\x12\x31\n\rcreated_since\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"u\n\x19SearchJobInstancesRequest\x12\x31\n\x06\x66ilter\x18\x01 \x01(\x0b\x32!.fabric_jobs.v1.JobInstanceFilter\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"i\n\x1aSearchJobInstancesResponse\x12\x32\n\rjob_instances\x18\x01 \x03(\x0b\x32\x1b.fabric_jobs.v1.JobInstance\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"M\n\x18\x43ountJobInstancesRequest\x12\x31\n\x06\x66ilter\x18\x01 \x01(\x0b\x32!.fabric_jobs.v1.JobInstanceFilter\"Z\n\x16JobInstanceStatusCount\x12\x31\n\x06status\x18\x01 \x01(\x0e\x32!.fabric_jobs.v1.JobInstanceStatus\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"b\n\x19\x43ountJobInstancesResponse\x12\x36\n\x06\x63ounts\x18\x01 \x03(\x0b\x32&.fabric_jobs.v1.JobInstanceStatusCount\x12\r\n\x05total\x18\x02 \x01(\x03\"P\n!ListJobInstanceTransitionsRequest\x12+\n\x03key\x18\x01 \x01(\x0b\x32\x1e.fabric_jobs.v1.JobInstanceKey\"\x8e\x01\n\x15JobInstanceTransition\x12\x31\n\x06status\x18\x01 \x01(\x0e\x32!.fabric_jobs.v1.JobInstanceStatus\x12\x18\n\x10\x63\x61ncel_requested\x18\x02 \x01(\x08\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x93\x01\n\"ListJobInstanceTransitionsResponse\x12\x31\n\x0cjob_instance\x18\x01 \x01(\x0b\x32\x1b.fabric_jobs.v1.JobInstance\x12:\n\x0btransitions\x18\x02 \x03(\x0b\x32%.fabric_jobs.v1.JobInstanceTransition\"S\n\x1eWatchJobInstanceChangesRequest\x12\x31\n\x06\x66ilter\x18\x01 \x01(\x0b\x32!.fabric_jobs.v1.JobInstanceFilter\"T\n\x1fWatchJobInstanceChangesResponse\x12\x31\n\x0cjob_instance\x18\x01 \x01(\x0b\x32\x1b.fabric_jobs.v1.JobInstance\"\x8d\x01\n\x18PurgeJobInstancesRequest\x12\x31\n\x06\x66ilter\x18\x01 \x01(\x0b\x32!.fabric_jobs.v1.JobInstanceFilter\x12-\n\nolder_than\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\"+\n\x19PurgeJobInstancesResponse\x12\x0e\n\x06purged\x18\x01 \x01(\x03\x32\xd3\x04\n\x0c\x41\x64minService\x12k\n\x12SearchJobInstances\x12).fabric_jobs.v1.SearchJobInstancesRequest\x1a*.fabric_jobs.v1.SearchJobInstancesResponse\x12h\n\x11\x43ountJobInstances\x12(.fabric_jobs.v1.CountJobInstancesRequest\x1a).fabric_jobs.v1.CountJobInstancesResponse\x12\x83\x01\n\x1aListJobInstanceTransitions\x12\x31.fabric_jobs.v1.ListJobInstanceTransitionsRequest\x1a\x32.fabric_jobs.v1.ListJobInstanceTransitionsResponse\x12|\n\x17WatchJobInstanceChanges\x12..fabric_jobs.v1.WatchJobInstanceChangesRequest\x1a/.fabric_jobs.v1.WatchJobInstanceChangesResponse0\x01\x12h\n\x11PurgeJobInstances\x12(.fabric_jobs.v1.PurgeJobInstancesRequest\x1a).fabric_jobs.v1.PurgeJobInstancesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fabric_jobs.v1.admin_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBINSTANCEFILTER']._serialized_start=122
-  _globals['_JOBINSTANCEFILTER']._serialized_end=365
-  _globals['_SEARCHJOBINSTANCESREQUEST']._serialized_start=367
-  _globals['_SEARCHJOBINSTANCESREQUEST']._serialized_end=484
-  _globals['_SEARCHJOBINSTANCESRESPONSE']._serialized_start=486
-  _globals['_SEARCHJOBINSTANCESRESPONSE']._serialized_end=591
-  _globals['_COUNTJOBINSTANCESREQUEST']._serialized_start=593
-  _globals['_COUNTJOBINSTANCESREQUEST']._serialized_end=670
-  _globals['_JOBINSTANCESTATUSCOUNT']._serialized_start=672
-  _globals['_JOBINSTANCESTATUSCOUNT']._serialized_end=762
-  _globals['_COUNTJOBINSTANCESRESPONSE']._serialized_start=764
-  _globals['_COUNTJOBINSTANCESRESPONSE']._serialized_end=862
-  _globals['_LISTJOBINSTANCETRANSITIONSREQUEST']._serialized_start=864
-  _globals['_LISTJOBINSTANCETRANSITIONSREQUEST']._serialized_end=944
-  _globals['_JOBINSTANCETRANSITION']._serialized_start=947
-  _globals['_JOBINSTANCETRANSITION']._serialized_end=1089
-  _globals['_LISTJOBINSTANCETRANSITIONSRESPONSE']._serialized_start=1092
-  _globals['_LISTJOBINSTANCETRANSITIONSRESPONSE']._serialized_end=1239
-  _globals['_WATCHJOBINSTANCECHANGESREQUEST']._serialized_start=1241
-  _globals['_WATCHJOBINSTANCECHANGESREQUEST']._serialized_end=1324
-  _globals['_WATCHJOBINSTANCECHANGESRESPONSE']._serialized_start=1326
-  _globals['_WATCHJOBINSTANCECHANGESRESPONSE']._serialized_end=1410
-  _globals['_ADMINSERVICE']._serialized_start=1413
-  _globals['_ADMINSERVICE']._serialized_end=1902
+  _globals['_JOBINSTANCEFILTER']._serialized_start=154
+  _globals['_JOBINSTANCEFILTER']._serialized_end=397
+  _globals['_SEARCHJOBINSTANCESREQUEST']._serialized_start=399
+  _globals['_SEARCHJOBINSTANCESREQUEST']._serialized_end=516
+  _globals['_SEARCHJOBINSTANCESRESPONSE']._serialized_start=518
+  _globals['_SEARCHJOBINSTANCESRESPONSE']._serialized_end=623
+  _globals['_COUNTJOBINSTANCESREQUEST']._serialized_start=625
+  _globals['_COUNTJOBINSTANCESREQUEST']._serialized_end=702
+  _globals['_JOBINSTANCESTATUSCOUNT']._serialized_start=704
+  _globals['_JOBINSTANCESTATUSCOUNT']._serialized_end=794
+  _globals['_COUNTJOBINSTANCESRESPONSE']._serialized_start=796
+  _globals['_COUNTJOBINSTANCESRESPONSE']._serialized_end=894
+  _globals['_LISTJOBINSTANCETRANSITIONSREQUEST']._serialized_start=896
+  _globals['_LISTJOBINSTANCETRANSITIONSREQUEST']._serialized_end=976
+  _globals['_JOBINSTANCETRANSITION']._serialized_start=979
+  _globals['_JOBINSTANCETRANSITION']._serialized_end=1121
+  _globals['_LISTJOBINSTANCETRANSITIONSRESPONSE']._serialized_start=1124
+  _globals['_LISTJOBINSTANCETRANSITIONSRESPONSE']._serialized_end=1271
+  _globals['_WATCHJOBINSTANCECHANGESREQUEST']._serialized_start=1273
+  _globals['_WATCHJOBINSTANCECHANGESREQUEST']._serialized_end=1356
+  _globals['_WATCHJOBINSTANCECHANGESRESPONSE']._serialized_start=1358
+  _globals['_WATCHJOBINSTANCECHANGESRESPONSE']._serialized_end=1442
+  _globals['_PURGEJOBINSTANCESREQUEST']._serialized_start=1445
+  _globals['_PURGEJOBINSTANCESREQUEST']._serialized_end=1586
+  _globals['_PURGEJOBINSTANCESRESPONSE']._serialized_start=1588
+  _globals['_PURGEJOBINSTANCESRESPONSE']._serialized_end=1631
+  _globals['_ADMINSERVICE']._serialized_start=1634
+  _globals['_ADMINSERVICE']._serialized_end=2229
 # @@protoc_insertion_point(module_scope)

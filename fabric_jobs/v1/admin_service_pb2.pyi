@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from fabric_jobs.v1 import job_service_pb2 as _job_service_pb2
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -309,3 +310,55 @@ class WatchJobInstanceChangesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchJobInstanceChangesResponse: _TypeAlias = WatchJobInstanceChangesResponse  # noqa: Y015
+
+@_typing.final
+class PurgeJobInstancesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTER_FIELD_NUMBER: _builtins.int
+    OLDER_THAN_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    dry_run: _builtins.bool
+    """Count what would be deleted; delete nothing."""
+    @_builtins.property
+    def filter(self) -> Global___JobInstanceFilter:
+        """statuses: among COMPLETED, FAILED and CANCELLED (empty: all three)."""
+
+    @_builtins.property
+    def older_than(self) -> _duration_pb2.Duration:
+        """Required, 0 or more: instances that ended at least this long ago."""
+
+    def __init__(
+        self,
+        *,
+        filter: Global___JobInstanceFilter | None = ...,
+        older_than: _duration_pb2.Duration | None = ...,
+        dry_run: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "older_than", b"older_than"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "filter", b"filter", "older_than", b"older_than"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PurgeJobInstancesRequest: _TypeAlias = PurgeJobInstancesRequest  # noqa: Y015
+
+@_typing.final
+class PurgeJobInstancesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PURGED_FIELD_NUMBER: _builtins.int
+    purged: _builtins.int
+    """How many instances were deleted (with dry_run: would be)."""
+    def __init__(
+        self,
+        *,
+        purged: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["purged", b"purged"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PurgeJobInstancesResponse: _TypeAlias = PurgeJobInstancesResponse  # noqa: Y015

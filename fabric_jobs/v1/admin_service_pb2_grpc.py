@@ -58,6 +58,11 @@ class AdminServiceStub:
                 request_serializer=fabric__jobs_dot_v1_dot_admin__service__pb2.WatchJobInstanceChangesRequest.SerializeToString,
                 response_deserializer=fabric__jobs_dot_v1_dot_admin__service__pb2.WatchJobInstanceChangesResponse.FromString,
                 _registered_method=True)
+        self.PurgeJobInstances = channel.unary_unary(
+                '/fabric_jobs.v1.AdminService/PurgeJobInstances',
+                request_serializer=fabric__jobs_dot_v1_dot_admin__service__pb2.PurgeJobInstancesRequest.SerializeToString,
+                response_deserializer=fabric__jobs_dot_v1_dot_admin__service__pb2.PurgeJobInstancesResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -97,6 +102,15 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PurgeJobInstances(self, request, context):
+        """Deletes the ended job instances (Completed, Failed, Cancelled) the filter covers whose end is older than
+        older_than, with their history and everything else stored for them, in short batches (what --retention
+        does in the background). Instances that have not ended are never deleted. With dry_run, only counts them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -119,6 +133,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.WatchJobInstanceChanges,
                     request_deserializer=fabric__jobs_dot_v1_dot_admin__service__pb2.WatchJobInstanceChangesRequest.FromString,
                     response_serializer=fabric__jobs_dot_v1_dot_admin__service__pb2.WatchJobInstanceChangesResponse.SerializeToString,
+            ),
+            'PurgeJobInstances': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeJobInstances,
+                    request_deserializer=fabric__jobs_dot_v1_dot_admin__service__pb2.PurgeJobInstancesRequest.FromString,
+                    response_serializer=fabric__jobs_dot_v1_dot_admin__service__pb2.PurgeJobInstancesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -233,6 +252,33 @@ class AdminService:
             '/fabric_jobs.v1.AdminService/WatchJobInstanceChanges',
             fabric__jobs_dot_v1_dot_admin__service__pb2.WatchJobInstanceChangesRequest.SerializeToString,
             fabric__jobs_dot_v1_dot_admin__service__pb2.WatchJobInstanceChangesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeJobInstances(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fabric_jobs.v1.AdminService/PurgeJobInstances',
+            fabric__jobs_dot_v1_dot_admin__service__pb2.PurgeJobInstancesRequest.SerializeToString,
+            fabric__jobs_dot_v1_dot_admin__service__pb2.PurgeJobInstancesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -48,6 +48,11 @@ class AdminServiceStub:
     in the order of the changes, until the caller cancels. A job that changes twice between two messages may
     be sent once, in its newest state.
     """
+    PurgeJobInstances: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.PurgeJobInstancesRequest, _admin_service_pb2.PurgeJobInstancesResponse]
+    """Deletes the ended job instances (Completed, Failed, Cancelled) the filter covers whose end is older than
+    older_than, with their history and everything else stored for them, in short batches (what --retention
+    does in the background). Instances that have not ended are never deleted. With dry_run, only counts them.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -68,6 +73,11 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Streams the state of every job instance that changes from now on (created, started, cancel asked, ended),
     in the order of the changes, until the caller cancels. A job that changes twice between two messages may
     be sent once, in its newest state.
+    """
+    PurgeJobInstances: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.PurgeJobInstancesRequest, _admin_service_pb2.PurgeJobInstancesResponse]  # type: ignore[assignment]
+    """Deletes the ended job instances (Completed, Failed, Cancelled) the filter covers whose end is older than
+    older_than, with their history and everything else stored for them, in short batches (what --retention
+    does in the background). Instances that have not ended are never deleted. With dry_run, only counts them.
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -110,6 +120,17 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         """Streams the state of every job instance that changes from now on (created, started, cancel asked, ended),
         in the order of the changes, until the caller cancels. A job that changes twice between two messages may
         be sent once, in its newest state.
+        """
+
+    @_abc_1.abstractmethod
+    def PurgeJobInstances(
+        self,
+        request: _admin_service_pb2.PurgeJobInstancesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.PurgeJobInstancesResponse, _abc.Awaitable[_admin_service_pb2.PurgeJobInstancesResponse]]:
+        """Deletes the ended job instances (Completed, Failed, Cancelled) the filter covers whose end is older than
+        older_than, with their history and everything else stored for them, in short batches (what --retention
+        does in the background). Instances that have not ended are never deleted. With dry_run, only counts them.
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

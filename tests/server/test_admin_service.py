@@ -200,3 +200,34 @@ def test_a_change_watch_filters_on_each_key_part(field: str) -> None:
     assert matches(JobFilter(**same), record)
     assert not matches(JobFilter(**other), record)
     assert matches(JobFilter(), record)
+
+
+async def test_purge_deletes_ended_jobs_and_names_every_bad_field(
+    running: RunningServer, admin: admin_grpc.AdminServiceAsyncStub
+) -> None:
+    ended = await create(running, handlers.INSTANT)
+    unended = await create(running, handlers.GATED)
+    await wait_for_status(running.stub, ended, COMPLETED)
+    now = admin_pb.PurgeJobInstancesRequest()
+    now.older_than.FromSeconds(0)
+    no_age = admin_pb.PurgeJobInstancesRequest()
+    negative = admin_pb.PurgeJobInstancesRequest(filter=admin_pb.JobInstanceFilter(statuses=[IN_PROGRESS]))
+    negative.older_than.FromSeconds(-1)
+
+    dry_run = admin_pb.PurgeJobInstancesRequest(dry_run=True)
+    dry_run.older_than.FromSeconds(0)
+    counted = await admin.PurgeJobInstances(dry_run)
+    purged = await admin.PurgeJobInstances(now)
+    no_age_err = await rpc_error(admin.PurgeJobInstances(no_age))
+    negative_err = await rpc_error(admin.PurgeJobInstances(negative))
+
+    assert (counted.purged, purged.purged) == (1, 1)
+    assert (await rpc_error(running.stub.GetJobInstance(pb.GetJobInstanceRequest(key=ended)))).code() == (
+        grpc.StatusCode.NOT_FOUND
+    )
+    assert (await running.stub.GetJobInstance(pb.GetJobInstanceRequest(key=unended))).job_instance.status in (
+        NOT_STARTED,
+        IN_PROGRESS,
+    )
+    assert set(status_details(no_age_err).field_violations) == {"older_than"}
+    assert set(status_details(negative_err).field_violations) == {"older_than", "filter.statuses"}

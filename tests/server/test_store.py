@@ -571,6 +571,7 @@ MIGRATED_INDEXES = {
     "job_instances_in_progress_by_owner",
     "job_instances_cancel_requested_by_owner",
     "job_instances_newest_first",
+    "job_instances_ended_oldest_first",
     "job_transitions_by_key",
 }
 MIGRATED_SCHEMA = (MIGRATED_TABLES, MIGRATED_PRIMARY_KEYS, MIGRATED_INDEXES)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Collection
+from dataclasses import dataclass
 
 from fabric_jobs.errors import ErrorDetails
 from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, NewJob, Transition
@@ -29,6 +30,16 @@ from fabric_jobs.server.store.rows import (
     transition_params,
     transition_query,
 )
+
+PURGE_LOCK_KEY = 0x4A0B5_0002
+"""On PostgreSQL, the advisory lock a purge batch tries (pg_try_advisory_xact_lock): one pruner at a time."""
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeBatch:
+    held: bool
+    """False when another process was pruning (PostgreSQL): nothing was deleted, try again later."""
+    purged: int
 
 
 class JobStore:
@@ -116,8 +127,7 @@ class JobStore:
 
     async def count_by_status(self, job_filter: JobFilter) -> dict[JobStatus, int]:
         """How many jobs the filter covers in each status (statuses without jobs are left out)."""
-        params = {**filter_params(job_filter), "statuses": self._any_of(job_filter.statuses)}
-        rows = await self.connector.run("count_jobs_by_status", params)
+        rows = await self.connector.run("count_jobs_by_status", self._filter_params(job_filter))
         return {JobStatus(row["status"]): row["count"] for row in rows}
 
     async def transitions(self, key: JobKey) -> builtins.list[Transition]:
@@ -155,6 +165,27 @@ class JobStore:
         rows = await self.connector.run("fail_expired", {**lease, "error": error_to_column(error)}, announce=True)
         await self.connector.run("forget_expired_executor_leases", lease)
         return [record_from_row(row) for row in rows]
+
+    async def purge_batch(self, job_filter: JobFilter, before_ms: int, limit: int) -> PurgeBatch:
+        """Delete at most `limit` terminal jobs the filter covers that ended before `before_ms`, oldest end first,
+        with everything that belongs to them (history, stored credentials, on PostgreSQL their procrastinate jobs
+        and those jobs' events), in one short transaction.
+
+        Only one process prunes at a time: on PostgreSQL a batch that finds another process's batch under way
+        deletes nothing and answers held=False; SQLite has one writer. Jobs not ended stay, however old.
+        """
+        params = {**self._filter_params(job_filter), "before_ms": before_ms, "limit": limit, "lock_key": PURGE_LOCK_KEY}
+        rows = await self.connector.run("purge_jobs", params)
+        return PurgeBatch(held=all(row["held"] for row in rows), purged=sum(row["purged"] for row in rows))
+
+    async def count_purgeable(self, job_filter: JobFilter, before_ms: int) -> int:
+        """How many jobs purge_batch would delete, in batches, with the same filter and time (a dry run)."""
+        rows = await self.connector.run("count_purgeable", {**self._filter_params(job_filter), "before_ms": before_ms})
+        count: int = rows[0]["count"]
+        return count
+
+    def _filter_params(self, job_filter: JobFilter) -> dict[str, object]:
+        return {**filter_params(job_filter), "statuses": self._any_of(job_filter.statuses)}
 
     def _any_of(self, statuses: Collection[JobStatus]) -> object:
         """The statuses parameter of a filter: None for any status."""

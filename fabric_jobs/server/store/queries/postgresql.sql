@@ -187,3 +187,68 @@ LIMIT %(limit)s;
 
 -- name: last_change_seq
 SELECT coalesce(max(seq), 0) AS seq FROM job_transitions;
+
+-- name: purge_jobs
+-- One bounded batch, by one process at a time: under a transaction-level advisory lock that it only tries
+-- (another pruner holding it makes this batch delete nothing and answer held = false), the `limit` terminal
+-- jobs the filter covers that ended longest before `before_ms` (rows another transaction has locked are
+-- skipped, not waited for), with their procrastinate jobs and those jobs' events (ON DELETE CASCADE); their
+-- history and stored credentials go with them (trigger, foreign key). A job whose procrastinate job is
+-- still running (a worker finishing a job already ended elsewhere) waits for a later batch.
+WITH pruner AS MATERIALIZED (
+    SELECT pg_try_advisory_xact_lock(%(lock_key)s) AS held
+),
+doomed AS MATERIALIZED (
+    SELECT job.tenant_id, job.workspace_id, job.item_type, job.item_id, job.job_type, job.job_instance_id,
+        concat_ws('/', job.tenant_id, job.workspace_id, job.item_type, job.item_id, job.job_type,
+                  job.job_instance_id) AS lock_text
+    FROM job_instances AS job
+    WHERE (SELECT held FROM pruner)
+        AND job.status IN ('Completed', 'Failed', 'Cancelled')
+        AND job.end_time_ms < %(before_ms)s
+        AND (%(tenant_id)s::text IS NULL OR job.tenant_id = %(tenant_id)s)
+        AND (%(workspace_id)s::text IS NULL OR job.workspace_id = %(workspace_id)s)
+        AND (%(item_type)s::text IS NULL OR job.item_type = %(item_type)s)
+        AND (%(item_id)s::text IS NULL OR job.item_id = %(item_id)s)
+        AND (%(job_type)s::text IS NULL OR job.job_type = %(job_type)s)
+        AND (%(job_instance_id)s::text IS NULL OR job.job_instance_id = %(job_instance_id)s)
+        AND (%(created_since_ms)s::bigint IS NULL OR job.create_time_ms >= %(created_since_ms)s)
+        AND (%(statuses)s::text[] IS NULL OR job.status = ANY(%(statuses)s::text[]))
+        AND NOT EXISTS (
+            SELECT 1 FROM procrastinate_jobs AS running
+            WHERE running.lock = concat_ws('/', job.tenant_id, job.workspace_id, job.item_type, job.item_id,
+                                           job.job_type, job.job_instance_id)
+                AND running.status = 'doing'
+        )
+    ORDER BY job.end_time_ms
+    LIMIT %(limit)s
+    FOR UPDATE OF job SKIP LOCKED
+),
+queued AS (
+    DELETE FROM procrastinate_jobs AS queued
+    USING doomed
+    WHERE queued.lock = doomed.lock_text AND queued.status <> 'doing'
+),
+gone AS (
+    DELETE FROM job_instances AS job
+    USING doomed
+    WHERE job.tenant_id = doomed.tenant_id AND job.workspace_id = doomed.workspace_id
+        AND job.item_type = doomed.item_type AND job.item_id = doomed.item_id
+        AND job.job_type = doomed.job_type AND job.job_instance_id = doomed.job_instance_id
+    RETURNING 1
+)
+SELECT (SELECT held FROM pruner) AS held, (SELECT count(*) FROM gone) AS purged;
+
+-- name: count_purgeable
+SELECT count(*) AS count
+FROM job_instances
+WHERE status IN ('Completed', 'Failed', 'Cancelled')
+    AND end_time_ms < %(before_ms)s
+    AND (%(tenant_id)s::text IS NULL OR tenant_id = %(tenant_id)s)
+    AND (%(workspace_id)s::text IS NULL OR workspace_id = %(workspace_id)s)
+    AND (%(item_type)s::text IS NULL OR item_type = %(item_type)s)
+    AND (%(item_id)s::text IS NULL OR item_id = %(item_id)s)
+    AND (%(job_type)s::text IS NULL OR job_type = %(job_type)s)
+    AND (%(job_instance_id)s::text IS NULL OR job_instance_id = %(job_instance_id)s)
+    AND (%(created_since_ms)s::bigint IS NULL OR create_time_ms >= %(created_since_ms)s)
+    AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]));

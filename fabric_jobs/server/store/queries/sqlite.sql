@@ -177,3 +177,40 @@ LIMIT :limit;
 
 -- name: last_change_seq
 SELECT coalesce(max(seq), 0) AS seq FROM job_transitions;
+
+-- name: purge_jobs
+-- One bounded batch: the `limit` terminal jobs the filter covers that ended longest before `before_ms`,
+-- deleted in one short write transaction (SQLite's single writer makes it one pruner at a time); their
+-- history and stored credentials go with them (triggers, foreign keys). One row per job deleted.
+DELETE FROM job_instances
+WHERE (tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id) IN (
+    SELECT tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id
+    FROM job_instances
+    WHERE status IN ('Completed', 'Failed', 'Cancelled')
+        AND end_time_ms < :before_ms
+        AND (:tenant_id IS NULL OR tenant_id = :tenant_id)
+        AND (:workspace_id IS NULL OR workspace_id = :workspace_id)
+        AND (:item_type IS NULL OR item_type = :item_type)
+        AND (:item_id IS NULL OR item_id = :item_id)
+        AND (:job_type IS NULL OR job_type = :job_type)
+        AND (:job_instance_id IS NULL OR job_instance_id = :job_instance_id)
+        AND (:created_since_ms IS NULL OR create_time_ms >= :created_since_ms)
+        AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+    ORDER BY end_time_ms
+    LIMIT :limit
+)
+RETURNING 1 AS held, 1 AS purged;
+
+-- name: count_purgeable
+SELECT count(*) AS count
+FROM job_instances
+WHERE status IN ('Completed', 'Failed', 'Cancelled')
+    AND end_time_ms < :before_ms
+    AND (:tenant_id IS NULL OR tenant_id = :tenant_id)
+    AND (:workspace_id IS NULL OR workspace_id = :workspace_id)
+    AND (:item_type IS NULL OR item_type = :item_type)
+    AND (:item_id IS NULL OR item_id = :item_id)
+    AND (:job_type IS NULL OR job_type = :job_type)
+    AND (:job_instance_id IS NULL OR job_instance_id = :job_instance_id)
+    AND (:created_since_ms IS NULL OR create_time_ms >= :created_since_ms)
+    AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)));
