@@ -17,7 +17,7 @@ from fabric_jobs.server.store.base import JobFilter
 
 logger = logging.getLogger(__name__)
 
-PURGE_BATCH = 500
+PURGE_BATCH = 100
 """Jobs deleted per transaction: small enough that no batch holds its locks for long."""
 BUSY_PAUSE_SECONDS = 0.05
 """How long a purge waits when another process's batch holds the pruning lock."""
