@@ -60,6 +60,8 @@ class Pruner:
                 purged = await purge(self._store, JobFilter(), now_ms() - self._retention_ms)
             except StoreError as exc:
                 logger.warning("retention: pruning failed, retried in %g s: %s", self._interval, exc)
+            except Exception:
+                logger.exception("retention: pruning failed, retried in %g s", self._interval)
             else:
                 if purged:
                     logger.info("retention: deleted %d job(s) that ended over the retention window ago", purged)
