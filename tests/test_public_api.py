@@ -80,6 +80,7 @@ def handler(ctx: JobContext) -> None:
 def test_every_public_name_is_the_internal_object() -> None:
     homes = {
         "fabric_jobs.errors": ["ErrorSource", "ExtendedInfo"],
+        "fabric_jobs.identity": ["Caller", "TokenUnavailable"],
         "fabric_jobs.server.cancellation": ["CancellationToken", "CancelReason", "JobCancelled"],
         "fabric_jobs.server.model": ["InvokeType", "JobKey"],
         "fabric_jobs.server.registry": [

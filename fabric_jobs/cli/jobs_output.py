@@ -20,6 +20,15 @@ def _status(job: dict[str, object]) -> str:
     return f"{status} (cancelling)" if job["cancelRequested"] and status == "InProgress" else status
 
 
+def _caller(caller: object) -> str:
+    if not isinstance(caller, dict):
+        return "-"
+    who = caller["objectId"]
+    if "userPrincipalName" in caller:
+        who = f"{caller['userPrincipalName']} ({who})"
+    return f"{who}, tenant {caller['tenantId']}, app {caller['appId']}"
+
+
 def table(instances: Sequence[pb.JobInstance]) -> str:
     rows = [TABLE_COLUMNS]
     for instance in instances:
@@ -52,6 +61,7 @@ def card(instance: pb.JobInstance, transitions: Sequence[admin_pb.JobInstanceTra
         ("Created", job["createTimeUtc"]),
         ("Started", job.get("startTimeUtc", "-")),
         ("Ended", job.get("endTimeUtc", "-")),
+        ("Asked by", _caller(job.get("caller"))),
     ]
     error = job.get("errorDetails")
     if isinstance(error, dict):

@@ -38,7 +38,16 @@ def job_json(instance: pb.JobInstance) -> dict[str, Any]:
         "createTimeUtc": format_time(instance.create_time),
         "cancelRequested": instance.cancel_requested,
         **times_and_error(instance),
+        **({"caller": caller_json(instance.caller)} if instance.HasField("caller") else {}),
     }
+
+
+def caller_json(caller: pb.Caller) -> dict[str, str]:
+    """Who asked for the job (never a token)."""
+    fields = {"tenantId": caller.tenant_id, "objectId": caller.object_id, "appId": caller.app_id}
+    if caller.user_principal_name:
+        fields["userPrincipalName"] = caller.user_principal_name
+    return fields
 
 
 def transition_json(transition: admin_pb.JobInstanceTransition) -> dict[str, Any]:

@@ -27,6 +27,8 @@ ERROR_CODES: dict[str, str] = {
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: "415: the Create body is not application/json",
     ErrorCode.JOB_EXECUTION_FAILED: "in errorDetails of a Failed job: its handler failed",
     ErrorCode.JOB_EXECUTOR_LOST: "in errorDetails of a Failed job: the process running it died (not permanent)",
+    ErrorCode.USER_TOKEN_UNAVAILABLE: "in errorDetails of a Failed job: no token on behalf of its user (Entra's error "
+    "and correlation id in moreDetails; permanent unless Entra may answer later)",
     ErrorCode.SERVICE_UNAVAILABLE: "503: the job service cannot be reached; retry",
     ErrorCode.TIMEOUT: "504: the job service did not answer within the request timeout; retry",
     ErrorCode.INTERNAL_ERROR: "500: an unexpected error; details are in the service's logs, never in the body",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fabric_jobs.errors import details_to_pb
+from fabric_jobs.identity import caller_to_pb
 from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, JobStatus
 from fabric_jobs.v1 import job_service_pb2 as pb
 
@@ -48,4 +49,6 @@ def record_to_pb(record: JobRecord) -> pb.JobInstance:
         message.end_time.FromMilliseconds(record.end_time_ms)
     if record.error is not None:
         message.error_details.CopyFrom(details_to_pb(record.error))
+    if record.caller is not None:
+        message.caller.CopyFrom(caller_to_pb(record.caller))
     return message

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import enum
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fabric_jobs.errors import ErrorDetails
+from fabric_jobs.identity import Caller
 
 
 class JobStatus(enum.StrEnum):
@@ -83,6 +84,9 @@ class NewJob:
     create_time_ms: int
     trace_context: str | None = None
     """The W3C trace context of the Create (JSON of traceparent and tracestate), while tracing is on."""
+    caller: Caller | None = None
+    credential: bytes | None = field(default=None, repr=False)
+    """Sealed credential material for tokens on the caller's behalf, stored with the job until it ends."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +105,7 @@ class JobRecord:
     owner: str | None
     version: int
     trace_context: str | None = None
+    caller: Caller | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,9 +58,16 @@ class JobStore(Protocol):
     async def close(self) -> None: ...
 
     async def insert(self, job: NewJob) -> tuple[JobRecord, bool]:
-        """Store a NotStarted instance. Returns (record, True), or (existing record, False) if the key exists."""
+        """Store a NotStarted instance, and its sealed credential in the same transaction. Returns (record, True), or
+        (existing record, False) if the key exists (its credential unchanged)."""
 
     async def get(self, key: JobKey) -> JobRecord | None: ...
+
+    async def credential(self, key: JobKey) -> bytes | None:
+        """The job's sealed credential (stored by insert), None when it has none: it never had one, or it ended."""
+
+    async def replace_credential(self, key: JobKey, sealed: bytes) -> None:
+        """Store a job's new sealed credential, if it still has one (a job that ended has none)."""
 
     async def transition(
         self,
@@ -75,8 +82,8 @@ class JobStore(Protocol):
         """Atomically move the instance from one of `expected` to `new`, or do nothing.
 
         Moving to InProgress sets start_time (and owner and heartbeat); moving to a terminal status
-        sets end_time (and error, when given). Returns the updated record, or None when the
-        instance is missing or its status was not in `expected`.
+        sets end_time (and error, when given) and deletes the job's credential in the same transaction.
+        Returns the updated record, or None when the instance is missing or its status was not in `expected`.
         """
 
     async def cancel(self, key: JobKey, at_ms: int) -> JobRecord | None:

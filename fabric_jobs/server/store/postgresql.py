@@ -128,7 +128,7 @@ class PostgresStore:
                 await pool.close()
 
     async def insert(self, job: NewJob) -> tuple[JobRecord, bool]:
-        rows = await self._run("insert_job", new_job_params(job))
+        rows = await self._run("insert_job", {**new_job_params(job), "sealed": job.credential})
         if rows:
             return record_from_row(rows[0]), True
         existing = await self.get(job.key)
@@ -139,6 +139,13 @@ class PostgresStore:
     async def get(self, key: JobKey) -> JobRecord | None:
         rows = await self._run("get_job", key_params(key))
         return record_from_row(rows[0]) if rows else None
+
+    async def credential(self, key: JobKey) -> bytes | None:
+        rows = await self._run("get_credential", key_params(key))
+        return bytes(rows[0]["sealed"]) if rows else None
+
+    async def replace_credential(self, key: JobKey, sealed: bytes) -> None:
+        await self._run("replace_credential", {**key_params(key), "sealed": sealed})
 
     async def transition(
         self,

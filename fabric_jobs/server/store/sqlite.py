@@ -91,7 +91,11 @@ class SqliteStore:
                 connection.close()
 
     async def insert(self, job: NewJob) -> tuple[JobRecord, bool]:
-        rows = self._run("insert_job", new_job_params(job))
+        params = new_job_params(job)
+        with _translated_errors(), _immediate_transaction(self._open_connection()):
+            rows = self._run("insert_job", params)
+            if rows and job.credential is not None:
+                self._run("insert_credential", {**key_params(job.key), "sealed": job.credential})
         if rows:
             return record_from_row(rows[0]), True
         existing = await self.get(job.key)
@@ -102,6 +106,13 @@ class SqliteStore:
     async def get(self, key: JobKey) -> JobRecord | None:
         rows = self._run("get_job", key_params(key))
         return record_from_row(rows[0]) if rows else None
+
+    async def credential(self, key: JobKey) -> bytes | None:
+        rows = self._run("get_credential", key_params(key))
+        return bytes(rows[0]["sealed"]) if rows else None
+
+    async def replace_credential(self, key: JobKey, sealed: bytes) -> None:
+        self._run("replace_credential", {**key_params(key), "sealed": sealed})
 
     async def transition(
         self,
