@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from fabric_jobs.server.on_behalf_of.entra import EntraApp, EntraSession, EntraSettings
 from tests.entra import EntraStandIn, RunningEntra
@@ -53,3 +58,28 @@ def entra_app(stand_in: EntraStandIn, certificates: Certificates, **overrides: o
     }
     settings = EntraSettings(**fields)  # type: ignore[arg-type]
     return EntraApp(settings, session=EntraSession(settings))
+
+
+def rsa_certificate(directory: Path, *, with_key: bool = True) -> Path:
+    """A self-signed RSA certificate for the workload's app, with its private key unless told otherwise."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "workload app")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    path = directory / ("app.pem" if with_key else "app-no-key.pem")
+    pem = certificate.public_bytes(serialization.Encoding.PEM)
+    if with_key:
+        pem += key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    path.write_bytes(pem)
+    return path

@@ -73,7 +73,7 @@ class Deployment:
     def create(self, rest_url: str, job_type: str, **payload: Any) -> str:
         """Fabric's Create of a new job instance of `job_type` for the test user; its job instance id."""
         job_instance_id = str(uuid.uuid4())
-        subject_token = tokens.mint_subject_token()
+        subject_token = tokens.mint_subject_token(uti=uuid.uuid4().hex)  # Entra's tokens differ by their uti
         self.subject_tokens.append(subject_token)
         reply = httpx.post(
             job_url(rest_url, job_type, job_instance_id),

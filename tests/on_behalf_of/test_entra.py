@@ -3,7 +3,6 @@ CA file wins over the environment's bundles, Entra's errors are classified and i
 
 from __future__ import annotations
 
-import datetime
 import socket
 import threading
 from collections.abc import Iterator
@@ -11,10 +10,6 @@ from pathlib import Path
 
 import msal
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from fabric_jobs.identity import TokenUnavailable
 from fabric_jobs.server.on_behalf_of.entra import (
@@ -26,7 +21,7 @@ from fabric_jobs.server.on_behalf_of.entra import (
 )
 from tests import tokens
 from tests.entra import JWT_BEARER, EntraStandIn, RunningEntra, entra_error
-from tests.on_behalf_of.conftest import CLIENT_ID, CLIENT_SECRET, FABRIC, STORAGE, entra_app
+from tests.on_behalf_of.conftest import CLIENT_ID, CLIENT_SECRET, FABRIC, STORAGE, entra_app, rsa_certificate
 from tests.tls import Certificates
 
 pytestmark = pytest.mark.usefixtures("bundles_elsewhere")
@@ -79,34 +74,10 @@ def test_without_our_ca_file_the_environments_bundle_decides_and_the_stand_in_is
     assert entra.token_requests() == []
 
 
-def _rsa_certificate(directory: Path, *, with_key: bool = True) -> Path:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "workload app")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    path = directory / ("app.pem" if with_key else "app-no-key.pem")
-    pem = certificate.public_bytes(serialization.Encoding.PEM)
-    if with_key:
-        pem += key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    path.write_bytes(pem)
-    return path
-
-
 def test_a_certificate_credential_signs_the_client_assertion_entra_checks(
     certificates: Certificates, tmp_path: Path
 ) -> None:
-    pem = _rsa_certificate(tmp_path)
+    pem = rsa_certificate(tmp_path)
     certificate = read_client_certificate(pem)
     stand_in = EntraStandIn(client_id=CLIENT_ID, client_certificate_pem=certificate.certificate_pem.encode())
     running = RunningEntra(stand_in, certificates)
@@ -123,7 +94,7 @@ def test_a_certificate_credential_signs_the_client_assertion_entra_checks(
 
 def test_a_certificate_file_without_its_key_or_a_missing_one_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(EntraConfigError, match="private key is not in it"):
-        read_client_certificate(_rsa_certificate(tmp_path, with_key=False))
+        read_client_certificate(rsa_certificate(tmp_path, with_key=False))
     with pytest.raises(EntraConfigError, match="No such file"):
         read_client_certificate(tmp_path / "missing.pem")
     with pytest.raises(EntraConfigError, match="exactly one app credential"):

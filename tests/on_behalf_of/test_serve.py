@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from tests import tokens
-from tests.entra import JWT_BEARER, EntraStandIn
+from tests.entra import JWT_BEARER, EntraStandIn, entra_error
 from tests.on_behalf_of.acting_jobs import FABRIC, ITEM_TYPE, STORAGE
-from tests.on_behalf_of.stack import ITEM, JOBS, WORKSPACE, Deployment, leaks
+from tests.on_behalf_of.stack import ITEM, JOBS, WORKSPACE, Deployment, leaks, new_key_file
 from tests.processes import Processes, Serve, clean_env, command, launch, stop
 from tests.tls import Certificates
 
@@ -154,3 +154,81 @@ def _assert_no_secret_anywhere(deployment: Deployment, serve: Serve, jobs: dict[
     assert leaks(deployment.secrets(), texts) == []
     handlers_report = (deployment.directory / "async.json").read_text()  # the search finds what is there
     assert len(leaks(deployment.secrets(), {"a report": handlers_report})) == 2
+
+
+def _token_error(state: dict[str, Any]) -> tuple[str, bool, str, str, str | None]:
+    """(errorCode, isPermanent, source, Entra's error, Entra's correlation id) of a Failed job."""
+    assert state["status"] == "Failed", state
+    error = state["errorDetails"]
+    (entra_detail,) = error["moreDetails"]
+    correlation = {p["name"]: p["value"] for p in entra_detail.get("additionalParameters", [])}.get("correlationId")
+    return error["errorCode"], error["isPermanent"], error["source"], entra_detail["errorCode"], correlation
+
+
+def test_entras_refusals_end_the_job_failed_permanent_and_its_outages_transient(
+    deployment: Deployment, processes: Processes, entra: EntraStandIn
+) -> None:
+    serve = start_serve(deployment, processes, *deployment.entra_options())
+    out = deployment.directory
+    consent = entra_error(400, "invalid_grant", 65001, "The user or administrator has not consented.")
+    entra.fail_next(consent)
+    no_consent = deployment.create(serve.rest_url, UNHANDLED, report=str(out / "consent.json"))
+    at_refresh = {
+        "interaction": entra_error(400, "interaction_required", 50076, "Multi-factor authentication needed."),
+        "outage": entra_error(503, "temporarily_unavailable", 90006, "Busy.", **{"Retry-After": "600"}),
+    }
+    waiting = {
+        name: deployment.create(serve.rest_url, UNHANDLED, report=str(out / f"{name}.json"), wait_for=str(out / name))
+        for name in at_refresh
+    }
+
+    assert _token_error(deployment.wait_for(serve.rest_url, UNHANDLED, no_consent)) == (
+        "UserTokenUnavailable",
+        True,
+        "User",
+        "invalid_grant",
+        consent.body["correlation_id"],
+    )
+    for name, answer in at_refresh.items():
+        entra.fail_next(answer)
+        (out / name).touch()
+        state = deployment.wait_for(serve.rest_url, UNHANDLED, waiting[name])
+        permanent = name == "interaction"
+        assert _token_error(state) == (
+            "UserTokenUnavailable",
+            permanent,
+            "User" if permanent else "External",
+            answer.body["error"],
+            answer.body["correlation_id"],
+        )
+        assert not (out / f"{name}.json").exists()
+    assert leaks(deployment.secrets(), {"the service's output": serve.text()}) == []
+
+
+def test_a_rotated_key_still_opens_the_credentials_of_waiting_jobs_and_a_wrong_key_fails_them_clearly(
+    deployment: Deployment, processes: Processes
+) -> None:
+    out = deployment.directory
+    old_key = deployment.key_file
+
+    def queue_behind_a_blocker(serve: Serve, name: str) -> str:
+        blocker = deployment.create(serve.rest_url, BLOCKER, wait_for=str(out / f"never-{name}"))
+        deployment.wait_for(serve.rest_url, BLOCKER, blocker, ("InProgress",))
+        job = deployment.create(serve.rest_url, PLAIN_TWO_SCOPES, report=str(out / f"{name}.json"))
+        stop(serve)
+        return job
+
+    shutdown = "--shutdown-grace=0.2"
+    waiting = queue_behind_a_blocker(start_serve(deployment, processes, *deployment.entra_options(), shutdown), "a")
+    new_key = new_key_file(out / "new.key")
+    rotating = start_serve(deployment, processes, *deployment.entra_options(key_file=new_key, old_key_file=old_key))
+    assert deployment.wait_for(rotating.rest_url, PLAIN_TWO_SCOPES, waiting)["status"] == "Completed"
+    assert report(out / "a.json")["caller"] == EXPECTED_CALLER
+    sealed_with_new = queue_behind_a_blocker(rotating, "b")
+
+    wrong = start_serve(deployment, processes, *deployment.entra_options(key_file=new_key_file(out / "wrong.key")))
+    state = deployment.wait_for(wrong.rest_url, PLAIN_TWO_SCOPES, sealed_with_new)
+    assert _token_error(state)[:4] == ("UserTokenUnavailable", True, "System", "credential_unreadable")
+    assert "--token-key-file" in state["errorDetails"]["message"]
+    assert wrong.process.poll() is None
+    assert not (out / "b.json").exists()
