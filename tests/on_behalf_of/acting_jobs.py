@@ -1,7 +1,8 @@
 """Job types that act for their user, for tests through real `fabric-jobs` processes.
 
 Each handler writes what it got into the file its payload names (`report`): the caller and the tokens, or the
-TokenUnavailable it saw. With `wait_for` in the payload it first waits until that file exists.
+TokenUnavailable it saw. With `wait_for` in the payload it first waits until that file exists (TwoScopes with
+`token_first` gets a token before it waits).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ async def _wait(ctx: JobContext) -> None:
 
 @registry.job(ITEM_TYPE, f"{ITEM_TYPE}.TwoScopes", user_scopes=[STORAGE])
 async def two_scopes(ctx: JobContext) -> None:
+    if ctx.payload.get("token_first"):
+        await ctx.access_token(FABRIC)
     await _wait(ctx)
     storage = await ctx.access_token(STORAGE)
     fabric = (await ctx.credential.get_token(FABRIC)).token

@@ -14,12 +14,12 @@ from cryptography.x509.oid import NameOID
 
 from fabric_jobs.server.on_behalf_of.entra import EntraApp, EntraSession, EntraSettings
 from tests.entra import EntraStandIn, RunningEntra
+from tests.on_behalf_of.acting_jobs import FABRIC, STORAGE
+from tests.on_behalf_of.stack import CLIENT_ID, CLIENT_SECRET, Deployment
+from tests.processes import Processes
 from tests.tls import Certificates, make_certificates
 
-CLIENT_ID = "9a1c5e3b-7d2f-4b8e-a6c4-3f0e9d8b7a12"
-CLIENT_SECRET = "stand-in-client-secret-3f9a7c1e5b2d"
-STORAGE = "https://storage.azure.com/.default"
-FABRIC = "https://api.fabric.microsoft.com/.default"
+__all__ = ["CLIENT_ID", "CLIENT_SECRET", "FABRIC", "STORAGE", "entra_app", "rsa_certificate"]
 
 
 @pytest.fixture
@@ -38,6 +38,18 @@ def entra(certificates: Certificates) -> Iterator[EntraStandIn]:
         yield stand_in
     finally:
         running.close()
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, entra: EntraStandIn, certificates: Certificates) -> Deployment:
+    """The files and options of a deployment that acts for users, with the Entra stand-in."""
+    return Deployment(tmp_path, entra, certificates)
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    with Processes() as running:
+        yield running
 
 
 @pytest.fixture

@@ -16,10 +16,12 @@ from tests import tokens
 from tests.conftest import POLL_INTERVAL
 from tests.entra import EntraStandIn
 from tests.on_behalf_of.acting_jobs import ITEM_TYPE
-from tests.on_behalf_of.conftest import CLIENT_ID, CLIENT_SECRET
 from tests.processes import clean_env
 from tests.tls import Certificates
 
+CLIENT_ID = "9a1c5e3b-7d2f-4b8e-a6c4-3f0e9d8b7a12"
+"""The workload's Entra app."""
+CLIENT_SECRET = "stand-in-client-secret-3f9a7c1e5b2d"
 WORKSPACE = "0c9a7e4b-1d2f-4a3b-8c5d-6e7f8a9b0c1d"
 ITEM = "5e4d3c2b-1a09-4f8e-9d7c-6b5a4f3e2d1c"
 JOBS = "tests.on_behalf_of.acting_jobs:registry"

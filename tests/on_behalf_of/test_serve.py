@@ -6,19 +6,16 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests import tokens
 from tests.entra import JWT_BEARER, EntraStandIn, entra_error
 from tests.on_behalf_of.acting_jobs import FABRIC, ITEM_TYPE, STORAGE
 from tests.on_behalf_of.stack import ITEM, JOBS, WORKSPACE, Deployment, leaks, new_key_file
 from tests.processes import Processes, Serve, clean_env, command, launch, stop
-from tests.tls import Certificates
 
 TWO_SCOPES = f"{ITEM_TYPE}.TwoScopes"
 PLAIN_TWO_SCOPES = f"{ITEM_TYPE}.PlainTwoScopes"
@@ -31,17 +28,6 @@ EXPECTED_CALLER = {
     "user_principal_name": "megan@contoso.example",
     "app_id": tokens.FABRIC_APP_ID,
 }
-
-
-@pytest.fixture
-def deployment(tmp_path: Path, entra: EntraStandIn, certificates: Certificates) -> Deployment:
-    return Deployment(tmp_path, entra, certificates)
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    with Processes() as running:
-        yield running
 
 
 def start_serve(deployment: Deployment, processes: Processes, *extra: str, admin: bool = False) -> Serve:
