@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import hashlib
 import json
 import sqlite3
@@ -22,6 +21,7 @@ import grpc
 from fabric_jobs.demo import ITEM_TYPE, JOB_TYPE
 from fabric_jobs.server.convert import key_to_pb
 from fabric_jobs.server.model import InvokeType, JobKey, NewJob
+from fabric_jobs.server.store.rows import new_job_params
 from fabric_jobs.server.store.sqlite import QUERIES, SqliteStore
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
@@ -33,7 +33,6 @@ RUNNING_PAYLOAD_JSON = '{"durationSeconds":3600}'
 CREATE_CONCURRENCY = 32
 FILL_BATCH = 100_000
 START_TIMEOUT_SECONDS = 120.0
-KEY_FIELDS = tuple(field.name for field in dataclasses.fields(JobKey))
 
 
 def _id(*parts: object) -> str:
@@ -121,16 +120,7 @@ def _new_jobs(keys: Iterator[JobKey], base_ms: int) -> Iterator[NewJob]:
 
 def insert_not_started(path: Path, jobs: Iterable[NewJob]) -> None:
     """Insert NotStarted jobs, skipping keys that exist, with the store's own insert_job query in one transaction."""
-    params = (
-        {
-            **{field: getattr(job.key, field) for field in KEY_FIELDS},
-            "invoke_type": job.invoke_type.value,
-            "creation_payload": job.creation_payload,
-            "create_time_ms": job.create_time_ms,
-            "trace_context": job.trace_context,
-        }
-        for job in jobs
-    )
+    params = (new_job_params(job) for job in jobs)
     with contextlib.closing(sqlite3.connect(path)) as connection, connection:
         connection.executemany(QUERIES["insert_job"], params)
 
