@@ -27,3 +27,13 @@ BEGIN
     WHERE tenant_id = NEW.tenant_id AND workspace_id = NEW.workspace_id AND item_type = NEW.item_type
         AND item_id = NEW.item_id AND job_type = NEW.job_type AND job_instance_id = NEW.job_instance_id;
 END;
+
+-- SQLite enforces the foreign key's cascade only on connections with PRAGMA foreign_keys on (the store's
+-- are); this trigger deletes the credential with its job on any connection.
+CREATE TRIGGER job_instances_delete_credential AFTER DELETE ON job_instances
+FOR EACH ROW
+BEGIN
+    DELETE FROM job_credentials
+    WHERE tenant_id = OLD.tenant_id AND workspace_id = OLD.workspace_id AND item_type = OLD.item_type
+        AND item_id = OLD.item_id AND job_type = OLD.job_type AND job_instance_id = OLD.job_instance_id;
+END;
