@@ -22,7 +22,7 @@ from fabric_jobs.demo import ITEM_TYPE, JOB_TYPE
 from fabric_jobs.server.convert import key_to_pb
 from fabric_jobs.server.model import InvokeType, JobKey, NewJob
 from fabric_jobs.server.store.rows import new_job_params
-from fabric_jobs.server.store.sqlite import QUERIES, SqliteStore
+from fabric_jobs.server.store.sqlite import QUERIES, SqliteConnector
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 
@@ -131,7 +131,7 @@ async def seed(path: Path, keys: Iterator[JobKey], status: str) -> None:
     Used before a server opens the file: InProgress rows for the baseline app (which runs no handlers),
     Completed rows for the stored-jobs measurements (a server would run NotStarted rows at start).
     """
-    await SqliteStore(str(path)).migrate()
+    await SqliteConnector(str(path)).migrate()
     base_ms = time.time_ns() // 1_000_000
     while True:
         batch = [key for _, key in zip(range(FILL_BATCH), keys, strict=False)]

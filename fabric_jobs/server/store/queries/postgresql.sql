@@ -17,26 +17,17 @@ SELECT to_regclass('schema_migrations') IS NOT NULL AS exists;
 INSERT INTO schema_migrations (version, applied_at_ms) VALUES (%(version)s, %(applied_at_ms)s);
 
 -- name: insert_job
--- The job, and its sealed credential when it has one, in one statement (so in one transaction).
-WITH job AS (
-    INSERT INTO job_instances (
-        tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id,
-        status, invoke_type, creation_payload, create_time_ms, trace_context, caller
-    )
-    VALUES (
-        %(tenant_id)s, %(workspace_id)s, %(item_type)s, %(item_id)s, %(job_type)s, %(job_instance_id)s,
-        'NotStarted', %(invoke_type)s, %(creation_payload)s, %(create_time_ms)s, %(trace_context)s,
-        %(caller)s
-    )
-    ON CONFLICT DO NOTHING
-    RETURNING *
-), credential AS (
-    INSERT INTO job_credentials (tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id, sealed)
-    SELECT tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id, %(sealed)s::bytea
-    FROM job
-    WHERE %(sealed)s::bytea IS NOT NULL
+INSERT INTO job_instances (
+    tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id,
+    status, invoke_type, creation_payload, create_time_ms, trace_context, caller
 )
-SELECT * FROM job;
+VALUES (
+    %(tenant_id)s, %(workspace_id)s, %(item_type)s, %(item_id)s, %(job_type)s, %(job_instance_id)s,
+    'NotStarted', %(invoke_type)s, %(creation_payload)s, %(create_time_ms)s, %(trace_context)s,
+    %(caller)s
+)
+ON CONFLICT DO NOTHING
+RETURNING *;
 
 -- name: get_job
 SELECT *
@@ -209,3 +200,9 @@ UPDATE job_credentials
 SET sealed = %(sealed)s
 WHERE tenant_id = %(tenant_id)s AND workspace_id = %(workspace_id)s AND item_type = %(item_type)s
     AND item_id = %(item_id)s AND job_type = %(job_type)s AND job_instance_id = %(job_instance_id)s;
+
+-- name: insert_credential
+INSERT INTO job_credentials (tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id, sealed)
+VALUES (
+    %(tenant_id)s, %(workspace_id)s, %(item_type)s, %(item_id)s, %(job_type)s, %(job_instance_id)s, %(sealed)s
+);
