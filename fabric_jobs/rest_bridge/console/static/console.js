@@ -151,13 +151,13 @@ function refreshCountsSoon() {
   countsTimer = setTimeout(() => loadCounts().catch((error) => showMessage(error.message)), 300);
 }
 
-async function callerText(caller) {
+function callerText(caller) {
   if (!caller) return "–";
   const who = caller.userPrincipalName ? `${caller.userPrincipalName} (${caller.objectId})` : caller.objectId;
   return `${who}, tenant ${caller.tenantId}, app ${caller.appId}`;
 }
 
-function showDetail(job) {
+async function showDetail(job) {
   state.detailKey = keyOf(job);
   const { jobInstance, transitions } = await api(`/console/api/job?${new URLSearchParams(keyFields(job))}`);
   if (state.detailKey !== keyOf(jobInstance)) return;
