@@ -180,7 +180,10 @@ def test_tracing_stays_off_when_the_sdk_is_disabled() -> None:
 def test_a_worker_serves_metrics_on_its_metrics_port(postgres_url: str) -> None:
     with Processes() as processes:
         worker = processes.track(
-            launch(["worker", "--database", postgres_url, "--metrics-port=0"], started="fabric-jobs: worker started")
+            launch(
+                ["worker", "--database", postgres_url, "--jobs", "fabric_jobs.demo:registry", "--metrics-port=0"],
+                started="fabric-jobs: worker started",
+            )
         )
         response = httpx.get(metrics_url(worker), timeout=5)
         assert response.status_code == 200

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import logging
+import os
+import sys
 from dataclasses import dataclass, field
 
 import grpc
 
 from fabric_jobs.cli.grpc_tls import ClientTls, grpc_client_tls, grpc_server_credentials, serve_bridge_tls
-from fabric_jobs.cli.options import MIN_ADMIN_TOKEN_LENGTH, ConfigError, flag_or_env
+from fabric_jobs.cli.options import DEMO_JOBS, MIN_ADMIN_TOKEN_LENGTH, ConfigError, flag_or_env
 from fabric_jobs.rest_bridge.auth import Authenticator, AuthSettings
 from fabric_jobs.rest_bridge.console import ConsoleSettings
 from fabric_jobs.rest_bridge.settings import BridgeSettings, HttpLimits
 from fabric_jobs.server.registry import JobRegistry, load_registry
 from fabric_jobs.server.settings import ServiceSettings
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,8 @@ class ServiceConfig:
     """Whether this process runs handlers: always on SQLite; on PostgreSQL in `serve`, not in a `grpc` replica."""
     credentials: grpc.ServerCredentials | None = None
     """TLS of the gRPC port; None: plain text."""
+    jobs: str = ""
+    """Where the registry came from (--jobs), for the log."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,8 @@ class ConsoleConfig:
 class WorkerConfig:
     settings: ServiceSettings
     registry: JobRegistry
+    jobs: str = ""
+    """Where the registry came from (--jobs), for the log."""
 
 
 @dataclass(frozen=True)
@@ -90,9 +99,14 @@ def config_from_args(args: argparse.Namespace) -> Config:
             raise ConfigError(
                 f"a worker takes its jobs from PostgreSQL: set {flag_or_env('--database')} to postgresql://…"
             )
+        _require_named_registry(args)
         return Config(
-            dev=False, metrics=_metrics(args), worker=WorkerConfig(_service_settings(args), registry_from_args(args))
+            dev=False,
+            metrics=_metrics(args),
+            worker=WorkerConfig(_service_settings(args), registry_from_args(args), jobs_spec(args)),
         )
+    if args.command in ("serve", "grpc") and _is_postgresql(args.database):
+        _require_named_registry(args)
     service = _service(args) if args.command in ("serve", "grpc") else None
     serves_http = args.command in ("serve", "rest")
     console = _console(args) if serves_http and args.admin_port is not None else None
@@ -126,11 +140,37 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _require_named_registry(args: argparse.Namespace) -> None:
+    """On PostgreSQL, replicas validate Creates against the registry whose handlers workers run: the demo by default
+    would accept its own job types and refuse the workload's."""
+    if args.jobs is None:
+        raise ConfigError(
+            f"on PostgreSQL every grpc, worker and serve process needs the workload's job registry: set "
+            f"{flag_or_env('--jobs')} package.module:attribute, the same in each (--jobs {DEMO_JOBS} for the demo)"
+        )
+
+
 def registry_from_args(args: argparse.Namespace) -> JobRegistry:
+    """The registry of --jobs, imported with --app-dir (the current directory by default) first on sys.path, as
+    uvicorn and celery import an app; the demo when --jobs is not given."""
+    app_dir = os.path.abspath(args.app_dir)
+    if app_dir not in sys.path:
+        sys.path.insert(0, app_dir)
+    hint = f"is the package installed, or is it in {app_dir}? (--app-dir names another folder)"
     try:
-        return load_registry(args.jobs)
+        return load_registry(jobs_spec(args), not_found_hint=hint)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+
+
+def jobs_spec(args: argparse.Namespace) -> str:
+    return str(args.jobs or DEMO_JOBS)
+
+
+def log_registry(spec: str, registry: JobRegistry) -> None:
+    """The one line that says which job types a process serves, so that replicas and workers can be compared."""
+    names = ", ".join(f"{job.item_type}/{job.job_type}" for job in registry.job_types()) or "none"
+    logger.info("job registry %s: %d job type(s): %s", spec, len(registry.job_types()), names)
 
 
 def _service_settings(args: argparse.Namespace) -> ServiceSettings:
@@ -160,6 +200,7 @@ def _service(args: argparse.Namespace) -> ServiceConfig:
         port=args.grpc_port,
         run_handlers=args.command == "serve" or not _is_postgresql(args.database),
         credentials=credentials,
+        jobs=jobs_spec(args),
     )
 
 

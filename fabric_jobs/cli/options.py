@@ -209,12 +209,21 @@ def _add_database(group: Any) -> None:
     )
 
 
+DEMO_JOBS = "fabric_jobs.demo:registry"
+
+
 def _add_jobs(group: Any) -> None:
     _option(
         group,
         "--jobs",
-        "the job registry to load, package.module:attribute (default: %(default)s, the demo)",
-        "fabric_jobs.demo:registry",
+        "the job registry to load, package.module:attribute, imported from --app-dir first (default: the demo, "
+        f"{DEMO_JOBS}; on PostgreSQL a grpc, worker or serve process must name it, the same in every process)",
+    )
+    _option(
+        group,
+        "--app-dir",
+        "folder put first on the import path for --jobs (default: the current directory)",
+        ".",
     )
 
 

@@ -17,7 +17,15 @@ from typing import Any
 import grpc
 import prometheus_client
 
-from fabric_jobs.cli.config import BridgeConfig, Config, ConsoleConfig, MetricsConfig, ServiceConfig, WorkerConfig
+from fabric_jobs.cli.config import (
+    BridgeConfig,
+    Config,
+    ConsoleConfig,
+    MetricsConfig,
+    ServiceConfig,
+    WorkerConfig,
+    log_registry,
+)
 from fabric_jobs.cli.options import ConfigError
 from fabric_jobs.observability.event_loop import lag_monitor
 from fabric_jobs.rest_bridge.app import create_app
@@ -113,9 +121,14 @@ async def _run_worker(worker: WorkerConfig) -> None:
     stop = asyncio.Event()
     with _stop_on_signals(stop):
         try:
-            await run_worker(worker.settings, worker.registry, stop, started=lambda: _announce("worker started"))
+            await run_worker(worker.settings, worker.registry, stop, started=lambda: _worker_started(worker))
         except StoreError as exc:
             raise ConfigError(f"--database {worker.settings.database}: {exc}") from exc
+
+
+def _worker_started(worker: WorkerConfig) -> None:
+    log_registry(worker.jobs, worker.registry)
+    _announce("worker started")
 
 
 async def _start_service(service: ServiceConfig) -> JobServer:
@@ -132,6 +145,7 @@ async def _start_service(service: ServiceConfig) -> JobServer:
         raise ConfigError(f"--database {service.settings.database}: {exc}") from exc
     except OSError as exc:
         raise ConfigError(str(exc)) from exc
+    log_registry(service.jobs, service.registry)
     tls = "" if service.credentials is None else " (TLS)"
     _announce(f"gRPC JobService on {job_server.address}{tls}")
     return job_server

@@ -60,7 +60,7 @@ def fabric_jobs_registry(request: pytest.FixtureRequest) -> JobRegistry:
     if not spec or not isinstance(spec, str):
         pytest.fail(NO_REGISTRY, pytrace=False)
     try:
-        return load_registry(spec.strip())
+        return load_registry(spec.strip(), not_found_hint="is the package installed, or on pytest's pythonpath?")
     except ValueError as exc:
         wrong = str(exc)
     pytest.fail(f"fabric_jobs: {wrong}", pytrace=False)
