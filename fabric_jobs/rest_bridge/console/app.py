@@ -66,9 +66,10 @@ def create_console_app(settings: ConsoleSettings, channel: grpc.aio.Channel, sto
         Route("/console/api/events", api.events, methods=["GET"]),
         Mount("/console/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    route_names = {
+    route_names: dict[object, str] = {
         route.endpoint: f"Console_{route.endpoint.__name__.lstrip('_')}" for route in routes if isinstance(route, Route)
     }
+    route_names.update({route.app: f"Console_{route.name}" for route in routes if isinstance(route, Mount)})
     middleware = [
         Middleware(RequestMiddleware, route_names=route_names),
         Middleware(ConsoleAccess, token=settings.token, tickets=tickets),
