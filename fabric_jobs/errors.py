@@ -39,6 +39,7 @@ class ErrorCode(enum.StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "UnsupportedMediaType"
     JOB_EXECUTION_FAILED = "JobExecutionFailed"
     JOB_EXECUTOR_LOST = "JobExecutorLost"
+    JOB_INTERRUPTED = "JobInterrupted"
     SERVICE_UNAVAILABLE = "ServiceUnavailable"
     TIMEOUT = "Timeout"
     INTERNAL_ERROR = "InternalError"

@@ -251,8 +251,9 @@ def _add_service(parser: argparse.ArgumentParser, *, serves_grpc: bool = True, w
         (
             "--shutdown-grace",
             defaults.shutdown_grace,
-            "on SIGTERM/SIGINT, seconds running handlers may take to finish before they are stopped and recorded "
-            "Failed (retriable)",
+            "on SIGTERM/SIGINT running handlers are told at once (their token, reason SHUTDOWN) and get this many "
+            "seconds to stop; the process exits as soon as none runs, and those still running are stopped and "
+            "recorded Failed, JobExecutorLost (retriable)",
             True,
         ),
         (
