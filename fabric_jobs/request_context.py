@@ -99,14 +99,23 @@ def ids() -> dict[str, str | None]:
     return {"activity_id": None if activity == "-" else activity, "request_id": None if request == "-" else request}
 
 
+TENANT_EXTRA = "context_tenant"
+JOB_EXTRA = "context_job"
+"""`extra` names for a line that states its tenant and job itself (the one line per REST request)."""
+
+
 class ContextFilter(logging.Filter):
-    """Stamps activity_id, request_id, tenant and job on each record ("-" for what is not set)."""
+    """Stamps activity_id, request_id, tenant and job on each record ("-" for what is not set). They always win over
+    fields of the same name a library passes as `extra` (procrastinate's `job` is its whole job as a dict)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.activity_id = activity_id.get()
         record.request_id = request_id.get()
-        if not hasattr(record, "job"):
-            key = job_key.get()
-            record.tenant = "-" if key is None else key.tenant_id
-            record.job = "-" if key is None else job_path(key)
+        if hasattr(record, JOB_EXTRA):
+            record.tenant = getattr(record, TENANT_EXTRA, "-")
+            record.job = getattr(record, JOB_EXTRA)
+            return True
+        key = job_key.get()
+        record.tenant = "-" if key is None else key.tenant_id
+        record.job = "-" if key is None else job_path(key)
         return True
