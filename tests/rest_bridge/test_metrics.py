@@ -199,8 +199,8 @@ async def test_the_consoles_static_files_count_under_a_route_of_their_own(channe
     ]
 
 
-def test_the_readme_names_every_route_label(channel: grpc.aio.Channel) -> None:
-    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+def test_the_metrics_guide_names_every_route_label(channel: grpc.aio.Channel) -> None:
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "operating.md").read_text()
     metric_row = next(line for line in readme.splitlines() if line.startswith("| `fabric_jobs_http_requests_total` |"))
     apps = (bridge_app(channel), create_console_app(ConsoleSettings(), channel, asyncio.Event()))
     route_names = [cast(dict[object, str], app.user_middleware[0].kwargs["route_names"]) for app in apps]
