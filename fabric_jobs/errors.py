@@ -177,7 +177,15 @@ ERRORS: tuple[ErrorRow, ...] = (
         None,
         None,
         True,
-        "in errorDetails of a Failed job: the process running it died (not permanent)",
+        "in errorDetails of a Failed job: the process running it died, or shut down with it still running (not "
+        "permanent)",
+    ),
+    ErrorRow(
+        ErrorCode.JOB_INTERRUPTED,
+        None,
+        None,
+        True,
+        "in errorDetails of a Failed job: its handler stopped when told the service shuts down (not permanent)",
     ),
     ErrorRow(
         ErrorCode.SERVICE_UNAVAILABLE,

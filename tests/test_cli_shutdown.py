@@ -10,8 +10,8 @@ from pathlib import Path
 import grpc
 import pytest
 
+from fabric_jobs.server.backend import open_store
 from fabric_jobs.server.model import JobKey, JobRecord, JobStatus
-from fabric_jobs.server.store import open_store
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 from tests import shutdown_jobs as jobs

@@ -25,7 +25,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 
 from fabric_jobs import request_context
-from fabric_jobs.errors import ErrorCode, ErrorDetails, ErrorSource, job_executor_lost, system_error
+from fabric_jobs.errors import ErrorCode, ErrorDetails, ErrorSource, details_for, job_executor_lost
 from fabric_jobs.observability import metrics, tracing
 from fabric_jobs.server.cancellation import CancellationToken, CancelReason, JobCancelled
 from fabric_jobs.server.changes import ChangeFeed
@@ -58,7 +58,7 @@ INTERRUPTED = job_executor_lost(
     "The job was interrupted because the service shut down before it finished; it can be retried."
 )
 """A handler still running at the end of the shutdown grace."""
-STOPPED_AT_SHUTDOWN = system_error(
+STOPPED_AT_SHUTDOWN = details_for(
     ErrorCode.JOB_INTERRUPTED, "The job stopped because the service shut down before it finished; it can be retried."
 )
 """A handler that stopped when told the service shuts down (returned having seen its token, or raised JobCancelled)."""
