@@ -242,11 +242,18 @@ def _console(args: argparse.Namespace) -> ConsoleConfig:
 
 
 def auth_settings_from_args(args: argparse.Namespace) -> AuthSettings:
-    if not args.auth_audience:
-        raise ConfigError(f"authentication needs the workload's audience: set {flag_or_env('--auth-audience')}")
-    if not args.auth_publisher_tenant_id:
+    missing = [
+        f"the {what}: set {flag_or_env(flag)}"
+        for flag, what in (
+            ("--auth-audience", "workload's audience"),
+            ("--auth-publisher-tenant-id", "publisher tenant id"),
+        )
+        if not getattr(args, flag.removeprefix("--").replace("-", "_"))
+    ]
+    if missing:
         raise ConfigError(
-            f"authentication needs the publisher tenant id: set {flag_or_env('--auth-publisher-tenant-id')}"
+            f"authentication needs {'; and '.join(missing)} (or run with --dev, no authentication, on loopback; "
+            "`fabric-jobs dev-tokens` makes local tokens to try it)"
         )
     if not args.auth_app_ids:
         raise ConfigError(f"{flag_or_env('--auth-app-ids')} must name at least one app id")

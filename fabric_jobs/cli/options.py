@@ -493,4 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     from fabric_jobs.cli.jobs_options import add_jobs_command
 
     add_jobs_command(commands)
+    from fabric_jobs.cli.dev_tokens import add_dev_tokens_command
+
+    add_dev_tokens_command(commands)
     return parser
