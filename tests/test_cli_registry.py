@@ -127,3 +127,17 @@ def test_a_process_logs_the_registry_and_job_types_it_loaded(tmp_path: Path) -> 
     finally:
         kill_if_running(replica)
     assert f"job registry mypkg.jobs:registry: 1 job type(s): {ITEM_TYPE}/{ITEM_TYPE}.Run" in output
+
+
+def test_every_documented_command_on_a_database_url_names_its_registry() -> None:
+    """The scale-out commands of the README and docs, with their continuation lines, each carry --jobs."""
+    root = Path(__file__).resolve().parents[1]
+    commands: list[str] = []
+    for page in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        text = page.read_text().replace("\\\n", " ")
+        commands += [line.strip() for line in text.splitlines() if line.strip().startswith("fabric-jobs ")]
+    on_postgresql = [
+        line for line in commands if line.split()[1] in ("grpc", "worker", "serve") and "--database $DB" in line
+    ]
+    assert len(on_postgresql) >= 5, on_postgresql
+    assert [line for line in on_postgresql if "--jobs" not in line] == []
