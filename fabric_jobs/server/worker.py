@@ -38,6 +38,11 @@ ABORT_POLL_SECONDS = 5.0
 RESTART_SECONDS = 1.0
 
 
+def process_name() -> str:
+    """How other processes name this one: host and process id."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
 class Worker:
     def __init__(
         self,
@@ -52,7 +57,7 @@ class Worker:
         self._app = app
         self._settings = settings
         self._concurrency = concurrency
-        self.name = f"{socket.gethostname()}-{os.getpid()}"
+        self.name = process_name()
         self.executor = LocalExecutor(store, registry, feed, settings, owner=f"worker-{self.name}")
         app.task(name=TASK_NAME, queue=QUEUE, pass_context=True)(self._run_job_instance)
 
