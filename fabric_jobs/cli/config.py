@@ -16,8 +16,10 @@ from fabric_jobs.cli.options import DEMO_JOBS, MIN_ADMIN_TOKEN_LENGTH, ConfigErr
 from fabric_jobs.rest_bridge.auth import Authenticator, AuthSettings
 from fabric_jobs.rest_bridge.console import ConsoleSettings
 from fabric_jobs.rest_bridge.settings import BridgeSettings, HttpLimits
+from fabric_jobs.server.backend import Backend, open_backend
 from fabric_jobs.server.registry import JobRegistry, load_registry
 from fabric_jobs.server.settings import ServiceSettings
+from fabric_jobs.server.store import StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +31,8 @@ class ServiceConfig:
     host: str
     port: int
     run_handlers: bool
-    """Whether this process runs handlers: always on SQLite; on PostgreSQL in `serve`, not in a `grpc` replica."""
+    """Whether this process runs handlers where workers could run them (`serve`), or leaves them to workers (a `grpc`
+    replica); on SQLite, which has no workers, handlers run here either way."""
     credentials: grpc.ServerCredentials | None = None
     """TLS of the gRPC port; None: plain text."""
     jobs: str = ""
@@ -95,7 +98,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if args.command == "migrate":
         return Config(dev=False, migrate=args.database)
     if args.command == "worker":
-        if not _is_postgresql(args.database):
+        if not _backend(args.database).separate_workers:
             raise ConfigError(
                 f"a worker takes its jobs from PostgreSQL: set {flag_or_env('--database')} to postgresql://…"
             )
@@ -105,7 +108,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
             metrics=_metrics(args),
             worker=WorkerConfig(_service_settings(args), registry_from_args(args), jobs_spec(args)),
         )
-    if args.command in ("serve", "grpc") and _is_postgresql(args.database):
+    if args.command in ("serve", "grpc") and _backend(args.database).separate_workers:
         _require_named_registry(args)
     service = _service(args) if args.command in ("serve", "grpc") else None
     serves_http = args.command in ("serve", "rest")
@@ -119,8 +122,11 @@ def _metrics(args: argparse.Namespace) -> MetricsConfig | None:
     return None if port is None else MetricsConfig(args.metrics_host, port)
 
 
-def _is_postgresql(database: str) -> bool:
-    return database.startswith(("postgresql://", "postgres://"))
+def _backend(database: str) -> Backend:
+    try:
+        return open_backend(database)
+    except StoreError as exc:
+        raise ConfigError(f"--database {database}: {exc}") from exc
 
 
 def _require_loopback(args: argparse.Namespace) -> None:
@@ -198,7 +204,7 @@ def _service(args: argparse.Namespace) -> ServiceConfig:
         registry=registry_from_args(args),
         host=args.grpc_host,
         port=args.grpc_port,
-        run_handlers=args.command == "serve" or not _is_postgresql(args.database),
+        run_handlers=args.command == "serve",
         credentials=credentials,
         jobs=jobs_spec(args),
     )
