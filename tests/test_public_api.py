@@ -81,7 +81,8 @@ def test_every_public_name_is_the_internal_object() -> None:
     homes = {
         "fabric_jobs.errors": ["ErrorSource", "ExtendedInfo"],
         "fabric_jobs.server.cancellation": ["CancellationToken", "CancelReason", "JobCancelled"],
-        "fabric_jobs.server.model": ["InvokeType", "JobKey"],
+        "fabric_jobs.keys": ["JobKey"],
+        "fabric_jobs.status": ["InvokeType"],
         "fabric_jobs.server.registry": [
             "Handler",
             "InvalidPayload",

@@ -8,13 +8,11 @@ violations (a google.rpc.BadRequest) become an InvalidRequest naming each field 
 from __future__ import annotations
 
 import logging
-from typing import Any, TypeVar, cast
 
 import grpc
-from google.protobuf.message import Message
 from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
+from fabric_jobs.client.errors import status_details, unpack
 from fabric_jobs.errors import (
     ErrorCode,
     ErrorDetails,
@@ -59,8 +57,6 @@ _FALLBACK_MESSAGE_BY_HTTP = {
     504: "The job service did not answer in time. Retry later.",
 }
 
-_Detail = TypeVar("_Detail", bound=Message)
-
 
 def from_rpc_error(error: grpc.aio.AioRpcError) -> HttpError:
     code = error.code()
@@ -72,34 +68,16 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> HttpError:
 
 
 def _details(error: grpc.aio.AioRpcError, status: int) -> ErrorDetails:
-    packed = _status_details(error)
-    bad_request = _unpack(packed, error_details_pb2.BadRequest())
+    packed = status_details(error)
+    bad_request = unpack(packed, error_details_pb2.BadRequest())
     if bad_request is not None and bad_request.field_violations:
         return invalid_request(
             [FieldViolation(rest_field(v.field), v.description) for v in bad_request.field_violations]
         )
-    details = _unpack(packed, pb.ErrorDetails())
+    details = unpack(packed, pb.ErrorDetails())
     if details is not None and details.error_code:
         return details_from_pb(details)
-    info = _unpack(packed, error_details_pb2.ErrorInfo())
+    info = unpack(packed, error_details_pb2.ErrorInfo())
     code = info.reason if info is not None and info.reason else _FALLBACK_CODE_BY_HTTP[status]
     message = _FALLBACK_MESSAGE_BY_HTTP.get(status) or error.details() or error.code().name
     return system_error(code, message) if status in _RETRIABLE_HTTP else ErrorDetails(code, message)
-
-
-def _status_details(error: grpc.aio.AioRpcError) -> list[Any]:
-    try:
-        status = rpc_status.from_call(cast(grpc.Call, error))
-    except ValueError:
-        logger.warning("JobService sent an inconsistent google.rpc.Status", exc_info=True)
-        return []
-    return [] if status is None else list(status.details)
-
-
-def _unpack(packed: list[Any], message: _Detail) -> _Detail | None:
-    """The first detail of message's type, unpacked into message."""
-    for detail in packed:
-        if detail.Is(message.DESCRIPTOR):
-            detail.Unpack(message)
-            return message
-    return None

@@ -2,65 +2,25 @@
 
 from __future__ import annotations
 
-import enum
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from fabric_jobs.errors import ErrorDetails
+from fabric_jobs.keys import JobKey
+from fabric_jobs.status import TERMINAL_STATUSES, InvokeType, JobStatus
 
-
-class JobStatus(enum.StrEnum):
-    NOT_STARTED = "NotStarted"
-    IN_PROGRESS = "InProgress"
-    COMPLETED = "Completed"
-    FAILED = "Failed"
-    CANCELLED = "Cancelled"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in TERMINAL_STATUSES
-
-
-TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
-
-
-class InvokeType(enum.StrEnum):
-    """Fabric's JobInvokeType; Fabric also sends it as the integers 0, 1, 2 in this order."""
-
-    UNKNOWN_FUTURE_VALUE = "UnknownFutureValue"
-    SCHEDULED = "Scheduled"
-    MANUAL = "Manual"
-
-
-@dataclass(frozen=True, slots=True)
-class JobKey:
-    """The full identity of a job instance; a key differing in any field is another job."""
-
-    tenant_id: str
-    workspace_id: str
-    item_type: str
-    item_id: str
-    job_type: str
-    job_instance_id: str
-
-    def __str__(self) -> str:
-        return f"{self.job_instance_id} ({self.item_type}/{self.job_type})"
-
-    def to_text(self) -> str:
-        """The six parts joined by '/': a procrastinate lock, a NOTIFY payload. No part holds a '/'."""
-        return "/".join(
-            (self.tenant_id, self.workspace_id, self.item_type, self.item_id, self.job_type, self.job_instance_id)
-        )
-
-    @classmethod
-    def from_text(cls, text: str) -> JobKey | None:
-        """The key `to_text` wrote, or None for text it did not write."""
-        parts = text.split("/")
-        if len(parts) != 6 or not all(parts):
-            return None
-        tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id = parts
-        return cls(tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id)
+__all__ = [
+    "TERMINAL_STATUSES",
+    "CreationPayload",
+    "InvokeType",
+    "JobKey",
+    "JobRecord",
+    "JobStatus",
+    "NewJob",
+    "Transition",
+    "now_ms",
+]
 
 
 @dataclass(frozen=True, slots=True)

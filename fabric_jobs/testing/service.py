@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from fabric_jobs.client._loop import LoopThread
 from fabric_jobs.rest_bridge.app import create_app
 from fabric_jobs.rest_bridge.settings import BridgeSettings
 from fabric_jobs.server.app import JobServer, start_job_server
@@ -20,7 +21,6 @@ from fabric_jobs.server.registry import JobRegistry
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.testing.channel import BlockingChannel
 from fabric_jobs.testing.jobs import TERMINAL, JobRef, wait_failed
-from fabric_jobs.testing.loop import LoopThread
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:

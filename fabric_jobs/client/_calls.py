@@ -1,0 +1,115 @@
+"""How every call of the client is made: its metadata (ActivityId, RequestId, trace context), its deadline, its
+retries, and its failure turned into one of fabric_jobs.client.errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from fabric_jobs import request_context
+from fabric_jobs.client.errors import JobsError, TransportError, from_rpc_error
+from fabric_jobs.client.retries import RetryBudget, RetryPolicy
+from fabric_jobs.observability import tracing
+
+Reply = TypeVar("Reply")
+Metadata = tuple[tuple[str, str], ...]
+
+
+def call_metadata(activity_id: str | None, request_id: str | None) -> Metadata:
+    """ActivityId and RequestId as given, else those of the request being handled (the ids bound by the bridge, the
+    server or a handler), else fresh UUIDs; and the current trace context, when there is one."""
+    current = request_context.ids()
+    activity = activity_id or current["activity_id"] or str(uuid.uuid4())
+    request = request_id or current["request_id"] or str(uuid.uuid4())
+    ids = (
+        (request_context.ACTIVITY_ID_METADATA, request_context.to_metadata(activity)),
+        (request_context.REQUEST_ID_METADATA, request_context.to_metadata(request)),
+    )
+    return tracing.inject_metadata(ids)
+
+
+def retriable(error: JobsError) -> bool:
+    return bool(getattr(error, "retriable", False))
+
+
+class Calls:
+    """Makes calls with a default deadline, retrying those that are safe to retry under a policy and a budget."""
+
+    def __init__(
+        self, timeout: float, retry: RetryPolicy, budget: RetryBudget, rng: random.Random | None = None
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self.timeout = timeout
+        self.retry = retry
+        self.budget = budget
+        self.rng = rng or random.Random()
+
+    async def unary(
+        self,
+        method: Callable[..., Awaitable[Reply]],
+        request: Any,
+        *,
+        safe: bool,
+        timeout: float | None,
+        activity_id: str | None,
+        request_id: str | None,
+    ) -> Reply:
+        """The reply of `method`; a call that is `safe` to repeat is retried while the policy, the budget and the
+        deadline (`timeout`, else the client's, over all attempts) allow."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.timeout if timeout is None else timeout)
+        metadata = call_metadata(activity_id, request_id)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                reply = await method(request, timeout=max(0.0, deadline - loop.time()), metadata=metadata)
+            except grpc.aio.AioRpcError as exc:
+                error = from_rpc_error(exc)
+                if not retriable(error):
+                    raise error from exc
+                self.budget.on_failure()
+                if not (safe and attempt < self.retry.max_attempts and self.budget.allows_retry()):
+                    raise error from exc
+                delay = self.retry.backoff(attempt, self.rng)
+                if loop.time() + delay >= deadline:
+                    raise error from exc
+                await asyncio.sleep(delay)
+                continue
+            self.budget.on_success()
+            return reply
+
+    async def stream(
+        self,
+        method: Callable[..., Any],
+        request: Any,
+        *,
+        timeout: float | None,
+        activity_id: str | None,
+        request_id: str | None,
+    ) -> AsyncIterator[Any]:
+        """The replies of a server stream (no deadline unless `timeout`); the stream is cancelled when the caller
+        stops reading."""
+        call = method(request, timeout=timeout, metadata=call_metadata(activity_id, request_id))
+        try:
+            async for reply in call:
+                yield reply
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc) from exc
+        finally:
+            cancel = getattr(call, "cancel", None)
+            if cancel is not None:
+                cancel()
+            else:
+                with contextlib.suppress(Exception):
+                    await call.aclose()
+
+    def transport_deadline(self, what: str) -> TransportError:
+        return TransportError(grpc.StatusCode.DEADLINE_EXCEEDED, f"{what}: deadline exceeded")
