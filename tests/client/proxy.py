@@ -7,7 +7,7 @@ from __future__ import annotations
 import enum
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
@@ -44,6 +44,11 @@ class Proxy(pb_grpc.JobServiceServicer):
     def fail_always(self, method: str, failure: Failure) -> None:
         self._always[method] = failure
 
+    def heal(self) -> None:
+        """Fail nothing from now on."""
+        self._failures.clear()
+        self._always.clear()
+
     def attempts(self, method: str) -> list[dict[str, str]]:
         """The metadata of each call of `method` that reached the proxy, in order."""
         return [metadata for name, metadata in self.calls if name == method]
@@ -57,7 +62,11 @@ class Proxy(pb_grpc.JobServiceServicer):
         if failure is Failure.SERVICE_UNAVAILABLE:
             status = to_grpc_status(FabricError(service_unavailable("The job store is unavailable; retry later.")))
             await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)
-        reply = await getattr(self._upstream, method)(request)
+        try:
+            reply = await getattr(self._upstream, method)(request)
+        except grpc.aio.AioRpcError as exc:
+            trailing = cast(tuple[tuple[str, str | bytes], ...], tuple(exc.trailing_metadata() or ()))
+            await context.abort(exc.code(), exc.details() or "", trailing_metadata=trailing)
         if failure is Failure.LOST_ANSWER:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the connection broke before the answer arrived")
         return reply
@@ -76,6 +85,12 @@ class Proxy(pb_grpc.JobServiceServicer):
         self, request: pb.CancelJobInstanceRequest, context: Context
     ) -> pb.CancelJobInstanceResponse:
         reply: pb.CancelJobInstanceResponse = await self._forward("CancelJobInstance", request, context)
+        return reply
+
+    async def ListJobInstances(
+        self, request: pb.ListJobInstancesRequest, context: Context
+    ) -> pb.ListJobInstancesResponse:
+        reply: pb.ListJobInstancesResponse = await self._forward("ListJobInstances", request, context)
         return reply
 
     async def WatchJobInstance(
