@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from fabric_jobs.keys import JobKey, key_to_pb
 from fabric_jobs.v1 import job_service_pb2 as pb
 
 TERMINAL = frozenset({"Completed", "Failed", "Cancelled"})
@@ -41,16 +42,16 @@ class JobRef:
         return {"ActivityId": _new_id(), "RequestId": _new_id(), "x-ms-client-tenant-id": self.tenant_id}
 
     @property
+    def job_key(self) -> JobKey:
+        """The key as fabric_jobs.client takes it."""
+        return JobKey(
+            self.tenant_id, self.workspace_id, self.item_type, self.item_id, self.job_type, self.job_instance_id
+        )
+
+    @property
     def key(self) -> pb.JobInstanceKey:
         """The key as the gRPC JobService takes it."""
-        return pb.JobInstanceKey(
-            tenant_id=self.tenant_id,
-            workspace_id=self.workspace_id,
-            item_type=self.item_type,
-            item_id=self.item_id,
-            job_type=self.job_type,
-            job_instance_id=self.job_instance_id,
-        )
+        return key_to_pb(self.job_key)
 
     def __str__(self) -> str:
         return f"{self.job_instance_id} ({self.item_type}/{self.job_type})"
