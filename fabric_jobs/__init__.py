@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     )
     from fabric_jobs.status import InvokeType
 
-__version__ = "0.1.0"
+from fabric_jobs._version import __version__
 
 __all__ = [
     "CancelReason",
