@@ -20,7 +20,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from fabric_jobs.client.results import JobState
-from fabric_jobs.errors import ErrorCode, ErrorDetails, FieldViolation, details_from_pb, system_error
+from fabric_jobs.errors import ErrorCode, ErrorDetails, ErrorSource, FieldViolation, details_from_pb, invalid_request
 from fabric_jobs.v1 import job_service_pb2 as pb
 
 _Detail = TypeVar("_Detail", bound=Message)
@@ -119,27 +119,45 @@ class WaitTimeout(JobsError, TimeoutError):
         self.last_state = last_state
 
 
-_STATUS_BY_CODE = {code.value[0]: code for code in grpc.StatusCode}
-
-
-def from_rpc_error(error: grpc.aio.AioRpcError) -> JobsError:
-    """The exception of a failed call: a ServiceError when the status carries the service's ErrorDetails."""
+def from_rpc_error(error: grpc.aio.AioRpcError) -> ServiceError | TransportError:
+    """The exception of a failed call: a ServiceError when the status carries the service's ErrorDetails (or its
+    field violations, or an ErrorInfo naming an error code), else a TransportError."""
     packed = status_details(error)
-    details = unpack(packed, pb.ErrorDetails())
-    if details is None or not details.error_code:
-        info = unpack(packed, error_details_pb2.ErrorInfo())
-        if info is None or not info.reason:
-            return TransportError(error.code(), error.details() or "")
-        decoded = system_error(info.reason, error.details() or info.reason)
-    else:
-        decoded = details_from_pb(details)
     bad_request = unpack(packed, error_details_pb2.BadRequest())
     violations = (
         ()
         if bad_request is None
         else tuple(FieldViolation(v.field, v.description) for v in bad_request.field_violations)
     )
+    details = unpack(packed, pb.ErrorDetails())
+    if details is not None and details.error_code:
+        decoded = details_from_pb(details)
+    elif violations:
+        decoded = invalid_request(violations)
+    else:
+        info = unpack(packed, error_details_pb2.ErrorInfo())
+        if info is None or not info.reason:
+            return TransportError(error.code(), error.details() or "")
+        decoded = _from_error_info(info, error)
     return SERVICE_ERRORS.get(decoded.error_code, ServiceError)(decoded, error.code(), violations)
+
+
+def _from_error_info(info: error_details_pb2.ErrorInfo, error: grpc.aio.AioRpcError) -> ErrorDetails:
+    """Details from an ErrorInfo alone: its reason, and the source and permanence the service puts in its metadata
+    (without them: a system error, retriable when the status is)."""
+    source = info.metadata.get("source", ErrorSource.SYSTEM)
+    permanent = info.metadata.get("isPermanent")
+    return ErrorDetails(
+        info.reason,
+        error.details() or info.reason,
+        source=ErrorSource(source) if source in ErrorSource._value2member_map_ else ErrorSource.SYSTEM,
+        is_permanent=permanent == "true" if permanent is not None else error.code() not in _RETRIABLE_STATUSES,
+    )
+
+
+_RETRIABLE_STATUSES = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED}
+)
 
 
 def status_details(error: grpc.aio.AioRpcError) -> list[Any]:

@@ -1,8 +1,8 @@
 """An error status of the JobService to Fabric's ErrorResponse: one table of HTTP statuses, REST field names.
 
-The body is the server's fabric_jobs.v1.ErrorDetails (in the google.rpc.Status details). Field
-violations (a google.rpc.BadRequest) become an InvalidRequest naming each field as Fabric sent it
-(mapping.rest_field); a status without details gets a code from ErrorInfo.reason or its HTTP status.
+The status is decoded once, by fabric_jobs.client.errors. The body is the server's ErrorDetails; field
+violations become an InvalidRequest naming each field as Fabric sent it (mapping.rest_field); a call that got
+no answer gets a code from its HTTP status.
 """
 
 from __future__ import annotations
@@ -10,20 +10,18 @@ from __future__ import annotations
 import logging
 
 import grpc
-from google.rpc import error_details_pb2
 
-from fabric_jobs.client.errors import status_details, unpack
+from fabric_jobs.client.errors import ServiceError, TransportError
+from fabric_jobs.client.errors import from_rpc_error as decode
 from fabric_jobs.errors import (
     ErrorCode,
     ErrorDetails,
     FieldViolation,
-    details_from_pb,
     invalid_request,
     system_error,
 )
 from fabric_jobs.rest_bridge.errors import HttpError, internal_error
 from fabric_jobs.rest_bridge.mapping import rest_field
-from fabric_jobs.v1 import job_service_pb2 as pb
 
 logger = logging.getLogger(__name__)
 
@@ -59,25 +57,21 @@ _FALLBACK_MESSAGE_BY_HTTP = {
 
 
 def from_rpc_error(error: grpc.aio.AioRpcError) -> HttpError:
-    code = error.code()
-    status = HTTP_STATUS_BY_GRPC.get(code, 500)
+    return from_client_error(decode(error))
+
+
+def from_client_error(error: ServiceError | TransportError) -> HttpError:
+    """The ErrorResponse of a failed call: the service's details (field violations by their REST names), or for a
+    call that got no answer, an error code and message from its HTTP status."""
+    status = HTTP_STATUS_BY_GRPC.get(error.status, 500)
     if status == 500:
-        logger.error("JobService answered %s: %s", code.name, error.details())
+        logger.error("JobService answered %s: %s", error.status.name, error)
         return internal_error()
-    return HttpError(status, _details(error, status))
-
-
-def _details(error: grpc.aio.AioRpcError, status: int) -> ErrorDetails:
-    packed = status_details(error)
-    bad_request = unpack(packed, error_details_pb2.BadRequest())
-    if bad_request is not None and bad_request.field_violations:
-        return invalid_request(
-            [FieldViolation(rest_field(v.field), v.description) for v in bad_request.field_violations]
-        )
-    details = unpack(packed, pb.ErrorDetails())
-    if details is not None and details.error_code:
-        return details_from_pb(details)
-    info = unpack(packed, error_details_pb2.ErrorInfo())
-    code = info.reason if info is not None and info.reason else _FALLBACK_CODE_BY_HTTP[status]
-    message = _FALLBACK_MESSAGE_BY_HTTP.get(status) or error.details() or error.code().name
-    return system_error(code, message) if status in _RETRIABLE_HTTP else ErrorDetails(code, message)
+    if isinstance(error, ServiceError):
+        if error.field_violations:
+            violations = [FieldViolation(rest_field(v.field), v.description) for v in error.field_violations]
+            return HttpError(status, invalid_request(violations))
+        return HttpError(status, error.details)
+    code = _FALLBACK_CODE_BY_HTTP[status]
+    message = _FALLBACK_MESSAGE_BY_HTTP.get(status) or error.message or error.status.name
+    return HttpError(status, system_error(code, message) if status in _RETRIABLE_HTTP else ErrorDetails(code, message))

@@ -15,15 +15,12 @@ import grpc
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from fabric_jobs.client import NO_RETRIES, AdminClient, JobFilter, JobKey, JobsClient, ServiceError, TransportError
 from fabric_jobs.keys import NAME_RULE, UUID_RULE, is_name, is_uuid
 from fabric_jobs.rest_bridge.admin_json import KEY_FIELDS, STATUS_BY_NAME, counts_json, job_json, transition_json
 from fabric_jobs.rest_bridge.console.access import Tickets
 from fabric_jobs.rest_bridge.console.events import EventStream
-from fabric_jobs.rest_bridge.grpc_errors import from_rpc_error
-from fabric_jobs.v1 import admin_service_pb2 as admin_pb
-from fabric_jobs.v1 import admin_service_pb2_grpc as admin_grpc
-from fabric_jobs.v1 import job_service_pb2 as pb
-from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
+from fabric_jobs.rest_bridge.grpc_errors import from_client_error
 
 PAGE_SIZE = 100
 UUID_FILTERS = {"tenant": "tenant_id", "workspace": "workspace_id", "item": "item_id"}
@@ -40,14 +37,14 @@ def _bad(exc: BadParameter) -> Response:
     return JSONResponse({"error": str(exc), "parameter": exc.name}, status_code=400)
 
 
-def _rpc_failure(exc: grpc.aio.AioRpcError) -> Response:
-    error = from_rpc_error(exc)
+def _rpc_failure(exc: ServiceError | TransportError) -> Response:
+    error = from_client_error(exc)
     return JSONResponse(
         {"error": error.details.message, "errorCode": error.details.error_code}, status_code=error.status_code
     )
 
 
-def job_filter(params: Any, *, with_statuses: bool = True) -> admin_pb.JobInstanceFilter:
+def job_filter(params: Any, *, with_statuses: bool = True) -> JobFilter:
     fields: dict[str, Any] = {}
     for name, field in UUID_FILTERS.items():
         if value := params.get(name, "").strip():
@@ -59,24 +56,20 @@ def job_filter(params: Any, *, with_statuses: bool = True) -> admin_pb.JobInstan
             if not is_name(value):
                 raise BadParameter(name, NAME_RULE)
             fields[field] = value
-    result = admin_pb.JobInstanceFilter(**fields)
     if with_statuses and (statuses := params.get("status", "").strip()):
         for part in statuses.split(","):
             if part.strip().lower() not in STATUS_BY_NAME:
                 raise BadParameter("status", f"must name statuses, not {part!r}")
-            result.statuses.append(STATUS_BY_NAME[part.strip().lower()])
+        fields["statuses"] = frozenset(STATUS_BY_NAME[part.strip().lower()] for part in statuses.split(","))
     if since := params.get("since", "").strip():
         try:
-            moment = datetime.datetime.fromisoformat(since)
+            fields["created_since"] = datetime.datetime.fromisoformat(since)
         except ValueError:
             raise BadParameter("since", "must be an ISO 8601 time") from None
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(datetime.UTC).replace(tzinfo=None)
-        result.created_since.FromDatetime(moment)
-    return result
+    return JobFilter(**fields)
 
 
-def job_key(values: Any) -> pb.JobInstanceKey:
+def job_key(values: Any) -> JobKey:
     fields = {}
     for name, field in KEY_FIELDS.items():
         value = values.get(name, "")
@@ -84,57 +77,51 @@ def job_key(values: Any) -> pb.JobInstanceKey:
         if not isinstance(value, str) or not valid:
             raise BadParameter(name, NAME_RULE if field in ("item_type", "job_type") else UUID_RULE)
         fields[field] = value
-    return pb.JobInstanceKey(**fields)
+    return JobKey(**fields)
 
 
 class ConsoleApi:
     def __init__(self, channel: grpc.aio.Channel, tickets: Tickets, timeout: float, stop: asyncio.Event) -> None:
-        self._jobs = pb_grpc.JobServiceStub(channel)
-        self._admin = admin_grpc.AdminServiceStub(channel)
+        self._jobs = JobsClient(channel, timeout=timeout, retry=NO_RETRIES)
+        self._admin = AdminClient(channel, timeout=timeout, retry=NO_RETRIES)
         self._tickets = tickets
-        self._timeout = timeout
         self._events = EventStream(self._admin, stop)
 
     async def jobs(self, request: Request) -> Response:
         try:
-            search = admin_pb.SearchJobInstancesRequest(
-                filter=job_filter(request.query_params),
+            page = await self._admin.search(
+                job_filter(request.query_params),
                 page_size=PAGE_SIZE,
                 page_token=request.query_params.get("pageToken", ""),
             )
-            reply = await self._admin.SearchJobInstances(search, timeout=self._timeout)
         except BadParameter as exc:
             return _bad(exc)
-        except grpc.aio.AioRpcError as exc:
+        except (ServiceError, TransportError) as exc:
             return _rpc_failure(exc)
         return JSONResponse(
-            {"jobInstances": [job_json(job) for job in reply.job_instances], "nextPageToken": reply.next_page_token}
+            {"jobInstances": [job_json(job) for job in page.jobs], "nextPageToken": page.next_page_token or ""}
         )
 
     async def counts(self, request: Request) -> Response:
         try:
-            count = admin_pb.CountJobInstancesRequest(filter=job_filter(request.query_params, with_statuses=False))
-            reply = await self._admin.CountJobInstances(count, timeout=self._timeout)
+            counts = await self._admin.count(job_filter(request.query_params, with_statuses=False))
         except BadParameter as exc:
             return _bad(exc)
-        except grpc.aio.AioRpcError as exc:
+        except (ServiceError, TransportError) as exc:
             return _rpc_failure(exc)
-        return JSONResponse(counts_json(reply))
+        return JSONResponse(counts_json(counts))
 
     async def job(self, request: Request) -> Response:
         try:
-            key = job_key(request.query_params)
-            reply = await self._admin.ListJobInstanceTransitions(
-                admin_pb.ListJobInstanceTransitionsRequest(key=key), timeout=self._timeout
-            )
+            history = await self._admin.history(job_key(request.query_params))
         except BadParameter as exc:
             return _bad(exc)
-        except grpc.aio.AioRpcError as exc:
+        except (ServiceError, TransportError) as exc:
             return _rpc_failure(exc)
         return JSONResponse(
             {
-                "jobInstance": job_json(reply.job_instance),
-                "transitions": [transition_json(step) for step in reply.transitions],
+                "jobInstance": job_json(history.job),
+                "transitions": [transition_json(step) for step in history.transitions],
             }
         )
 
@@ -143,15 +130,14 @@ class ConsoleApi:
             body = json.loads(await request.body())
             if not isinstance(body, dict):
                 raise BadParameter("body", "must be a JSON object naming the job")
-            key = job_key(body)
-            reply = await self._jobs.CancelJobInstance(pb.CancelJobInstanceRequest(key=key), timeout=self._timeout)
+            job = await self._jobs.cancel(job_key(body))
         except ValueError:
             return _bad(BadParameter("body", "must be JSON"))
         except BadParameter as exc:
             return _bad(exc)
-        except grpc.aio.AioRpcError as exc:
+        except (ServiceError, TransportError) as exc:
             return _rpc_failure(exc)
-        return JSONResponse({"jobInstance": job_json(reply.job_instance)})
+        return JSONResponse({"jobInstance": job_json(job)})
 
     async def ticket(self, request: Request) -> Response:
         return JSONResponse({"ticket": self._tickets.issue()})
