@@ -22,13 +22,13 @@ from fabric_jobs.cli.grpc_tls import grpc_client_tls
 from fabric_jobs.cli.jobs_output import card, change_line, table
 from fabric_jobs.cli.options import ConfigError
 from fabric_jobs.client import (
-    NO_RETRIES,
     AdminClient,
     JobFilter,
     JobKey,
     JobsClient,
     JobsError,
     JobState,
+    RetryBudget,
     ServiceError,
     TransportError,
     open_channel,
@@ -45,8 +45,9 @@ class JobsCommandError(Exception):
 class _Client:
     def __init__(self, channel: grpc.aio.Channel, args: argparse.Namespace) -> None:
         timeout: float = args.timeout
-        self.jobs = JobsClient(channel, timeout=timeout, retry=NO_RETRIES)
-        self.admin = AdminClient(channel, timeout=timeout, retry=NO_RETRIES)
+        budget = RetryBudget()
+        self.jobs = JobsClient(channel, timeout=timeout, budget=budget)
+        self.admin = AdminClient(channel, timeout=timeout, budget=budget)
         self.args = args
 
 

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import grpc
 
 from fabric_jobs import request_context
-from fabric_jobs.client.errors import JobsError, TransportError, from_rpc_error
+from fabric_jobs.client.errors import JobsError, from_rpc_error
 from fabric_jobs.client.retries import RetryBudget, RetryPolicy
 from fabric_jobs.observability import tracing
 
@@ -110,6 +110,3 @@ class Calls:
             else:
                 with contextlib.suppress(Exception):
                     await call.aclose()
-
-    def transport_deadline(self, what: str) -> TransportError:
-        return TransportError(grpc.StatusCode.DEADLINE_EXCEEDED, f"{what}: deadline exceeded")

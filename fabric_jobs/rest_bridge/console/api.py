@@ -15,7 +15,7 @@ import grpc
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from fabric_jobs.client import NO_RETRIES, AdminClient, JobFilter, JobKey, JobsClient, ServiceError, TransportError
+from fabric_jobs.client import AdminClient, JobFilter, JobKey, JobsClient, RetryBudget, ServiceError, TransportError
 from fabric_jobs.keys import NAME_RULE, UUID_RULE, is_name, is_uuid
 from fabric_jobs.rest_bridge.admin_json import KEY_FIELDS, STATUS_BY_NAME, counts_json, job_json, transition_json
 from fabric_jobs.rest_bridge.console.access import Tickets
@@ -82,8 +82,9 @@ def job_key(values: Any) -> JobKey:
 
 class ConsoleApi:
     def __init__(self, channel: grpc.aio.Channel, tickets: Tickets, timeout: float, stop: asyncio.Event) -> None:
-        self._jobs = JobsClient(channel, timeout=timeout, retry=NO_RETRIES)
-        self._admin = AdminClient(channel, timeout=timeout, retry=NO_RETRIES)
+        budget = RetryBudget()
+        self._jobs = JobsClient(channel, timeout=timeout, budget=budget)
+        self._admin = AdminClient(channel, timeout=timeout, budget=budget)
         self._tickets = tickets
         self._events = EventStream(self._admin, stop)
 
