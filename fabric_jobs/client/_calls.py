@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
+from opentelemetry import trace
 
 from fabric_jobs import request_context
 from fabric_jobs.client.errors import JobsError, from_rpc_error
@@ -21,17 +21,34 @@ Reply = TypeVar("Reply")
 Metadata = tuple[tuple[str, str], ...]
 
 
+_ID_SOURCE = random.Random()
+"""Fresh ActivityIds and RequestIds: correlation ids, not secrets, so not the system's random source that
+uuid.uuid4 reads on every call."""
+
+
+def new_id() -> str:
+    """A random (version 4) UUID."""
+    bits = _ID_SOURCE.getrandbits(128) & ~(0xF000 << 64) & ~(0xC000 << 48) | (0x4000 << 64) | (0x8000 << 48)
+    text = f"{bits:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
 def call_metadata(activity_id: str | None, request_id: str | None) -> Metadata:
     """ActivityId and RequestId as given, else those of the request being handled (the ids bound by the bridge, the
-    server or a handler), else fresh UUIDs; and the current trace context, when there is one."""
+    server or a handler), else fresh UUIDs; and the current trace context, when a span is current."""
     current = request_context.ids()
-    activity = activity_id or current["activity_id"] or str(uuid.uuid4())
-    request = request_id or current["request_id"] or str(uuid.uuid4())
     ids = (
-        (request_context.ACTIVITY_ID_METADATA, request_context.to_metadata(activity)),
-        (request_context.REQUEST_ID_METADATA, request_context.to_metadata(request)),
+        (request_context.ACTIVITY_ID_METADATA, _encoded(activity_id or current["activity_id"] or new_id())),
+        (request_context.REQUEST_ID_METADATA, _encoded(request_id or current["request_id"] or new_id())),
     )
-    return tracing.inject_metadata(ids)
+    if trace.get_current_span().get_span_context().is_valid:
+        return tracing.inject_metadata(ids)
+    return ids
+
+
+def _encoded(value: str) -> str:
+    plain = value.isascii() and value.isprintable() and "%" not in value
+    return value if plain else request_context.to_metadata(value)
 
 
 def retriable(error: JobsError) -> bool:

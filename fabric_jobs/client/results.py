@@ -93,8 +93,12 @@ class Counts:
     total: int
 
 
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
 def time_from_pb(timestamp: timestamp_pb2.Timestamp) -> datetime.datetime:
-    return timestamp.ToDatetime(tzinfo=datetime.UTC)
+    """A UTC datetime (to the microsecond); a little faster than Timestamp.ToDatetime."""
+    return _EPOCH + datetime.timedelta(seconds=timestamp.seconds, microseconds=timestamp.nanos // 1000)
 
 
 def job_from_pb(instance: pb.JobInstance) -> JobState:
