@@ -33,6 +33,7 @@ from fabric_jobs.client import (
     TransportError,
     open_channel,
 )
+from fabric_jobs.keys import FILTER_PARTS
 from fabric_jobs.rest_bridge.admin_json import format_datetime, job_json, transition_json
 
 MAX_PAGE_SIZE = 1000
@@ -95,11 +96,7 @@ def _print_json(document: Any) -> None:
 
 def _filter(args: argparse.Namespace, job_instance_id: str = "") -> JobFilter:
     return JobFilter(
-        tenant_id=args.tenant or "",
-        workspace_id=args.workspace or "",
-        item_type=args.item_type or "",
-        item_id=args.item or "",
-        job_type=args.job_type or "",
+        **{part.field: getattr(args, part.dest) or "" for part in FILTER_PARTS},
         job_instance_id=job_instance_id,
         statuses=frozenset(getattr(args, "status", None) or ()),
         created_since=getattr(args, "since", None),
@@ -137,12 +134,13 @@ async def _find(client: _Client) -> JobKey:
     args = client.args
     page = await client.admin.search(_filter(args, args.job_instance_id), page_size=2)
     if not page.jobs:
-        parts = any((args.tenant, args.workspace, args.item_type, args.item, args.job_type))
+        parts = any(getattr(args, part.dest) for part in FILTER_PARTS)
         raise JobsCommandError(f"no job instance {args.job_instance_id}" + (" with that key" if parts else ""))
     if len(page.jobs) > 1:
         raise JobsCommandError(
-            f"job instance id {args.job_instance_id} is not unique: give --tenant, --workspace, --item-type, "
-            "--item or --job-type"
+            f"job instance id {args.job_instance_id} is not unique: give "
+            + ", ".join(part.option for part in FILTER_PARTS[:-1])
+            + f" or {FILTER_PARTS[-1].option}"
         )
     return page.jobs[0].key
 

@@ -20,7 +20,16 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from fabric_jobs.client.results import JobState
-from fabric_jobs.errors import ErrorCode, ErrorDetails, ErrorSource, FieldViolation, details_from_pb, invalid_request
+from fabric_jobs.errors import (
+    ERROR_ROWS,
+    ERRORS,
+    ErrorCode,
+    ErrorDetails,
+    ErrorRow,
+    FieldViolation,
+    details_from_pb,
+    invalid_request,
+)
 from fabric_jobs.v1 import job_service_pb2 as pb
 
 _Detail = TypeVar("_Detail", bound=Message)
@@ -33,10 +42,22 @@ class JobsError(Exception):
 
 
 class ServiceError(JobsError):
-    """The JobService answered the call with an error: Fabric's ErrorDetails, and the bad fields of a request."""
+    """The JobService answered the call with an error: Fabric's ErrorDetails, and the bad fields of a request.
+
+    Each subclass is the exception of one row of fabric_jobs.errors.ERRORS that the JobService sends."""
 
     error_code: ClassVar[str] = ""
     """The Fabric error code of the subclass; empty on ServiceError itself (a code this client does not know)."""
+    row: ClassVar[ErrorRow | None] = None
+    """The code's row of the error table: its gRPC and HTTP statuses, whether it is retriable, what it means."""
+
+    def __init_subclass__(cls, *, code: ErrorCode, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        row = ERROR_ROWS[code]
+        if row.grpc_status is None:
+            raise TypeError(f"the JobService never sends {code}: it has no exception")
+        cls.error_code = code
+        cls.row = row
 
     def __init__(
         self, details: ErrorDetails, status: grpc.StatusCode, field_violations: tuple[FieldViolation, ...] = ()
@@ -55,44 +76,37 @@ class ServiceError(JobsError):
         return f"{self.details.error_code}: {self.details.message}"
 
 
-class InvalidRequest(ServiceError):
+class InvalidRequest(ServiceError, code=ErrorCode.INVALID_REQUEST):
     """A field of the request is invalid; `field_violations` names each (as the JobService names its fields)."""
 
-    error_code = ErrorCode.INVALID_REQUEST
 
-
-class UnsupportedJobType(ServiceError):
+class UnsupportedJobType(ServiceError, code=ErrorCode.UNSUPPORTED_JOB_TYPE):
     """The job type is not registered for the item type."""
 
-    error_code = ErrorCode.UNSUPPORTED_JOB_TYPE
 
-
-class JobInstanceNotFound(ServiceError):
+class JobInstanceNotFound(ServiceError, code=ErrorCode.JOB_INSTANCE_NOT_FOUND):
     """No job instance has this key."""
 
-    error_code = ErrorCode.JOB_INSTANCE_NOT_FOUND
 
-
-class JobInstanceConflict(ServiceError):
+class JobInstanceConflict(ServiceError, code=ErrorCode.JOB_INSTANCE_CONFLICT):
     """A job instance with this key exists, created by a different request (another invoke type or payload)."""
 
-    error_code = ErrorCode.JOB_INSTANCE_CONFLICT
 
-
-class ServiceUnavailable(ServiceError):
+class ServiceUnavailable(ServiceError, code=ErrorCode.SERVICE_UNAVAILABLE):
     """The service cannot serve the call now (its store is unreachable); retriable."""
 
-    error_code = ErrorCode.SERVICE_UNAVAILABLE
 
-
-class InternalError(ServiceError):
+class InternalError(ServiceError, code=ErrorCode.INTERNAL_ERROR):
     """The service failed unexpectedly; what happened is in its logs. Retriable."""
-
-    error_code = ErrorCode.INTERNAL_ERROR
 
 
 SERVICE_ERRORS: dict[str, type[ServiceError]] = {cls.error_code: cls for cls in ServiceError.__subclasses__()}
-"""The exception of each error code the JobService sends."""
+"""The exception of each error code the JobService sends (a test checks these are the table's rows with a gRPC
+status)."""
+
+_STATUS_BY_NUMBER = {status.value[0]: status for status in grpc.StatusCode}
+ROW_BY_GRPC: dict[grpc.StatusCode, ErrorRow] = {_STATUS_BY_NUMBER[code]: row for row in ERRORS for code in row.reads}
+"""The row that reads each gRPC status: its HTTP status, and its code when the status comes without details."""
 
 
 class TransportError(JobsError):
@@ -106,9 +120,10 @@ class TransportError(JobsError):
 
     @property
     def retriable(self) -> bool:
-        """Whether trying again, maybe on another replica, may get an answer: UNAVAILABLE, or CANCELLED (which a
-        stopping replica answers to the calls it had not started)."""
-        return self.status in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+        """Whether trying again, maybe on another replica, may get an answer: the error table says so of the
+        status (UNAVAILABLE; CANCELLED, which a stopping replica answers to the calls it had not started; ...),
+        but for DEADLINE_EXCEEDED: the call's time is spent."""
+        return ROW_BY_GRPC[self.status].retriable and self.status is not grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 class WaitTimeout(JobsError, TimeoutError):
@@ -143,21 +158,9 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> ServiceError | TransportError
 
 
 def _from_error_info(info: error_details_pb2.ErrorInfo, error: grpc.aio.AioRpcError) -> ErrorDetails:
-    """Details from an ErrorInfo alone: its reason, and the source and permanence the service puts in its metadata
-    (without them: a system error, retriable when the status is)."""
-    source = info.metadata.get("source", ErrorSource.SYSTEM)
-    permanent = info.metadata.get("isPermanent")
-    return ErrorDetails(
-        info.reason,
-        error.details() or info.reason,
-        source=ErrorSource(source) if source in ErrorSource._value2member_map_ else ErrorSource.SYSTEM,
-        is_permanent=permanent == "true" if permanent is not None else error.code() not in _RETRIABLE_STATUSES,
-    )
-
-
-_RETRIABLE_STATUSES = frozenset(
-    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED}
-)
+    """Details from an ErrorInfo alone: its reason, as the row that reads the status says."""
+    row = ROW_BY_GRPC[error.code()]
+    return row.details(row.bare_message or error.details() or info.reason, code=info.reason)
 
 
 def status_details(error: grpc.aio.AioRpcError) -> list[Any]:

@@ -7,20 +7,11 @@ import datetime
 from typing import Any
 
 from fabric_jobs.client import Counts, JobState, Transition
-from fabric_jobs.keys import JobKey
+from fabric_jobs.keys import KEY_PARTS, JobKey
 from fabric_jobs.rest_bridge.errors import error_body
 from fabric_jobs.status import JobStatus
 
 STATUS_BY_NAME = {status.value.lower(): status for status in JobStatus}
-KEY_FIELDS = {
-    "tenantId": "tenant_id",
-    "workspaceId": "workspace_id",
-    "itemType": "item_type",
-    "itemId": "item_id",
-    "jobType": "job_type",
-    "jobInstanceId": "job_instance_id",
-}
-"""A key's parts by their JSON names (as jobs are shown, and as the console's API takes a key back)."""
 
 
 def format_datetime(moment: datetime.datetime) -> str:
@@ -30,7 +21,7 @@ def format_datetime(moment: datetime.datetime) -> str:
 
 
 def key_json(key: JobKey) -> dict[str, str]:
-    return {name: getattr(key, field) for name, field in KEY_FIELDS.items()}
+    return {part.json_name: getattr(key, part.field) for part in KEY_PARTS}
 
 
 def job_json(job: JobState) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from fabric_jobs.keys import JobKey, key_to_pb
+from fabric_jobs.keys import KEY_FIELDS, JobKey, key_to_pb
 from fabric_jobs.v1 import job_service_pb2 as pb
 
 TERMINAL = frozenset({"Completed", "Failed", "Cancelled"})
@@ -44,9 +44,7 @@ class JobRef:
     @property
     def job_key(self) -> JobKey:
         """The key as fabric_jobs.client takes it."""
-        return JobKey(
-            self.tenant_id, self.workspace_id, self.item_type, self.item_id, self.job_type, self.job_instance_id
-        )
+        return JobKey(*(getattr(self, field) for field in KEY_FIELDS))
 
     @property
     def key(self) -> pb.JobInstanceKey:

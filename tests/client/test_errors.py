@@ -25,8 +25,7 @@ from fabric_jobs.client import (
     UnsupportedJobType,
 )
 from fabric_jobs.client.errors import SERVICE_ERRORS
-from fabric_jobs.errors import ErrorCode
-from fabric_jobs.server.grpc_errors import GRPC_STATUS_BY_ERROR_CODE
+from fabric_jobs.errors import ERRORS, ErrorCode
 from tests.client.conftest import Backend, Stack, new_key
 from tests.scaleout import jobs
 
@@ -44,9 +43,14 @@ def execute(backend: Backend, statement: str, *params: str) -> None:
 
 
 def test_every_error_code_the_service_maps_has_its_exception() -> None:
-    sent = {*GRPC_STATUS_BY_ERROR_CODE, ErrorCode.INTERNAL_ERROR}
+    sent = {row.code for row in ERRORS if row.grpc_status is not None}
     assert set(SERVICE_ERRORS) == sent
-    assert all(issubclass(cls, ServiceError) and cls.error_code == code for code, cls in SERVICE_ERRORS.items())
+    for code, cls in SERVICE_ERRORS.items():
+        assert issubclass(cls, ServiceError)
+        assert cls.row is not None
+        assert (cls.error_code, cls.row.code) == (code, code)
+    with pytest.raises(TypeError, match="never sends AuthError"):
+        type("AuthFailed", (ServiceError,), {}, code=ErrorCode.AUTH_ERROR)
 
 
 async def test_an_invalid_request_names_each_bad_field(stack: Stack) -> None:
