@@ -11,6 +11,7 @@ ActivityId and RequestId, retries of what is safe to retry, and TLS.
 See docs/client.md.
 """
 
+from fabric_jobs.client._calls import CallOptions
 from fabric_jobs.client.admin import AdminClient
 from fabric_jobs.client.channel import Tls, open_channel
 from fabric_jobs.client.errors import (
@@ -36,6 +37,7 @@ from fabric_jobs.status import InvokeType, JobStatus
 __all__ = [
     "NO_RETRIES",
     "AdminClient",
+    "CallOptions",
     "Counts",
     "Created",
     "ErrorDetails",

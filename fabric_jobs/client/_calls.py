@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 import grpc
 from opentelemetry import trace
@@ -18,6 +18,18 @@ from fabric_jobs.client.retries import RetryBudget, RetryPolicy
 from fabric_jobs.observability import tracing
 
 Reply = TypeVar("Reply")
+
+
+class CallOptions(TypedDict, total=False):
+    """What every call takes. `timeout`: seconds for the call, all its attempts included (default: the client's;
+    a stream has none unless given). `activity_id` and `request_id`: sent to the service for its log lines
+    (default: those of the request being handled, else fresh UUIDs)."""
+
+    timeout: float | None
+    activity_id: str | None
+    request_id: str | None
+
+
 Metadata = tuple[tuple[str, str], ...]
 
 
@@ -74,15 +86,14 @@ class Calls:
         request: Any,
         *,
         safe: bool,
-        timeout: float | None,
-        activity_id: str | None,
-        request_id: str | None,
+        **options: Unpack[CallOptions],
     ) -> Reply:
         """The reply of `method`; a call that is `safe` to repeat is retried while the policy, the budget and the
         deadline (`timeout`, else the client's, over all attempts) allow."""
         loop = asyncio.get_running_loop()
+        timeout = options.get("timeout")
         deadline = loop.time() + (self.timeout if timeout is None else timeout)
-        metadata = call_metadata(activity_id, request_id)
+        metadata = call_metadata(options.get("activity_id"), options.get("request_id"))
         attempt = 0
         while True:
             attempt += 1
@@ -107,14 +118,12 @@ class Calls:
         self,
         method: Callable[..., Any],
         request: Any,
-        *,
-        timeout: float | None,
-        activity_id: str | None,
-        request_id: str | None,
+        **options: Unpack[CallOptions],
     ) -> AsyncIterator[Any]:
         """The replies of a server stream (no deadline unless `timeout`); the stream is cancelled when the caller
         stops reading."""
-        call = method(request, timeout=timeout, metadata=call_metadata(activity_id, request_id))
+        metadata = call_metadata(options.get("activity_id"), options.get("request_id"))
+        call = method(request, timeout=options.get("timeout"), metadata=metadata)
         try:
             async for reply in call:
                 yield reply

@@ -4,9 +4,11 @@ history, and the stream of every change. Getting, cancelling and watching one jo
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Unpack
 
 import grpc
 
+from fabric_jobs.client._calls import CallOptions
 from fabric_jobs.client.jobs import _ServiceClient
 from fabric_jobs.client.results import (
     Counts,
@@ -40,78 +42,44 @@ class AdminClient(_ServiceClient):
         *,
         page_size: int = 0,
         page_token: str | None = None,
-        timeout: float | None = None,
-        activity_id: str | None = None,
-        request_id: str | None = None,
+        **options: Unpack[CallOptions],
     ) -> Page:
         """One page of the job instances `job_filter` covers, across tenants, newest first (page_size 0: 100)."""
         request = admin_pb.SearchJobInstancesRequest(
             filter=filter_to_pb(job_filter), page_size=page_size, page_token=page_token or ""
         )
-        reply = await self._calls.unary(
-            self._stub.SearchJobInstances,
-            request,
-            safe=True,
-            timeout=timeout,
-            activity_id=activity_id,
-            request_id=request_id,
-        )
+        reply = await self._calls.unary(self._stub.SearchJobInstances, request, safe=True, **options)
         return page_from_pb(reply.job_instances, reply.next_page_token)
 
-    async def count(
-        self,
-        job_filter: JobFilter = ANY_JOB,
-        *,
-        timeout: float | None = None,
-        activity_id: str | None = None,
-        request_id: str | None = None,
-    ) -> Counts:
+    async def count(self, job_filter: JobFilter = ANY_JOB, **options: Unpack[CallOptions]) -> Counts:
         """How many job instances `job_filter` covers, by status (its `statuses` are ignored)."""
         reply = await self._calls.unary(
             self._stub.CountJobInstances,
             admin_pb.CountJobInstancesRequest(filter=filter_to_pb(job_filter)),
             safe=True,
-            timeout=timeout,
-            activity_id=activity_id,
-            request_id=request_id,
+            **options,
         )
         return counts_from_pb(reply)
 
-    async def history(
-        self,
-        key: JobKey,
-        *,
-        timeout: float | None = None,
-        activity_id: str | None = None,
-        request_id: str | None = None,
-    ) -> History:
+    async def history(self, key: JobKey, **options: Unpack[CallOptions]) -> History:
         """The job instance as it is now and each step of its history, oldest first."""
         reply = await self._calls.unary(
             self._stub.ListJobInstanceTransitions,
             admin_pb.ListJobInstanceTransitionsRequest(key=key_to_pb(key)),
             safe=True,
-            timeout=timeout,
-            activity_id=activity_id,
-            request_id=request_id,
+            **options,
         )
         return history_from_pb(reply)
 
     async def watch_changes(
-        self,
-        job_filter: JobFilter = ANY_JOB,
-        *,
-        timeout: float | None = None,
-        activity_id: str | None = None,
-        request_id: str | None = None,
+        self, job_filter: JobFilter = ANY_JOB, **options: Unpack[CallOptions]
     ) -> AsyncGenerator[JobState, None]:
         """The state of each job instance `job_filter` covers after each change from now on, until the caller
         stops reading (or `timeout`). A broken stream raises."""
         replies = self._calls.stream(
             self._stub.WatchJobInstanceChanges,
             admin_pb.WatchJobInstanceChangesRequest(filter=filter_to_pb(job_filter)),
-            timeout=timeout,
-            activity_id=activity_id,
-            request_id=request_id,
+            **options,
         )
         async for reply in replies:
             yield job_from_pb(reply.job_instance)

@@ -11,12 +11,12 @@ import asyncio
 import random
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, Unpack
 
 import grpc
 
 from fabric_jobs import payload as payloads
-from fabric_jobs.client._calls import Calls
+from fabric_jobs.client._calls import CallOptions, Calls
 from fabric_jobs.client.channel import ChannelOptions, Tls, open_channel
 from fabric_jobs.client.errors import JobsError, ServiceError, TransportError, WaitTimeout
 from fabric_jobs.client.results import Created, JobState, Page, job_from_pb, page_from_pb
@@ -97,8 +97,8 @@ class _ServiceClient:
 class JobsClient(_ServiceClient):
     """The JobService: create, get, cancel, list, watch and wait for job instances.
 
-    Every call takes `timeout` (seconds over all attempts; default the client's), `activity_id` and `request_id`
-    (default: those of the request being handled, else fresh UUIDs). Get, Cancel and Create (the service
+    Every call takes CallOptions: `timeout` (seconds over all attempts; default the client's), `activity_id` and
+    `request_id` (default: those of the request being handled, else fresh UUIDs). Get, Cancel and Create (the service
     deduplicates a Create with the same key and request) are retried on UNAVAILABLE and on retriable errors.
     Failures raise fabric_jobs.client.errors.
     """
@@ -112,60 +112,27 @@ class JobsClient(_ServiceClient):
         payload: Mapping[str, Any] | None = None,
         *,
         invoke_type: InvokeType = InvokeType.MANUAL,
-        timeout: float | None = None,
-        activity_id: str | None = None,
-        request_id: str | None = None,
+        **options: Unpack[CallOptions],
     ) -> Created:
         """Create the job instance and queue it. `payload` (a JSON object) reaches the handler exactly: integers
         stay integers, key order is kept. The same key with the same request again creates nothing."""
         request = pb.CreateJobInstanceRequest(key=key_to_pb(key), invoke_type=INVOKE_TYPE_TO_PB[invoke_type])
         if payload is not None:
             request.creation_payload_json = payloads.to_text(payload)
-        reply = await self._calls.unary(
-            self._stub.CreateJobInstance,
-            request,
-            safe=True,
-            timeout=timeout,
-            activity_id=activity_id,
-            request_id=request_id,
-        )
+        reply = await self._calls.unary(self._stub.CreateJobInstance, request, safe=True, **options)
         return Created(job_from_pb(reply.job_instance), reply.created)
 
-    async def get(
-        self,
-        key: JobKey,
-        *,
-        timeout: float | None = None,
-        activity_id: str | None = None,
-        request_id: str | None = None,
-    ) -> JobState:
+    async def get(self, key: JobKey, **options: Unpack[CallOptions]) -> JobState:
         reply = await self._calls.unary(
-            self._stub.GetJobInstance,
-            pb.GetJobInstanceRequest(key=key_to_pb(key)),
-            safe=True,
-            timeout=timeout,
-            activity_id=activity_id,
-            request_id=request_id,
+            self._stub.GetJobInstance, pb.GetJobInstanceRequest(key=key_to_pb(key)), safe=True, **options
         )
         return job_from_pb(reply.job_instance)
 
-    async def cancel(
-        self,
-        key: JobKey,
-        *,
-        timeout: float | None = None,
-        activity_id: str | None = None,
-        request_id: str | None = None,
-    ) -> JobState:
+    async def cancel(self, key: JobKey, **options: Unpack[CallOptions]) -> JobState:
         """Cancel the job instance; its state when the call returns: Cancelled once the handler stopped (or never
         started), InProgress while a running handler is still stopping, unchanged for a finished job."""
         reply = await self._calls.unary(
-            self._stub.CancelJobInstance,
-            pb.CancelJobInstanceRequest(key=key_to_pb(key)),
-            safe=True,
-            timeout=timeout,
-            activity_id=activity_id,
-            request_id=request_id,
+            self._stub.CancelJobInstance, pb.CancelJobInstanceRequest(key=key_to_pb(key)), safe=True, **options
         )
         return job_from_pb(reply.job_instance)
 
@@ -180,9 +147,7 @@ class JobsClient(_ServiceClient):
         statuses: Iterable[JobStatus] = (),
         page_size: int = 0,
         page_token: str | None = None,
-        timeout: float | None = None,
-        activity_id: str | None = None,
-        request_id: str | None = None,
+        **options: Unpack[CallOptions],
     ) -> Page:
         """One page of a tenant's job instances, newest first (empty filters match any; page_size 0 means 100)."""
         request = pb.ListJobInstancesRequest(
@@ -195,51 +160,28 @@ class JobsClient(_ServiceClient):
             page_size=page_size,
             page_token=page_token or "",
         )
-        reply = await self._calls.unary(
-            self._stub.ListJobInstances,
-            request,
-            safe=True,
-            timeout=timeout,
-            activity_id=activity_id,
-            request_id=request_id,
-        )
+        reply = await self._calls.unary(self._stub.ListJobInstances, request, safe=True, **options)
         return page_from_pb(reply.job_instances, reply.next_page_token)
 
-    async def watch(
-        self,
-        key: JobKey,
-        *,
-        timeout: float | None = None,
-        activity_id: str | None = None,
-        request_id: str | None = None,
-    ) -> AsyncGenerator[JobState, None]:
+    async def watch(self, key: JobKey, **options: Unpack[CallOptions]) -> AsyncGenerator[JobState, None]:
         """The job's current state, then each change, ending after a terminal state. No deadline unless `timeout`;
         a broken stream raises (wait() resumes by itself)."""
         replies = self._calls.stream(
-            self._stub.WatchJobInstance,
-            pb.WatchJobInstanceRequest(key=key_to_pb(key)),
-            timeout=timeout,
-            activity_id=activity_id,
-            request_id=request_id,
+            self._stub.WatchJobInstance, pb.WatchJobInstanceRequest(key=key_to_pb(key)), **options
         )
         async for reply in replies:
             yield job_from_pb(reply.job_instance)
 
     async def wait(
-        self,
-        key: JobKey,
-        *,
-        timeout: float | None = None,
-        poll_interval: float = POLL_INTERVAL,
-        activity_id: str | None = None,
-        request_id: str | None = None,
+        self, key: JobKey, *, poll_interval: float = POLL_INTERVAL, **options: Unpack[CallOptions]
     ) -> JobState:
         """The job's state once terminal (Completed, Failed or Cancelled). Follows Watch; when the stream breaks
         (the serving replica stopped), reads the state and watches again, and polls once streams keep breaking.
         Raises WaitTimeout after `timeout` seconds (default: no limit)."""
         loop = asyncio.get_running_loop()
+        timeout = options.get("timeout")
         deadline = None if timeout is None else loop.time() + timeout
-        ids = {"activity_id": activity_id, "request_id": request_id}
+        activity_id, request_id = options.get("activity_id"), options.get("request_id")
         last: JobState | None = None
         breaks = 0
 
@@ -254,7 +196,9 @@ class JobsClient(_ServiceClient):
         while True:
             if breaks < WATCH_BREAKS_BEFORE_POLLING:
                 try:
-                    async for state in self.watch(key, timeout=remaining(), **ids):
+                    async for state in self.watch(
+                        key, timeout=remaining(), activity_id=activity_id, request_id=request_id
+                    ):
                         last, breaks = state, 0
                         if state.is_terminal:
                             return state
@@ -266,7 +210,8 @@ class JobsClient(_ServiceClient):
                 await asyncio.sleep(_capped(self._calls.retry.backoff(breaks, self._calls.rng), remaining()))
             try:
                 left = remaining()
-                last = await self.get(key, timeout=None if left is None else min(left, self._calls.timeout), **ids)
+                call_timeout = None if left is None else min(left, self._calls.timeout)
+                last = await self.get(key, timeout=call_timeout, activity_id=activity_id, request_id=request_id)
             except JobsError as exc:
                 if isinstance(exc, ServiceError) and not exc.retriable:
                     raise

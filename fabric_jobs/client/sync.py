@@ -8,8 +8,9 @@ import queue
 import random
 from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, Unpack
 
+from fabric_jobs.client._calls import CallOptions
 from fabric_jobs.client._loop import LoopThread
 from fabric_jobs.client.channel import ChannelOptions, Tls
 from fabric_jobs.client.jobs import DEFAULT_TIMEOUT, POLL_INTERVAL, JobsClient
@@ -85,35 +86,15 @@ class SyncJobsClient:
         payload: Mapping[str, Any] | None = None,
         *,
         invoke_type: InvokeType = InvokeType.MANUAL,
-        timeout: float | None = None,
-        activity_id: str | None = None,
-        request_id: str | None = None,
+        **options: Unpack[CallOptions],
     ) -> Created:
-        return self._run(
-            self.jobs.create(
-                key, payload, invoke_type=invoke_type, timeout=timeout, activity_id=activity_id, request_id=request_id
-            )
-        )
+        return self._run(self.jobs.create(key, payload, invoke_type=invoke_type, **options))
 
-    def get(
-        self,
-        key: JobKey,
-        *,
-        timeout: float | None = None,
-        activity_id: str | None = None,
-        request_id: str | None = None,
-    ) -> JobState:
-        return self._run(self.jobs.get(key, timeout=timeout, activity_id=activity_id, request_id=request_id))
+    def get(self, key: JobKey, **options: Unpack[CallOptions]) -> JobState:
+        return self._run(self.jobs.get(key, **options))
 
-    def cancel(
-        self,
-        key: JobKey,
-        *,
-        timeout: float | None = None,
-        activity_id: str | None = None,
-        request_id: str | None = None,
-    ) -> JobState:
-        return self._run(self.jobs.cancel(key, timeout=timeout, activity_id=activity_id, request_id=request_id))
+    def cancel(self, key: JobKey, **options: Unpack[CallOptions]) -> JobState:
+        return self._run(self.jobs.cancel(key, **options))
 
     def list(
         self,
@@ -126,9 +107,7 @@ class SyncJobsClient:
         statuses: Iterable[JobStatus] = (),
         page_size: int = 0,
         page_token: str | None = None,
-        timeout: float | None = None,
-        activity_id: str | None = None,
-        request_id: str | None = None,
+        **options: Unpack[CallOptions],
     ) -> Page:
         return self._run(
             self.jobs.list(
@@ -140,40 +119,17 @@ class SyncJobsClient:
                 statuses=statuses,
                 page_size=page_size,
                 page_token=page_token,
-                timeout=timeout,
-                activity_id=activity_id,
-                request_id=request_id,
+                **options,
             )
         )
 
-    def watch(
-        self,
-        key: JobKey,
-        *,
-        timeout: float | None = None,
-        activity_id: str | None = None,
-        request_id: str | None = None,
-    ) -> Iterator[JobState]:
+    def watch(self, key: JobKey, **options: Unpack[CallOptions]) -> Iterator[JobState]:
         """The job's current state, then each change, ending after a terminal state; leaving the loop early
         cancels the stream."""
-        return _blocking(
-            self._loop, self.jobs.watch(key, timeout=timeout, activity_id=activity_id, request_id=request_id)
-        )
+        return _blocking(self._loop, self.jobs.watch(key, **options))
 
-    def wait(
-        self,
-        key: JobKey,
-        *,
-        timeout: float | None = None,
-        poll_interval: float = POLL_INTERVAL,
-        activity_id: str | None = None,
-        request_id: str | None = None,
-    ) -> JobState:
-        return self._run(
-            self.jobs.wait(
-                key, timeout=timeout, poll_interval=poll_interval, activity_id=activity_id, request_id=request_id
-            )
-        )
+    def wait(self, key: JobKey, *, poll_interval: float = POLL_INTERVAL, **options: Unpack[CallOptions]) -> JobState:
+        return self._run(self.jobs.wait(key, poll_interval=poll_interval, **options))
 
 
 def _blocking(loop: LoopThread, items: AsyncIterator[T]) -> Iterator[T]:
