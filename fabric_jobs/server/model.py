@@ -59,7 +59,9 @@ class JobRecord:
     error: ErrorDetails | None
     cancel_requested: bool
     owner: str | None
+    """The executor that claimed the job (kept once it ends): named when its lease runs out."""
     version: int
+    """1 when created, one more at each change of the row: a watch yields the record when it moves."""
     trace_context: str | None = None
 
 
