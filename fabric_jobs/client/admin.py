@@ -9,7 +9,7 @@ from typing import Unpack
 import grpc
 
 from fabric_jobs.client._calls import CallOptions
-from fabric_jobs.client.jobs import _ServiceClient
+from fabric_jobs.client._service import ServiceClient
 from fabric_jobs.client.results import (
     Counts,
     History,
@@ -29,7 +29,7 @@ from fabric_jobs.v1 import admin_service_pb2_grpc as admin_grpc
 ANY_JOB = JobFilter()
 
 
-class AdminClient(_ServiceClient):
+class AdminClient(ServiceClient):
     """The AdminService. Calls take `timeout`, `activity_id` and `request_id` as JobsClient's do; every call but
     watch_changes only reads, and is retried as JobsClient's Get is."""
 

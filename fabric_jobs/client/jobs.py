@@ -1,100 +1,35 @@
 """JobsClient: the JobService for a workload's own services, asyncio.
 
 async with JobsClient.connect("dns:///fabric-jobs-grpc:50051", tls=Tls.from_files(ca="ca.pem")) as jobs:
-    await jobs.create(key, payload={"rows": 5})
+    await jobs.create(key, payload={"durationSeconds": 5})
     final = await jobs.wait(key, timeout=60)
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncGenerator, Iterable, Mapping
-from types import TracebackType
-from typing import Any, Self, Unpack
+from typing import Any, Unpack
 
 import grpc
 
 from fabric_jobs import payload as payloads
-from fabric_jobs.client._calls import CallOptions, Calls
-from fabric_jobs.client.channel import ChannelOptions, Tls, open_channel
+from fabric_jobs.client._calls import CallOptions
+from fabric_jobs.client._service import ServiceClient
 from fabric_jobs.client.errors import JobsError, ServiceError, TransportError, WaitTimeout
 from fabric_jobs.client.results import Created, JobState, Page, job_from_pb, page_from_pb
-from fabric_jobs.client.retries import RetryBudget, RetryPolicy
 from fabric_jobs.keys import JobKey, key_to_pb
 from fabric_jobs.status import INVOKE_TYPE_TO_PB, STATUS_TO_PB, InvokeType, JobStatus
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 
-DEFAULT_TIMEOUT = 10.0
-"""Seconds a call may take, over all its attempts, unless the client or the call says otherwise."""
 POLL_INTERVAL = 0.5
 """Seconds between two reads of a job's state by wait() once its Watch streams keep breaking."""
 WATCH_BREAKS_BEFORE_POLLING = 3
 """Watch streams in a row that break before sending anything, after which wait() only polls."""
 
 
-class _ServiceClient:
-    """A client over a channel it may own: `connect` opens (and `close` closes) one, the constructor borrows one
-    (the in-process channel of a JobServer in the same process, or a channel shared with another client)."""
-
-    def __init__(
-        self,
-        channel: grpc.aio.Channel,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        retry: RetryPolicy | None = None,
-        budget: RetryBudget | None = None,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.channel = channel
-        self._calls = Calls(timeout, retry or RetryPolicy(), budget or RetryBudget(), rng)
-        self._owns_channel = False
-        self._bind(channel)
-
-    def _bind(self, channel: grpc.aio.Channel) -> None:
-        """Make the stubs of the service over `channel`."""
-        raise NotImplementedError
-
-    @classmethod
-    def connect(
-        cls,
-        target: str,
-        *,
-        tls: Tls | None = None,
-        options: ChannelOptions = (),
-        timeout: float = DEFAULT_TIMEOUT,
-        retry: RetryPolicy | None = None,
-        budget: RetryBudget | None = None,
-        rng: random.Random | None = None,
-    ) -> Self:
-        """A client of the service at `target` (host:port, dns:///name:port, ipv4:addr1,addr2, unix:path), round
-        robin across its addresses, over TLS when given `tls`. Call in a running event loop; close when done."""
-        client = cls(
-            open_channel(target, tls=tls, options=options), timeout=timeout, retry=retry, budget=budget, rng=rng
-        )
-        client._owns_channel = True
-        return client
-
-    @property
-    def budget(self) -> RetryBudget:
-        return self._calls.budget
-
-    async def close(self) -> None:
-        """Close the channel if this client opened it."""
-        if self._owns_channel:
-            await self.channel.close(grace=None)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-
-class JobsClient(_ServiceClient):
+class JobsClient(ServiceClient):
     """The JobService: create, get, cancel, list, watch and wait for job instances.
 
     Every call takes CallOptions: `timeout` (seconds over all attempts; default the client's), `activity_id` and

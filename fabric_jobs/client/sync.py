@@ -12,8 +12,9 @@ from typing import Any, Self, TypeVar, Unpack
 
 from fabric_jobs.client._calls import CallOptions
 from fabric_jobs.client._loop import LoopThread
+from fabric_jobs.client._service import DEFAULT_TIMEOUT
 from fabric_jobs.client.channel import ChannelOptions, Tls
-from fabric_jobs.client.jobs import DEFAULT_TIMEOUT, POLL_INTERVAL, JobsClient
+from fabric_jobs.client.jobs import POLL_INTERVAL, JobsClient
 from fabric_jobs.client.results import Created, JobState, Page
 from fabric_jobs.client.retries import RetryBudget, RetryPolicy
 from fabric_jobs.keys import JobKey
