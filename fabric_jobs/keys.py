@@ -83,6 +83,8 @@ KEY_PARTS = (
     KeyPart("job_instance_id", "jobInstanceId", None, UUID),
 )
 KEY_FIELDS = tuple(part.field for part in KEY_PARTS)
+TENANT = KEY_PARTS[0]
+"""The part Fabric sends in the x-ms-client-tenant-id header."""
 PATH_PARTS = KEY_PARTS[1:]
 """The parts in Fabric's REST path, in its order: /workspaces/{workspaceId}/items/{itemType}/{itemId}/..."""
 FILTER_PARTS = tuple(part for part in KEY_PARTS if part.filter_name is not None)

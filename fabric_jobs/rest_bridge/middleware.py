@@ -37,7 +37,7 @@ def _job(scope: Scope) -> str:
 def _tenant(headers: Headers) -> str:
     """The caller's tenant if the header holds a valid one, else ""."""
     tenant = headers.get(TENANT_HEADER, "").strip()
-    return tenant if keys.is_uuid(tenant) else ""
+    return tenant if keys.TENANT.rule.holds(tenant) else ""
 
 
 class RequestMiddleware:
