@@ -85,7 +85,12 @@ def metadata() -> tuple[tuple[str, str], ...]:
     """The current ids as gRPC metadata (nothing for an id that is not set), percent-encoded: metadata takes
     printable ASCII only, and Fabric's headers may carry any byte (read as Latin-1)."""
     pairs = ((ACTIVITY_ID_METADATA, activity_id.get()), (REQUEST_ID_METADATA, request_id.get()))
-    return tuple((k, quote(v, safe=_PRINTABLE_BUT_PERCENT)) for k, v in pairs if v != "-")
+    return tuple((k, to_metadata(v)) for k, v in pairs if v != "-")
+
+
+def to_metadata(value: str) -> str:
+    """An id as gRPC metadata carries it: percent-encoded to printable ASCII."""
+    return quote(value, safe=_PRINTABLE_BUT_PERCENT)
 
 
 def from_metadata(value: str) -> str:

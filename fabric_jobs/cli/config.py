@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from fabric_jobs.cli.grpc_tls import ClientTls, grpc_client_tls, grpc_server_credentials, serve_bridge_tls
+from fabric_jobs.cli.grpc_tls import grpc_client_tls, grpc_server_credentials, serve_bridge_tls
 from fabric_jobs.cli.options import DEMO_JOBS, MIN_ADMIN_TOKEN_LENGTH, ConfigError, flag_or_env
+from fabric_jobs.client import Tls
 from fabric_jobs.rest_bridge.auth import Authenticator, AuthSettings
 from fabric_jobs.rest_bridge.console import ConsoleSettings
 from fabric_jobs.rest_bridge.settings import BridgeSettings, HttpLimits
@@ -51,7 +52,7 @@ class BridgeConfig:
     in_process: bool
     """Reach the JobService of this process over its in-process channel rather than its gRPC port."""
     limits: HttpLimits = field(default_factory=HttpLimits)
-    grpc_tls: ClientTls | None = None
+    grpc_tls: Tls | None = None
     """TLS of the calls to the JobService over gRPC; None: plain text."""
 
 

@@ -231,12 +231,7 @@ async def _channel_to_service(
     else:
         assert bridge.grpc_target is not None
         target = bridge.grpc_target
-    tls = bridge.grpc_tls
-    channel = (
-        job_service_channel(target)
-        if tls is None
-        else job_service_channel(target, tls.credentials, options=tls.channel_options())
-    )
+    channel = job_service_channel(target, bridge.grpc_tls)
     try:
         yield channel, target
     finally:
