@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -148,6 +149,20 @@ def prepare(*, refresh_base: bool = False) -> str:
     return ensure_base_image(refresh=refresh_base)
 
 
+def version() -> str:
+    """fabric-jobs' version, from the one file that sets it."""
+    match = re.search(r'^__version__ = "([^"]+)"$', (ROOT / "fabric_jobs" / "_version.py").read_text(), re.MULTILINE)
+    if match is None:
+        raise SetupError("fabric_jobs/_version.py has no __version__ line")
+    return match.group(1)
+
+
+def revision() -> str:
+    """The git commit of the work tree, or empty outside a git repository."""
+    done = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
 def build(
     tag: str,
     *,
@@ -158,7 +173,8 @@ def build(
     """Build `containerfile` (its folder is the context; the repository's for the Containerfile) on the base."""
     base = prepare(refresh_base=refresh_base)
     args = ["podman", "build", "--format", "docker", "--network", "host", "--tag", tag]
-    args += ["--build-arg", f"BASE_IMAGE={base}"]
+    args += ["--build-arg", f"BASE_IMAGE={base}", "--build-arg", f"VERSION={version()}"]
+    args += ["--build-arg", f"REVISION={revision()}"]
     if HOST_CA_BUNDLE.exists():
         args += ["--secret", f"id=ca-certificates,src={HOST_CA_BUNDLE}"]
     if target is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from fabric_jobs import __version__
 from tests.deploy.containers import (
     AUTH_ENV,
     BUILD_SECONDS,
@@ -70,8 +71,9 @@ def test_serve_answers_readyz_and_its_health_check(podman: Podman) -> None:
 
 def test_the_image_has_its_labels_and_neither_compilers_nor_a_pip_cache(podman: Podman) -> None:
     labels = podman.run("image", "inspect", "--format", "{{json .Config.Labels}}", podman.image).stdout
-    for label in ("title", "description", "version", "revision", "licenses", "base.name"):
+    for label in ("title", "description", "revision", "licenses", "base.name"):
         assert f'"org.opencontainers.image.{label}"' in labels
+    assert f'"org.opencontainers.image.version":"{__version__}"' in labels
     script = (
         "for tool in gcc cc c++ make ld; do command -v $tool && exit 1; done; "
         "find / -xdev -type d -path '*/.cache/pip' -print"
