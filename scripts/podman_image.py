@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import pathlib
-import re
 import shutil
 import subprocess
 import sys
@@ -149,12 +148,14 @@ def prepare(*, refresh_base: bool = False) -> str:
     return ensure_base_image(refresh=refresh_base)
 
 
-def version() -> str:
-    """fabric-jobs' version, from the one file that sets it."""
-    match = re.search(r'^__version__ = "([^"]+)"$', (ROOT / "fabric_jobs" / "_version.py").read_text(), re.MULTILINE)
-    if match is None:
-        raise SetupError("fabric_jobs/_version.py has no __version__ line")
-    return match.group(1)
+def _version() -> str:
+    """fabric-jobs' version, read as the release script reads it (this folder is on sys.path when run)."""
+    from release import ReleaseError, current_version
+
+    try:
+        return current_version()
+    except ReleaseError as exc:
+        raise SetupError(str(exc)) from exc
 
 
 def revision() -> str:
@@ -173,7 +174,7 @@ def build(
     """Build `containerfile` (its folder is the context; the repository's for the Containerfile) on the base."""
     base = prepare(refresh_base=refresh_base)
     args = ["podman", "build", "--format", "docker", "--network", "host", "--tag", tag]
-    args += ["--build-arg", f"BASE_IMAGE={base}", "--build-arg", f"VERSION={version()}"]
+    args += ["--build-arg", f"BASE_IMAGE={base}", "--build-arg", f"VERSION={_version()}"]
     args += ["--build-arg", f"REVISION={revision()}"]
     if HOST_CA_BUNDLE.exists():
         args += ["--secret", f"id=ca-certificates,src={HOST_CA_BUNDLE}"]
