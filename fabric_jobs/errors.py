@@ -43,6 +43,7 @@ class ErrorCode(enum.StrEnum):
     JOB_EXECUTION_FAILED = "JobExecutionFailed"
     JOB_EXECUTOR_LOST = "JobExecutorLost"
     USER_TOKEN_UNAVAILABLE = "UserTokenUnavailable"
+    JOB_INTERRUPTED = "JobInterrupted"
     SERVICE_UNAVAILABLE = "ServiceUnavailable"
     TIMEOUT = "Timeout"
     INTERNAL_ERROR = "InternalError"
@@ -177,7 +178,15 @@ ERRORS: tuple[ErrorRow, ...] = (
         None,
         None,
         True,
-        "in errorDetails of a Failed job: the process running it died (not permanent)",
+        "in errorDetails of a Failed job: the process running it died, or shut down with it still running (not "
+        "permanent)",
+    ),
+    ErrorRow(
+        ErrorCode.JOB_INTERRUPTED,
+        None,
+        None,
+        True,
+        "in errorDetails of a Failed job: its handler stopped when told the service shuts down (not permanent)",
     ),
     ErrorRow(
         ErrorCode.USER_TOKEN_UNAVAILABLE,

@@ -62,6 +62,10 @@ def caller_to_pb(caller: Caller) -> pb.Caller:
     )
 
 
+def caller_from_pb(message: pb.Caller) -> Caller:
+    return Caller(message.tenant_id, message.object_id, message.user_principal_name or None, message.app_id)
+
+
 DEV_CALLER = Caller(
     tenant_id="00000000-0000-0000-0000-000000000000",
     object_id="00000000-0000-0000-0000-0000000000de",

@@ -204,12 +204,21 @@ def _add_database(group: Any) -> None:
     )
 
 
+DEMO_JOBS = "fabric_jobs.demo:registry"
+
+
 def _add_jobs(group: Any) -> None:
     _option(
         group,
         "--jobs",
-        "the job registry to load, package.module:attribute (default: %(default)s, the demo)",
-        "fabric_jobs.demo:registry",
+        "the job registry to load, package.module:attribute, imported from --app-dir first (default: the demo, "
+        f"{DEMO_JOBS}; on PostgreSQL a grpc, worker or serve process must name it, the same in every process)",
+    )
+    _option(
+        group,
+        "--app-dir",
+        "folder put first on the import path for --jobs (default: the current directory)",
+        ".",
     )
 
 
@@ -237,8 +246,9 @@ def _add_service(parser: argparse.ArgumentParser, *, serves_grpc: bool = True, w
         (
             "--shutdown-grace",
             defaults.shutdown_grace,
-            "on SIGTERM/SIGINT, seconds running handlers may take to finish before they are stopped and recorded "
-            "Failed (retriable)",
+            "on SIGTERM/SIGINT running handlers are told at once (their token, reason SHUTDOWN) and get this many "
+            "seconds to stop; the process exits as soon as none runs, and those still running are stopped and "
+            "recorded Failed, JobExecutorLost (retriable)",
             True,
         ),
         (
@@ -539,4 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     from fabric_jobs.cli.jobs_options import add_jobs_command
 
     add_jobs_command(commands)
+    from fabric_jobs.cli.dev_tokens import add_dev_tokens_command
+
+    add_dev_tokens_command(commands)
     return parser

@@ -16,7 +16,7 @@ from tests.on_behalf_of.conftest import CLIENT_ID, CLIENT_SECRET, rsa_certificat
 from tests.processes import clean_env, command
 
 DEV = ["serve", "--dev"]
-WORKER = ["worker", "--database=postgresql://127.0.0.1/db"]
+WORKER = ["worker", "--database=postgresql://127.0.0.1/db", "--jobs=fabric_jobs.demo:registry"]
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +48,7 @@ def config_error(*argv: str) -> str:
 def test_with_every_option_each_handler_process_gets_entra_tokens(files: dict[str, Path]) -> None:
     options = [f"--entra-client-id={CLIENT_ID}", f"--entra-client-secret-file={files['secret']}"]
     options += [f"--token-key-file={files['key']}"]
-    for argv in (DEV, ["grpc"], WORKER):
+    for argv in (DEV, ["grpc", "--jobs=fabric_jobs.demo:registry"], WORKER):
         config = config_from_args(build_parser().parse_args([*argv, *options]))
         service = config.service or config.worker
         assert service is not None
