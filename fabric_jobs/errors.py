@@ -42,6 +42,8 @@ class ErrorCode(enum.StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "UnsupportedMediaType"
     JOB_EXECUTION_FAILED = "JobExecutionFailed"
     JOB_EXECUTOR_LOST = "JobExecutorLost"
+    USER_TOKEN_UNAVAILABLE = "UserTokenUnavailable"
+    JOB_INTERRUPTED = "JobInterrupted"
     SERVICE_UNAVAILABLE = "ServiceUnavailable"
     TIMEOUT = "Timeout"
     INTERNAL_ERROR = "InternalError"
@@ -176,7 +178,23 @@ ERRORS: tuple[ErrorRow, ...] = (
         None,
         None,
         True,
-        "in errorDetails of a Failed job: the process running it died (not permanent)",
+        "in errorDetails of a Failed job: the process running it died, or shut down with it still running (not "
+        "permanent)",
+    ),
+    ErrorRow(
+        ErrorCode.JOB_INTERRUPTED,
+        None,
+        None,
+        True,
+        "in errorDetails of a Failed job: its handler stopped when told the service shuts down (not permanent)",
+    ),
+    ErrorRow(
+        ErrorCode.USER_TOKEN_UNAVAILABLE,
+        None,
+        None,
+        False,
+        "in errorDetails of a Failed job: no token on behalf of its user; Entra's error and correlation id in "
+        "moreDetails, permanent unless Entra may answer later",
     ),
     ErrorRow(
         ErrorCode.SERVICE_UNAVAILABLE,

@@ -117,7 +117,7 @@ class RequestMiddleware:
                 "route": route,
                 "status": status or None,
                 "duration_ms": duration_ms,
-                "tenant": _tenant(headers) or "-",
-                "job": job,
+                request_context.TENANT_EXTRA: _tenant(headers) or "-",
+                request_context.JOB_EXTRA: job,
             },
         )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fabric_jobs.server.on_behalf_of.tokens import UserTokenProvider
+
 DEFAULT_DATABASE = "sqlite:///./fabric-jobs.db"
 DEFAULT_RETENTION_SECONDS = 30 * 86400.0
 """30 days, as long as Fabric's Monitor hub shows a job."""
@@ -30,3 +32,6 @@ class ServiceSettings:
     """Terminal jobs that ended this long ago are deleted with their history; 0 keeps every job."""
     prune_interval_seconds: float = 300.0
     """How often a serving process deletes the jobs past retention_seconds (and once at start)."""
+    user_tokens: UserTokenProvider | None = None
+    """Where tokens on behalf of a job's user come from (Entra, with the workload's app credentials); None: nowhere,
+    ctx.access_token then says which options to set."""

@@ -14,8 +14,10 @@ import pytest
 if TYPE_CHECKING:
     import httpx
 
+    from fabric_jobs.client import SyncJobsClient
     from fabric_jobs.server.registry import JobRegistry
     from fabric_jobs.testing.service import FabricJobsService
+    from fabric_jobs.testing.user_tokens import UserTokens
     from fabric_jobs.v1.job_service_pb2_grpc import JobServiceStub
 
 MARKER = "fabric_jobs"
@@ -60,21 +62,34 @@ def fabric_jobs_registry(request: pytest.FixtureRequest) -> JobRegistry:
     if not spec or not isinstance(spec, str):
         pytest.fail(NO_REGISTRY, pytrace=False)
     try:
-        return load_registry(spec.strip())
+        return load_registry(spec.strip(), not_found_hint="is the package installed, or on pytest's pythonpath?")
     except ValueError as exc:
         wrong = str(exc)
     pytest.fail(f"fabric_jobs: {wrong}", pytrace=False)
 
 
 @pytest.fixture
+def fabric_jobs_user_tokens() -> UserTokens:
+    """Tokens on behalf of the job's user without Entra: ctx.access_token and ctx.credential answer each scope set
+    with `token_for(*scopes)`, `requested` lists the scopes asked for, `fail_with(TokenUnavailable(...))` refuses."""
+    from fabric_jobs.testing.user_tokens import UserTokens
+
+    return UserTokens()
+
+
+@pytest.fixture
 def fabric_jobs_service(
-    request: pytest.FixtureRequest, fabric_jobs_registry: JobRegistry, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    fabric_jobs_registry: JobRegistry,
+    fabric_jobs_user_tokens: UserTokens,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[FabricJobsService]:
     """The JobService on a fresh SQLite file with the registry's job types, its REST bridge, and helpers."""
     from fabric_jobs.testing.service import FabricJobsService
 
     options = _marker_options(request)
     options.pop("registry", None)
+    options.setdefault("user_tokens", fabric_jobs_user_tokens)
     database = "sqlite:///" + str(tmp_path_factory.mktemp("fabric_jobs") / "jobs.db")
     try:
         service = FabricJobsService(fabric_jobs_registry, database, **options)
@@ -91,6 +106,12 @@ def fabric_jobs_service(
 def fabric_jobs_stub(fabric_jobs_service: FabricJobsService) -> JobServiceStub:
     """A blocking JobServiceStub over the in-process channel (replies, status codes and details as over gRPC)."""
     return fabric_jobs_service.stub
+
+
+@pytest.fixture
+def fabric_jobs_client(fabric_jobs_service: FabricJobsService) -> SyncJobsClient:
+    """A SyncJobsClient over the in-process channel: typed results, errors as fabric_jobs.client exceptions."""
+    return fabric_jobs_service.client
 
 
 @pytest.fixture

@@ -181,3 +181,20 @@ async def test_a_change_after_a_purge_gets_a_newer_number_than_every_change_befo
 
     changes = await store.changes_after(newest_before, 10)
     assert [record.key for _, record in changes] == [job_key("next")]
+
+
+async def test_a_purged_job_takes_its_stored_credential_along(store: JobStore, store_url: str) -> None:
+    """A credential is forgotten when its job ends; one left behind (written by hand here) goes with the job."""
+    key = job_key("with-credential")
+    await end(store, key, COMPLETED, at_ms=5_000)
+    sealed = "X'00'" if store_url.startswith("sqlite") else "'\\x00'::bytea"
+    await run_sql(
+        store_url,
+        "INSERT INTO job_credentials (tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id, sealed) "
+        f"VALUES ('{key.tenant_id}', '{key.workspace_id}', '{key.item_type}', '{key.item_id}', '{key.job_type}', "
+        f"'{key.job_instance_id}', {sealed})",
+    )
+
+    assert await purge(store, JobFilter(), WINDOW_END_MS) == 1
+
+    assert await run_sql(store_url, "SELECT count(*) FROM job_credentials") == [(0,)]
