@@ -241,9 +241,9 @@ def test_help_explains_every_option() -> None:
 
 
 async def test_accepted_connections_have_nagle_off() -> None:
-    from fabric_jobs.cli.run import _listen
+    from fabric_jobs.cli.run import listen_socket
 
-    sock = _listen("127.0.0.1", 0)
+    sock = listen_socket("127.0.0.1", 0)
     accepted: asyncio.Queue[int] = asyncio.Queue()
 
     def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

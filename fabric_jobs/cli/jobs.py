@@ -21,7 +21,7 @@ from google.protobuf import timestamp_pb2
 from fabric_jobs.cli.grpc_client import client_channel
 from fabric_jobs.cli.grpc_tls import grpc_client_tls
 from fabric_jobs.cli.jobs_output import card, change_line, table
-from fabric_jobs.cli.options import ConfigError
+from fabric_jobs.cli.option_kit import ConfigError
 from fabric_jobs.rest_bridge.admin_json import job_json, transition_json
 from fabric_jobs.rest_bridge.mapping import format_time
 from fabric_jobs.v1 import admin_service_pb2 as admin_pb

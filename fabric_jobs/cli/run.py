@@ -18,7 +18,7 @@ import grpc
 import prometheus_client
 
 from fabric_jobs.cli.config import BridgeConfig, Config, ConsoleConfig, MetricsConfig, ServiceConfig, WorkerConfig
-from fabric_jobs.cli.options import ConfigError
+from fabric_jobs.cli.option_kit import ConfigError
 from fabric_jobs.observability.event_loop import lag_monitor
 from fabric_jobs.rest_bridge.app import create_app
 from fabric_jobs.rest_bridge.channel import job_service_channel
@@ -36,7 +36,7 @@ DEV_BANNER = (
 logger = logging.getLogger(__name__)
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def listen_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -206,13 +206,13 @@ async def _serve_rest(
     bridge: BridgeConfig, channel: grpc.aio.Channel, target: str, stop: asyncio.Event, console: ConsoleConfig | None
 ) -> None:
     app = create_app(bridge.settings, channel, authenticator=bridge.authenticator)
-    sock = _listen(bridge.host, bridge.port)
+    sock = listen_socket(bridge.host, bridge.port)
     port = sock.getsockname()[1]
     servers = [_serve_http(app, sock, stop, "the REST bridge", bridge.limits)]
     base = bridge.settings.base_path
     _announce(f"REST bridge on http://{_url_host(bridge.host)}:{port}{base} (JobService at {target})")
     if console is not None:
-        console_sock = _listen(console.host, console.port)
+        console_sock = listen_socket(console.host, console.port)
         console_port = console_sock.getsockname()[1]
         console_app = create_console_app(console.settings, channel, stop)
         servers.append(_serve_http(console_app, console_sock, stop, "the web console", bridge.limits))
