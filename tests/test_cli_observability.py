@@ -7,7 +7,6 @@ import json
 import re
 import socket
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -16,10 +15,10 @@ import pytest
 
 from fabric_jobs.observability import tracing
 from tests import tokens
-from tests.conftest import POLL_INTERVAL
+from tests.harness import eventually_blocking
 from tests.processes import REPOSITORY_ROOT, STARTUP_SECONDS, Processes, Serve, clean_env, command, launch, stop
 from tests.rest_bridge.jobs_for_tests import COMPLETES, ITEM_TYPE
-from tests.rest_bridge.metrics_scrape import parse
+from tests.rest_bridge.metrics_scrape import Scrape, parse
 
 METRICS_URL = re.compile(r"fabric-jobs: metrics on (http://\S+)")
 PAYLOAD_SECRET = "payload-secret-5f0c9d2e"
@@ -101,15 +100,14 @@ def test_a_grpc_replica_serves_metrics_on_its_metrics_port(tmp_path: Path) -> No
     with Processes() as processes:
         serve = processes.track(launch(args, grpc=True))
         url = metrics_url(serve)
-        deadline = time.monotonic() + 10
-        while True:
+
+        def measured() -> Scrape | None:
             response = httpx.get(url, timeout=5)
             assert response.status_code == 200
-            metrics = parse(response.text)
-            if metrics.value("fabric_jobs_event_loop_lag_seconds_count") > 0:
-                break
-            assert time.monotonic() < deadline, "the event-loop lag was never measured"
-            time.sleep(POLL_INTERVAL)
+            scraped = parse(response.text)
+            return scraped if scraped.value("fabric_jobs_event_loop_lag_seconds_count") > 0 else None
+
+        metrics = eventually_blocking(measured, within=10, what="the event-loop lag measured")
         assert metrics.value("process_resident_memory_bytes") > 0
         assert "fabric_jobs_grpc_server_handled" in metrics.families
         stop(serve)

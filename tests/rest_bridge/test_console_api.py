@@ -15,6 +15,7 @@ import pytest
 from fabric_jobs.rest_bridge.console import ConsoleSettings, create_console_app
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
+from tests.harness import eventually
 from tests.rest_bridge.jobs_for_tests import COOPERATES, FAILS, ITEM_TYPE
 from tests.rest_bridge.schemas import validate
 
@@ -59,12 +60,11 @@ def key_query(key: pb.JobInstanceKey) -> dict[str, str]:
 
 
 async def until_status(console: httpx.AsyncClient, key: pb.JobInstanceKey, status: str) -> Any:
-    for _ in range(250):
+    async def reached() -> Any:
         job = (await console.get("/console/api/job", params=key_query(key))).json()
-        if job["jobInstance"]["status"] == status:
-            return job
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"never {status}: {job}")
+        return job if job["jobInstance"]["status"] == status else None
+
+    return await eventually(reached, what=f"the console showing the job {status}")
 
 
 async def test_jobs_counts_detail_and_cancel(console: httpx.AsyncClient, channel: grpc.aio.Channel) -> None:

@@ -10,7 +10,7 @@ import pytest
 from fabric_jobs.rest_bridge.app import create_app
 from fabric_jobs.rest_bridge.settings import BridgeSettings
 from fabric_jobs.server.settings import ServiceSettings
-from tests.conftest import start_running_server
+from tests.harness import start_running_server
 from tests.rest_bridge import jobs_for_tests
 from tests.rest_bridge.client import Bridge, JobRef, client_for
 

@@ -11,18 +11,17 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import psycopg
 import pytest
 
-from fabric_jobs.server.app import ServiceSettings
 from fabric_jobs.server.model import JobKey
 from fabric_jobs.server.procrastinate_dispatch import QUEUE
 from fabric_jobs.v1 import job_service_pb2 as pb
-from tests.conftest import POLL_INTERVAL, RunningServer, start_running_server
+from tests.harness import POLL_INTERVAL, TEST_SETTINGS, RunningServer, eventually, server_factory
 from tests.scaleout import jobs
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
@@ -30,10 +29,10 @@ READY_LINE = "fabric-jobs: worker started"
 STARTUP_SECONDS = 30.0
 EXIT_SECONDS = 30.0
 
-LEASE_SECONDS = 2.0
-CANCEL_GRACE_SECONDS = 1.0
+LEASE_SECONDS = TEST_SETTINGS.lease_seconds
+CANCEL_GRACE_SECONDS = TEST_SETTINGS.cancel_grace
 SHUTDOWN_GRACE_SECONDS = 1.0
-CANCEL_WAIT_SECONDS = 0.5
+CANCEL_WAIT_SECONDS = TEST_SETTINGS.cancel_wait
 """Shorter than the workers' cancel grace, so a Cancel of a handler that ignores its token answers InProgress."""
 
 
@@ -143,15 +142,18 @@ async def start_worker(postgres_url: str, run_log: Path) -> AsyncIterator[Worker
         spawned_at = time.time()
         worker = _spawn(command, env)
         started.append(worker)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + STARTUP_SECONDS
-        while not await asyncio.to_thread(worker.ready.wait, POLL_INTERVAL):
-            if worker.process.poll() is not None or loop.time() > deadline:
-                pytest.fail(f"fabric-jobs worker did not start:\n{worker.text()}")
-        while not await _procrastinate_listens_since(postgres_url, spawned_at):
-            if worker.process.poll() is not None or loop.time() > deadline:
-                pytest.fail(f"fabric-jobs worker never listened for new jobs:\n{worker.text()}")
-            await asyncio.sleep(POLL_INTERVAL)
+
+        async def ready() -> bool:
+            if worker.process.poll() is not None:
+                pytest.fail(f"fabric-jobs worker stopped at start:\n{worker.text()}")
+            return await asyncio.to_thread(worker.ready.wait, POLL_INTERVAL)
+
+        await eventually(ready, within=STARTUP_SECONDS, what=f"the worker's line {READY_LINE!r}")
+        await eventually(
+            lambda: _procrastinate_listens_since(postgres_url, spawned_at),
+            within=STARTUP_SECONDS,
+            what="the worker listening for new jobs",
+        )
         return worker
 
     yield start
@@ -165,23 +167,15 @@ async def start_worker(postgres_url: str, run_log: Path) -> AsyncIterator[Worker
 @pytest.fixture
 async def start_service(postgres_url: str) -> AsyncIterator[ServiceFactory]:
     """Start JobServices in this process on the test's database, running no handlers (the workers do)."""
-    started: list[RunningServer] = []
-    defaults = ServiceSettings(
-        database=postgres_url,
-        cancel_wait=CANCEL_WAIT_SECONDS,
-        cancel_grace=CANCEL_GRACE_SECONDS,
-        shutdown_grace=SHUTDOWN_GRACE_SECONDS,
-        lease_seconds=LEASE_SECONDS,
-    )
+    async with server_factory(postgres_url, run_handlers=False) as start:
 
-    async def start(**settings: Any) -> RunningServer:
-        running = await start_running_server(replace(defaults, **settings), jobs.registry, run_handlers=False)
-        started.append(running)
-        return running
+        async def start_scaleout(**settings: Any) -> RunningServer:
+            running: RunningServer = await start(
+                jobs.registry, **{"shutdown_grace": SHUTDOWN_GRACE_SECONDS, **settings}
+            )
+            return running
 
-    yield start
-    for running in reversed(started):
-        await running.stop()
+        yield start_scaleout
 
 
 @pytest.fixture

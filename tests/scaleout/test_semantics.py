@@ -18,7 +18,8 @@ from fabric_jobs.server.procrastinate_dispatch import LOST_DEFER_AFTER_MS
 from fabric_jobs.v1 import admin_service_pb2, admin_service_pb2_grpc
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
-from tests.conftest import RunningServer, new_key, rpc_error, status_details, wait_for_status
+from tests.conftest import new_key, rpc_error, status_details, wait_for_status
+from tests.harness import RunningServer, eventually
 from tests.scaleout import jobs
 from tests.scaleout.conftest import (
     CANCEL_GRACE_SECONDS,
@@ -94,12 +95,7 @@ async def handler_never_ran(postgres_url: str, run_log: Path, key: pb.JobInstanc
     async def gone() -> bool:
         return not any(status in ("todo", "doing") for status in await procrastinate_statuses(postgres_url, key))
 
-    for _ in range(int(RUN_SECONDS / 0.05)):
-        if await gone():
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError(f"the worker never took job {key.job_instance_id}")
+    await eventually(gone, within=RUN_SECONDS, what=f"a worker taking job {key.job_instance_id}")
     assert jobs.read_run_log(run_log)[key.job_instance_id] == 0
 
 
