@@ -16,8 +16,8 @@ import pytest
 from fabric_jobs.observability import tracing
 from tests import tokens
 from tests.harness import eventually_blocking
+from tests.jobs import COMPLETES, ITEM_TYPE
 from tests.processes import REPOSITORY_ROOT, STARTUP_SECONDS, Processes, Serve, clean_env, command, launch, stop
-from tests.rest_bridge.jobs_for_tests import COMPLETES, ITEM_TYPE
 from tests.rest_bridge.metrics_scrape import Scrape, parse
 
 METRICS_URL = re.compile(r"fabric-jobs: metrics on (http://\S+)")
@@ -48,7 +48,7 @@ def test_no_token_authorization_header_or_payload_reaches_any_line_of_output(tmp
         "--grpc-port=0",
         "--rest-port=0",
         f"--database=sqlite:///{tmp_path / 'jobs.db'}",
-        "--jobs=tests.rest_bridge.jobs_for_tests:registry",
+        "--jobs=tests.jobs:registry",
         f"--auth-audience={tokens.TEST_AUDIENCE}",
         f"--auth-publisher-tenant-id={tokens.PUBLISHER_TENANT_ID}",
         f"--auth-jwks-file={jwks}",

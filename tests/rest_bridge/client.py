@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 
 from fabric_jobs import testing
 from tests.harness import eventually
-from tests.rest_bridge.jobs_for_tests import COMPLETES, ITEM_TYPE
+from tests.jobs import COMPLETES, ITEM_TYPE
 from tests.rest_bridge.schemas import check_response
 
 BASE_PATH = "/workload"
@@ -20,7 +20,7 @@ TERMINAL = frozenset({"Completed", "Failed", "Cancelled"})
 
 @dataclass(frozen=True)
 class JobRef(testing.JobRef):
-    """The plugin's JobRef of a bridge test job (tests/rest_bridge/jobs_for_tests.py), with headers to override."""
+    """The plugin's JobRef of a bridge test job (tests/jobs.py), with headers to override."""
 
     item_type: str = ITEM_TYPE
     job_type: str = COMPLETES

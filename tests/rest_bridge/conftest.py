@@ -13,13 +13,13 @@ from fabric_jobs.server.app import JobServer
 from fabric_jobs.server.inprocess import InProcessChannel
 from fabric_jobs.v1 import job_service_pb2_grpc
 from tests.harness import CHANNELS, RunningServer, ServerFactory
+from tests.jobs import registry
 from tests.rest_bridge.client import BASE_PATH, Bridge, client_for
-from tests.rest_bridge.jobs_for_tests import registry
 
 
 @pytest.fixture
 async def bridge_server(start_server: ServerFactory) -> RunningServer:
-    """The JobService the bridge tests call, running their jobs (tests/rest_bridge/jobs_for_tests.py) one at a time."""
+    """The JobService the bridge tests call, running their jobs (tests/jobs.py) one at a time."""
     return await start_server(registry, max_threads=1)
 
 

@@ -16,7 +16,7 @@ from fabric_jobs.rest_bridge.console import ConsoleSettings, create_console_app
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 from tests.harness import eventually
-from tests.rest_bridge.jobs_for_tests import COOPERATES, FAILS, ITEM_TYPE
+from tests.jobs import COOPERATES, FAILS, ITEM_TYPE
 from tests.rest_bridge.schemas import validate
 
 TOKEN = "console-token-for-tests"

@@ -11,8 +11,8 @@ from starlette.applications import Starlette
 from fabric_jobs.rest_bridge.app import create_app
 from fabric_jobs.rest_bridge.settings import BridgeSettings
 from fabric_jobs.server.app import JobServer
+from tests.jobs import COOPERATES, FAILS, HOLDS_THREAD, IGNORES_CANCEL, SYNC_COMPLETES
 from tests.rest_bridge.client import BASE_PATH, Bridge, JobRef, client_for
-from tests.rest_bridge.jobs_for_tests import COOPERATES, FAILS, HOLDS_THREAD, IGNORES_CANCEL, SYNC_COMPLETES
 from tests.rest_bridge.metrics_scrape import Scrape, scrape, scrape_until
 from tests.rest_bridge.test_authenticated import authenticated_app
 

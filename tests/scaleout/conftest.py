@@ -21,8 +21,8 @@ import pytest
 from fabric_jobs.server.model import JobKey
 from fabric_jobs.server.procrastinate_dispatch import QUEUE
 from fabric_jobs.v1 import job_service_pb2 as pb
+from tests import jobs
 from tests.harness import POLL_INTERVAL, TEST_SETTINGS, RunningServer, eventually, server_factory
-from tests.scaleout import jobs
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "fabric-jobs: worker started"
@@ -130,7 +130,7 @@ async def start_worker(postgres_url: str, run_log: Path) -> AsyncIterator[Worker
             "--database",
             postgres_url,
             "--jobs",
-            "tests.scaleout.jobs:registry",
+            "tests.jobs:registry",
             "--cancel-grace",
             str(CANCEL_GRACE_SECONDS),
             "--lease-seconds",

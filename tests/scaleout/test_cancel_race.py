@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from fabric_jobs.v1 import job_service_pb2 as pb
+from tests import jobs
 from tests.conftest import new_key
 from tests.harness import RunningServer
-from tests.scaleout import jobs
 from tests.scaleout.conftest import ServiceFactory, WorkerFactory
 
 JOBS = 100

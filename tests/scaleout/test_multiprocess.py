@@ -21,13 +21,13 @@ from fabric_jobs.rest_bridge.mapping import STATUS_NAMES
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 from tests.conftest import wait_until
+from tests.jobs import DELAY_FIELD, ITEM_TYPE, RUN_LOG_VARIABLE, WAITS
 from tests.processes import REPOSITORY_ROOT, Processes, Serve, clean_env, launch, stop
 from tests.rest_bridge.client import TERMINAL, Bridge, JobRef, client_at
-from tests.scaleout.multiprocess_jobs import ITEM_TYPE, RUN_LOG_VARIABLE, WAITS
 
 T = TypeVar("T")
 
-JOBS = "tests.scaleout.multiprocess_jobs:registry"
+JOBS = "tests.jobs:registry"
 LEASE_SECONDS = "2"
 JOB_COUNT = 200
 CANCEL_BATCH = JOB_COUNT // 4
@@ -107,7 +107,7 @@ async def create_all(bridge: Bridge, jobs: dict[str, JobRef], rng: Random) -> No
     """Create `jobs` through the bridge, each running from 1.5 to 3 s unless cancelled."""
 
     async def create(job: JobRef, seconds: float) -> None:
-        response = await bridge.create(job, {"invokeType": "Manual", "creationPayload": {"seconds": seconds}})
+        response = await bridge.create(job, {"invokeType": "Manual", "creationPayload": {DELAY_FIELD: seconds}})
         assert response.status_code == 202, response.text
 
     durations = [round(rng.uniform(1.5, 3.0), 1) for _ in jobs]
@@ -294,7 +294,7 @@ async def test_the_bridge_balances_over_replicas_and_retries_on_the_other_when_o
     job = JobRef(item_type=ITEM_TYPE, job_type=WAITS)
     async with client_at(bridge_process.rest_url) as http:
         bridge = Bridge(http)
-        created = await bridge.create(job, {"invokeType": "Manual", "creationPayload": {"seconds": 1}})
+        created = await bridge.create(job, {"invokeType": "Manual", "creationPayload": {DELAY_FIELD: 1}})
         assert created.status_code == 202, created.text
 
         balanced = await get_all_answered(bridge, job, 20)

@@ -16,7 +16,7 @@ from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 from tests.conftest import rpc_error, status_details, wait_for_status
 from tests.harness import CHANNELS, Channel, RunningServer, ServerFactory
-from tests.rest_bridge.jobs_for_tests import COOPERATES, IGNORES_CANCEL, ITEM_TYPE, registry
+from tests.jobs import COOPERATES, IGNORES_CANCEL, ITEM_TYPE, registry
 
 NEVER_CREATED = "00000000-0000-4000-8000-000000000001"
 """The id of the missing job both channels are asked for: error messages name it."""
