@@ -95,8 +95,13 @@ _FIELD_TYPES = {
 }
 
 
-def _field_type(field: descriptor_pb2.FieldDescriptorProto) -> str:
-    name = field.type_name.lstrip(".") if field.type_name else _FIELD_TYPES[field.type]
+def _short(type_name: str, package: str) -> str:
+    """A message or enum type's name, without the package when it is the file's own."""
+    return type_name.lstrip(".").removeprefix(f"{package}.")
+
+
+def _field_type(field: descriptor_pb2.FieldDescriptorProto, package: str) -> str:
+    name = _short(field.type_name, package) if field.type_name else _FIELD_TYPES[field.type]
     if field.label == descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED:
         return f"repeated {name}"
     return f"optional {name}" if field.proto3_optional else name
@@ -119,7 +124,7 @@ def grpc_reference() -> str:
             sections += ["| method | request | response | |", "| --- | --- | --- | --- |"]
             for m, method in enumerate(service.method):
                 streaming = "stream " if method.server_streaming else ""
-                request, response = method.input_type.lstrip("."), method.output_type.lstrip(".")
+                request, response = _short(method.input_type, file.package), _short(method.output_type, file.package)
                 comment = _cell(comments.get((6, s, 2, m), ""))
                 sections.append(f"| `{method.name}` | `{request}` | {streaming}`{response}` | {comment} |")
             sections.append("")
@@ -130,7 +135,7 @@ def grpc_reference() -> str:
                 for f, field in enumerate(message.field):
                     deprecated = " **deprecated**" if field.options.deprecated else ""
                     sections.append(
-                        f"| `{field.name}` | {field.number} | `{_field_type(field)}` |"
+                        f"| `{field.name}` | {field.number} | `{_field_type(field, file.package)}` |"
                         f" {_cell(comments.get((4, i, 2, f), ''))}{deprecated} |"
                     )
                 sections.append("")

@@ -14,8 +14,10 @@ from fabric_jobs.cli.options import MIN_ADMIN_TOKEN_LENGTH
 from fabric_jobs.rest_bridge.auth import Authenticator, AuthSettings
 from fabric_jobs.rest_bridge.console import ConsoleSettings
 from fabric_jobs.rest_bridge.settings import BridgeSettings, HttpLimits
+from fabric_jobs.server.backend import Backend, open_backend
 from fabric_jobs.server.registry import JobRegistry, load_registry
 from fabric_jobs.server.settings import ServiceSettings
+from fabric_jobs.server.store import StoreError
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,8 @@ class ServiceConfig:
     host: str
     port: int
     run_handlers: bool
-    """Whether this process runs handlers: always on SQLite; on PostgreSQL in `serve`, not in a `grpc` replica."""
+    """Whether this process runs handlers where workers could run them (`serve`), or leaves them to workers (a `grpc`
+    replica); on SQLite, which has no workers, handlers run here either way."""
     credentials: grpc.ServerCredentials | None = None
     """TLS of the gRPC port; None: plain text."""
 
@@ -87,7 +90,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if args.command == "migrate":
         return Config(dev=False, migrate=args.database)
     if args.command == "worker":
-        if not _is_postgresql(args.database):
+        if not _backend(args.database).separate_workers:
             raise ConfigError(
                 f"a worker takes its jobs from PostgreSQL: set {flag_or_env('--database')} to postgresql://…"
             )
@@ -106,8 +109,11 @@ def _metrics(args: argparse.Namespace) -> MetricsConfig | None:
     return None if port is None else MetricsConfig(args.metrics_host, port)
 
 
-def _is_postgresql(database: str) -> bool:
-    return database.startswith(("postgresql://", "postgres://"))
+def _backend(database: str) -> Backend:
+    try:
+        return open_backend(database)
+    except StoreError as exc:
+        raise ConfigError(f"--database {database}: {exc}") from exc
 
 
 def _require_loopback(args: argparse.Namespace) -> None:
@@ -159,7 +165,7 @@ def _service(args: argparse.Namespace) -> ServiceConfig:
         registry=registry_from_args(args),
         host=args.grpc_host,
         port=args.grpc_port,
-        run_handlers=args.command == "serve" or not _is_postgresql(args.database),
+        run_handlers=args.command == "serve",
         credentials=credentials,
     )
 

@@ -24,6 +24,7 @@ from fabric_jobs.cli.option_kit import (
 )
 from fabric_jobs.rest_bridge.auth import FABRIC_APP_IDS, AuthSettings
 from fabric_jobs.rest_bridge.settings import BridgeSettings, HttpLimits
+from fabric_jobs.server.backend import database_url_problem
 from fabric_jobs.server.settings import DEFAULT_DATABASE, ServiceSettings
 
 _URL_PATH = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*")
@@ -41,15 +42,9 @@ def _url_path(value: str) -> str:
 
 def _database_url(value: str) -> str:
     url = value.strip()
-    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
-        raise argparse.ArgumentTypeError(
-            f"must be sqlite:///path/to/file.db or postgresql://user@host:port/dbname, not {value!r}"
-        )
-    if url.startswith("sqlite:///") and not url.removeprefix("sqlite:///").strip():
-        raise argparse.ArgumentTypeError(
-            "sqlite:/// needs a file path, e.g. sqlite:///./fabric-jobs.db "
-            "(sqlite:///:memory: for a database that lives only as long as the process)"
-        )
+    problem = database_url_problem(url)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return url
 
 

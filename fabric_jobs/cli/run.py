@@ -26,7 +26,8 @@ from fabric_jobs.rest_bridge.console import create_console_app
 from fabric_jobs.rest_bridge.http_protocol import http_protocol
 from fabric_jobs.rest_bridge.settings import HttpLimits
 from fabric_jobs.server.app import JobServer, run_worker, start_job_server
-from fabric_jobs.server.store import StoreError, open_store
+from fabric_jobs.server.backend import open_backend
+from fabric_jobs.server.store import StoreError
 
 DEV_BANNER = (
     "fabric-jobs: DEV MODE: authentication is OFF, any caller is trusted. "
@@ -103,7 +104,7 @@ async def _run_service(config: Config) -> None:
 
 async def _migrate(database: str) -> None:
     try:
-        await open_store(database).migrate()
+        await open_backend(database).store.migrate()
     except StoreError as exc:
         raise ConfigError(f"--database {database}: {exc}") from exc
     _announce("database schema is up to date")

@@ -72,8 +72,7 @@ class JobsEndpoints:
             except AuthError as exc:
                 logger.info("authentication failed: %s", exc.message)
                 raise http_error(ErrorCode.AUTH_ERROR, exc.message) from None
-        path, tenant = validation.job_path_and_tenant(request.path_params, request.headers)
-        return mapping.job_key(path, tenant)
+        return validation.job_key(request.path_params, request.headers)
 
     async def _call(
         self,

@@ -1,4 +1,4 @@
-"""What runs the jobs of a JobService or a worker, chosen by the store.
+"""What runs the jobs of a JobService or a worker: one starter per database, chosen by its Backend.
 
 SQLite (the embedded default): a LocalDispatch, handlers in this process. PostgreSQL: a
 ProcrastinateDispatch that queues jobs for workers, a ChangeListener that hears every process's
@@ -19,26 +19,31 @@ from fabric_jobs.server.procrastinate_dispatch import ProcrastinateDispatch, new
 from fabric_jobs.server.registry import JobRegistry
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import JobStore
-from fabric_jobs.server.store.postgresql import PostgresStore
 from fabric_jobs.server.worker import Worker
 
 
 @contextlib.asynccontextmanager
-async def running_execution(
-    store: JobStore, registry: JobRegistry, feed: ChangeFeed, settings: ServiceSettings, *, run_handlers: bool
+async def local_execution(
+    store: JobStore, registry: JobRegistry, feed: ChangeFeed, settings: ServiceSettings
 ) -> AsyncIterator[Dispatch]:
-    """Start what runs jobs on the open `store`; on exit stop it, handlers getting the shutdown grace."""
-    if not isinstance(store, PostgresStore):
-        local = LocalDispatch(store, registry, feed, settings)
-        await local.start()
-        try:
-            yield local
-        finally:
-            await local.stop()
-        return
-    app = new_app(store.url)
+    """Run jobs on handlers in this process; on exit stop them, handlers getting the shutdown grace."""
+    local = LocalDispatch(store, registry, feed, settings)
+    await local.start()
+    try:
+        yield local
+    finally:
+        await local.stop()
+
+
+@contextlib.asynccontextmanager
+async def procrastinate_execution(
+    url: str, store: JobStore, registry: JobRegistry, feed: ChangeFeed, settings: ServiceSettings, *, run_handlers: bool
+) -> AsyncIterator[Dispatch]:
+    """Queue jobs on procrastinate in the PostgreSQL database at `url` and hear every process's changes; with
+    `run_handlers`, also run a worker here. On exit stop it all, handlers getting the shutdown grace."""
+    app = new_app(url)
     await app.open_async()
-    listener = ChangeListener(store.url, feed)
+    listener = ChangeListener(url, feed)
     dispatch = ProcrastinateDispatch(app, store, feed, lease_seconds=settings.lease_seconds)
     stop_worker = asyncio.Event()
     worker_run: asyncio.Task[None] | None = None

@@ -108,14 +108,12 @@ class JobManager:
         with self._feed.subscribe(key) as changed:
             record = await self.get(key)
             yield record
-            last = _visible(record)
             while not record.status.is_terminal:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), self._feed.poll_seconds)
                 changed.clear()
-                record = await self.get(key)
-                if _visible(record) != last:
-                    last = _visible(record)
+                last, record = record, await self.get(key)
+                if record.version != last.version:
                     yield record
 
     async def _wait_until_terminal(self, key: JobKey, seconds: float) -> JobRecord:
@@ -135,7 +133,3 @@ class JobManager:
 def _same_payload(stored: str, requested: CreationPayload) -> bool:
     """Compared as JSON values: key order, spaces and 5 against 5.0 do not make another request."""
     return stored == requested.text or payload.canonical(payload.loads(stored)) == payload.canonical(requested.fields)
-
-
-def _visible(record: JobRecord) -> tuple[object, ...]:
-    return (record.status, record.start_time_ms, record.end_time_ms, record.error, record.cancel_requested)

@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from fabric_jobs.errors import FieldViolation, invalid_request
-from fabric_jobs.keys import NAME_RULE, UUID_RULE, is_name, is_uuid
-from fabric_jobs.rest_bridge.admin_json import KEY_FIELDS, STATUS_BY_NAME, counts_json, job_json, transition_json
+from fabric_jobs.keys import FILTER_PARTS, KEY_PARTS
+from fabric_jobs.rest_bridge.admin_json import STATUS_BY_NAME, counts_json, job_json, transition_json
 from fabric_jobs.rest_bridge.console.access import Tickets
 from fabric_jobs.rest_bridge.console.events import EventStream
 from fabric_jobs.rest_bridge.errors import HttpError
@@ -28,8 +28,6 @@ from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 
 PAGE_SIZE = 100
-UUID_FILTERS = {"tenant": "tenant_id", "workspace": "workspace_id", "item": "item_id"}
-NAME_FILTERS = {"itemType": "item_type", "jobType": "job_type"}
 
 
 class BadParameter(HttpError):
@@ -41,16 +39,12 @@ class BadParameter(HttpError):
 
 def job_filter(params: Any, *, with_statuses: bool = True) -> admin_pb.JobInstanceFilter:
     fields: dict[str, Any] = {}
-    for name, field in UUID_FILTERS.items():
-        if value := params.get(name, "").strip():
-            if not is_uuid(value):
-                raise BadParameter(name, UUID_RULE)
-            fields[field] = value
-    for name, field in NAME_FILTERS.items():
-        if value := params.get(name, "").strip():
-            if not is_name(value):
-                raise BadParameter(name, NAME_RULE)
-            fields[field] = value
+    for part in FILTER_PARTS:
+        assert part.filter_name is not None
+        if value := params.get(part.filter_name, "").strip():
+            if not part.rule.holds(value):
+                raise BadParameter(part.filter_name, part.rule.text)
+            fields[part.field] = value
     result = admin_pb.JobInstanceFilter(**fields)
     if with_statuses and (statuses := params.get("status", "").strip()):
         for part in statuses.split(","):
@@ -70,12 +64,11 @@ def job_filter(params: Any, *, with_statuses: bool = True) -> admin_pb.JobInstan
 
 def job_key(values: Any) -> pb.JobInstanceKey:
     fields = {}
-    for name, field in KEY_FIELDS.items():
-        value = values.get(name, "")
-        is_valid = is_name if field in ("item_type", "job_type") else is_uuid
-        if not isinstance(value, str) or not is_valid(value):
-            raise BadParameter(name, NAME_RULE if field in ("item_type", "job_type") else UUID_RULE)
-        fields[field] = value
+    for part in KEY_PARTS:
+        value = values.get(part.json_name, "")
+        if not isinstance(value, str) or not part.rule.holds(value):
+            raise BadParameter(part.json_name, part.rule.text)
+        fields[part.field] = value
     return pb.JobInstanceKey(**fields)
 
 
