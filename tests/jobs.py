@@ -74,10 +74,12 @@ def started(ctx: JobContext) -> None:
 
 
 def read_run_log(path: Path) -> Counter[str]:
-    """How many times each job instance id started, according to the run log at `path`."""
+    """How many times each job instance id started, according to the run log at `path` (a line still being
+    written is left out)."""
     if not path.exists():
         return Counter()
-    return Counter(path.read_text(encoding="utf-8").splitlines())
+    text = path.read_text(encoding="utf-8")
+    return Counter(text.splitlines()[: text.count("\n")])
 
 
 def delay_of(ctx: JobContext, default: float) -> float:

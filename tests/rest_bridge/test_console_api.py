@@ -15,6 +15,7 @@ import pytest
 from fabric_jobs.rest_bridge.console import ConsoleSettings, create_console_app
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
+from tests.conftest import new_key
 from tests.harness import eventually
 from tests.jobs import COOPERATES, FAILS, ITEM_TYPE
 from tests.rest_bridge.schemas import validate
@@ -35,14 +36,7 @@ async def console(channel: grpc.aio.Channel) -> AsyncIterator[httpx.AsyncClient]
 
 
 async def create(channel: grpc.aio.Channel, job_type: str, tenant: str) -> pb.JobInstanceKey:
-    key = pb.JobInstanceKey(
-        tenant_id=tenant,
-        workspace_id=str(uuid.uuid4()),
-        item_type=ITEM_TYPE,
-        item_id=str(uuid.uuid4()),
-        job_type=job_type,
-        job_instance_id=str(uuid.uuid4()),
-    )
+    key = new_key(ITEM_TYPE, job_type, tenant_id=tenant)
     stub = pb_grpc.JobServiceStub(channel)
     await stub.CreateJobInstance(pb.CreateJobInstanceRequest(key=key, invoke_type=pb.JOB_INVOKE_TYPE_MANUAL))
     return key

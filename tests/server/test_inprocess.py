@@ -4,7 +4,6 @@ one JobService, give the same replies, codes, details and metadata."""
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 import grpc
@@ -14,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from fabric_jobs.request_context import ContextFilter
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
-from tests.conftest import rpc_error, status_details, wait_for_status
+from tests.conftest import new_key, rpc_error, status_details, wait_for_status
 from tests.harness import CHANNELS, Channel, RunningServer, ServerFactory
 from tests.jobs import COOPERATES, IGNORES_CANCEL, ITEM_TYPE, registry
 
@@ -23,16 +22,7 @@ NEVER_CREATED = "00000000-0000-4000-8000-000000000001"
 
 
 def _key(job_type: str = COOPERATES, **fields: str) -> pb.JobInstanceKey:
-    values = {
-        "tenant_id": str(uuid.uuid4()),
-        "workspace_id": str(uuid.uuid4()),
-        "item_type": ITEM_TYPE,
-        "item_id": str(uuid.uuid4()),
-        "job_type": job_type,
-        "job_instance_id": str(uuid.uuid4()),
-    }
-    values.update(fields)
-    return pb.JobInstanceKey(**values)
+    return new_key(ITEM_TYPE, job_type, **fields)
 
 
 @pytest.fixture
