@@ -21,6 +21,7 @@ from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 from tests import jobs
 from tests.conftest import new_key, rpc_error, status_details, wait_for_status
 from tests.harness import RunningServer, eventually
+from tests.processes import stop
 from tests.scaleout.conftest import (
     CANCEL_GRACE_SECONDS,
     LEASE_SECONDS,
@@ -323,8 +324,8 @@ async def test_a_job_of_a_killed_worker_ends_failed_retriable_and_never_runs_aga
     await start_worker()
 
     killed_at = time.time()
-    doomed.signal(signal.SIGKILL)
-    assert await doomed.wait() == -signal.SIGKILL
+    await asyncio.to_thread(stop, doomed, signal.SIGKILL)
+    assert doomed.process.returncode == -signal.SIGKILL
     failed = await wait_for_status(service.stub, key, FAILED, within=EXECUTOR_LOST_SECONDS)
 
     assert failed.error_details.error_code == "JobExecutorLost"
@@ -353,8 +354,8 @@ async def test_sigterm_gives_running_handlers_the_shutdown_grace_then_records_th
     await wait_for_status(service.stub, short_key, IN_PROGRESS, within=RUN_SECONDS)
 
     terminated_at = time.time()
-    worker.signal(signal.SIGTERM)
-    assert await worker.wait() == 0, worker.text()
+    output = await asyncio.to_thread(stop, worker)
+    assert worker.process.returncode == 0, output
 
     interrupted = await get(service.stub, long_key)
     assert interrupted.status == FAILED, interrupted
