@@ -19,6 +19,7 @@ from fabric_jobs.cli.config import config_from_args
 from fabric_jobs.cli.grpc_tls import grpc_client_tls
 from fabric_jobs.cli.option_kit import ConfigError
 from fabric_jobs.cli.options import build_parser
+from fabric_jobs.client import open_channel
 from fabric_jobs.server.app import SERVICE_NAME, JobServer, start_job_server
 from tests.processes import STARTUP_SECONDS, clean_env, command, launch, stop
 from tests.test_cli import _create_get_cancel_over_rest
@@ -74,7 +75,7 @@ def _client_channel(server: JobServer, options: list[str]) -> grpc.aio.Channel:
     """A channel made by the client options' one function, as a client command makes it."""
     tls = grpc_client_tls(build_parser().parse_args(["rest", "--dev", *options]))
     assert tls is not None
-    return tls.channel(server.address)
+    return open_channel(server.address, tls=tls)
 
 
 SERVING = health_pb2.HealthCheckResponse.SERVING

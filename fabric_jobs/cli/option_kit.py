@@ -128,3 +128,7 @@ def grpc_target(value: str) -> str:
     if not value.strip():
         raise argparse.ArgumentTypeError(f"must be host:port or unix:path, not {value!r}")
     return value.strip()
+
+
+def comma_separated(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())

@@ -15,6 +15,7 @@ from fabric_jobs.cli.option_kit import (
     ENV_PREFIX,
     Parser,
     choice,
+    comma_separated,
     grpc_target,
     option,
     port,
@@ -46,10 +47,6 @@ def _database_url(value: str) -> str:
     if problem is not None:
         raise argparse.ArgumentTypeError(problem)
     return url
-
-
-def _comma_separated(value: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
 def _add_common(parser: argparse.ArgumentParser, *, dev: bool = True) -> None:
@@ -105,12 +102,21 @@ def _add_database(group: Any) -> None:
     )
 
 
+DEMO_JOBS = "fabric_jobs.demo:registry"
+
+
 def _add_jobs(group: Any) -> None:
     option(
         group,
         "--jobs",
-        "the job registry to load, package.module:attribute (default: %(default)s, the demo)",
-        "fabric_jobs.demo:registry",
+        "the job registry to load, package.module:attribute, imported from --app-dir first (default: the demo, "
+        f"{DEMO_JOBS}; on PostgreSQL a grpc, worker or serve process must name it, the same in every process)",
+    )
+    option(
+        group,
+        "--app-dir",
+        "folder put first on the import path for --jobs (default: the current directory)",
+        ".",
     )
 
 
@@ -138,8 +144,9 @@ def _add_service(parser: argparse.ArgumentParser, *, serves_grpc: bool = True, w
         (
             "--shutdown-grace",
             defaults.shutdown_grace,
-            "on SIGTERM/SIGINT, seconds running handlers may take to finish before they are stopped and recorded "
-            "Failed (retriable)",
+            "on SIGTERM/SIGINT running handlers are told at once (their token, reason SHUTDOWN) and get this many "
+            "seconds to stop; the process exits as soon as none runs, and those still running are stopped and "
+            "recorded Failed, JobExecutorLost (retriable)",
             True,
         ),
         (
@@ -277,7 +284,7 @@ def _add_auth(parser: argparse.ArgumentParser) -> None:
         "--auth-audience",
         "comma-separated audiences accepted in both tokens: the workload's Entra app id URI and/or app id "
         "(required unless in dev mode)",
-        converter=_comma_separated,
+        converter=comma_separated,
     )
     option(
         group,
@@ -291,7 +298,7 @@ def _add_auth(parser: argparse.ArgumentParser) -> None:
         "--auth-app-ids",
         "comma-separated app ids accepted as the calling app (default: Fabric's two app ids)",
         ",".join(sorted(FABRIC_APP_IDS)),
-        _comma_separated,
+        comma_separated,
     )
     option(
         group,
@@ -375,4 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_service(worker, serves_grpc=False)
     _add_database(migrate.add_argument_group("database"))
     add_jobs_command(commands)
+    from fabric_jobs.cli.dev_tokens import add_dev_tokens_command
+
+    add_dev_tokens_command(commands)
     return parser

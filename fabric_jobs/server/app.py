@@ -150,7 +150,8 @@ def _listening_server(host: str, port: int, credentials: grpc.ServerCredentials 
             return server, server.add_insecure_port(address)
         return server, server.add_secure_port(address, credentials)
     except RuntimeError as exc:
-        raise OSError(f"cannot listen on {address}: {exc}") from exc
+        reason = str(exc).split(";")[0]
+        raise OSError(f"cannot listen on {address}: {reason}") from exc
 
 
 async def run_worker(

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 
 from fabric_jobs.server.change_listener import ChangeListener
 from fabric_jobs.server.changes import ChangeFeed
 from fabric_jobs.server.dispatch import Dispatch
+from fabric_jobs.server.job_types_board import JobTypesBoard
 from fabric_jobs.server.local_dispatch import LocalDispatch
 from fabric_jobs.server.procrastinate_dispatch import ProcrastinateDispatch, new_app
 from fabric_jobs.server.registry import JobRegistry
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import JobStore
-from fabric_jobs.server.worker import Worker
+from fabric_jobs.server.worker import Worker, process_name
 
 
 @contextlib.asynccontextmanager
@@ -47,14 +49,18 @@ async def procrastinate_execution(
     dispatch = ProcrastinateDispatch(app, store, feed, lease_seconds=settings.lease_seconds)
     stop_worker = asyncio.Event()
     worker_run: asyncio.Task[None] | None = None
+    board_name = f"{process_name()}-{uuid.uuid4().hex[:6]}"  # unique even for two services in one process
+    board = JobTypesBoard(app, registry, board_name, publishes=run_handlers, lease_seconds=settings.lease_seconds)
     try:
         await listener.start()
         await dispatch.start()
         if run_handlers:
             worker = Worker(app, store, registry, feed, settings, concurrency=settings.worker_concurrency)
             worker_run = asyncio.create_task(worker.run(stop_worker), name="worker")
+        await board.start()
         yield dispatch
     finally:
+        await board.stop()
         stop_worker.set()
         if worker_run is not None:
             await worker_run

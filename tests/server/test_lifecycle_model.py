@@ -32,8 +32,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from fabric_jobs.client._loop import LoopThread
 from fabric_jobs.server.app import ServiceSettings
-from fabric_jobs.testing.loop import LoopThread
 from fabric_jobs.v1 import job_service_pb2 as pb
 from tests.conftest import status_details
 from tests.harness import RunningServer, eventually_blocking, start_running_server
@@ -47,6 +47,7 @@ MAX_THREADS = 2
 DEADLINE = 5.0
 TERMINAL = frozenset({"Completed", "Failed", "Cancelled"})
 LOST = "Failed:JobExecutorLost"
+STOPPED = "Failed:JobInterrupted"
 INVOKE_TYPES = (pb.JOB_INVOKE_TYPE_MANUAL, pb.JOB_INVOKE_TYPE_SCHEDULED)
 
 
@@ -254,15 +255,21 @@ class LifecycleMachine(RuleBasedStateMachine):
     def restart(self) -> None:
         interrupted = self._running()
         for job in interrupted:
-            job.allowed.add(LOST)
+            job.allowed |= self._restart_outcomes(job)
         self.loop.call(lambda: self.server.stop())
         poll(lambda: not self.handlers.running(), lambda: f"handlers still running: {self.handlers.running()}")
         self.server = self._start()
         for job in interrupted:
             state = self.get(job)
-            assert state.outcome == LOST, f"interrupted by the restart, yet {state}"
+            assert state.outcome in self._restart_outcomes(job), f"interrupted by the restart, yet {state}"
             assert not state.is_permanent, f"interrupted by the restart, yet permanent: {state}"
         self.settle()
+
+    @staticmethod
+    def _restart_outcomes(job: Job) -> set[str]:
+        """A handler told of the shutdown stops (JobInterrupted) unless the short grace ends first (JobExecutorLost);
+        one that ignores its token always outlives the grace."""
+        return {STOPPED, LOST} if job.job_type in (steered.HONOURS, steered.HONOURS_THREAD) else {LOST}
 
     @invariant()
     def every_job_as_the_model_allows(self) -> None:
