@@ -17,6 +17,8 @@ from fabric_jobs.server.settings import ServiceSettings
 from tests import tokens
 
 TENANT = tokens.PUBLISHER_TENANT_ID
+ENTRA_OPTIONS: tuple[str, ...] = ("entra-client-id", "entra-client-secret-file", "entra-client-certificate-file")
+ENTRA_OPTIONS += ("entra-authority", "entra-ca-file", "token-key-file", "token-old-key-file")
 
 
 @pytest.fixture(autouse=True)
@@ -212,6 +214,7 @@ def test_dev_refuses_hosts_off_loopback() -> None:
         ("serve", ("http-header-timeout", "http-body-timeout", "http-keepalive-timeout", "http-max-connections")),
         ("serve", ("http-max-header-bytes", "grpc-tls-cert", "grpc-tls-key", "grpc-tls-client-ca", "grpc-insecure")),
         ("serve", ("grpc-tls-ca", "grpc-tls-server-name")),
+        *((command, ENTRA_OPTIONS) for command in ("serve", "grpc", "worker")),
         ("grpc", ("grpc-host", "lease-seconds", "max-threads", "shutdown-grace", "log-level")),
         ("grpc", ("grpc-tls-cert", "grpc-tls-key", "grpc-tls-client-ca", "grpc-insecure")),
         (

@@ -156,6 +156,12 @@ def test_list_shows_every_tenant_newest_first_as_a_table_or_one_json_document(se
         "cancelRequested": False,
         "createTimeUtc": "",
         "startTimeUtc": "",
+        "caller": {  # --dev: the development identity
+            "tenantId": "00000000-0000-0000-0000-000000000000",
+            "objectId": "00000000-0000-0000-0000-0000000000de",
+            "userPrincipalName": "dev-user@fabric-jobs.invalid",
+            "appId": "00000000-0000-0000-0000-000000000000",
+        },
     }
     assert len(limited["jobInstances"]) == 2
     assert limited["more"] is True

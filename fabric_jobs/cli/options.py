@@ -314,6 +314,65 @@ def _add_auth(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _https_url(value: str) -> str:
+    url = value.strip().rstrip("/")
+    if not re.fullmatch(r"https://[^/\s?#]+(/[^\s?#]*)?", url):
+        raise argparse.ArgumentTypeError(f"must be an https:// URL, not {value!r}")
+    return url
+
+
+def _add_entra(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "acting for the user: tokens on behalf of a job's user (Entra on-behalf-of), for job types registered "
+        "with user_scopes; set all of --entra-client-id, one app credential and --token-key-file, or none"
+    )
+    _option(
+        group,
+        "--entra-client-id",
+        "the workload's Entra app id (the app Fabric's tokens are issued to), which exchanges the user's token",
+        converter=str.strip,
+    )
+    _option(
+        group,
+        "--entra-client-secret-file",
+        "file holding the app's client secret (or use --entra-client-certificate-file)",
+        converter=pathlib.Path,
+    )
+    _option(
+        group,
+        "--entra-client-certificate-file",
+        "PEM file holding the app's certificate and its unencrypted private key (or use --entra-client-secret-file)",
+        converter=pathlib.Path,
+    )
+    _option(
+        group,
+        "--entra-authority",
+        "Microsoft Entra's sign-in host; the user's tenant is appended (default: %(default)s)",
+        "https://login.microsoftonline.com",
+        _https_url,
+    )
+    _option(
+        group,
+        "--entra-ca-file",
+        "PEM bundle of the CAs trusted for --entra-authority instead of the system's (a proxy, a test stand-in); "
+        "it wins over REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE",
+        converter=pathlib.Path,
+    )
+    _option(
+        group,
+        "--token-key-file",
+        "file holding the key that encrypts the credentials kept for jobs acting for their user: 32 random bytes, "
+        "base64 (`openssl rand -base64 32`); every grpc, serve and worker process of a deployment needs the same",
+        converter=pathlib.Path,
+    )
+    _option(
+        group,
+        "--token-old-key-file",
+        "while rotating --token-key-file: the previous key, still accepted to decrypt what it encrypted",
+        converter=pathlib.Path,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="fabric-jobs",
@@ -380,6 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_grpc_client_tls_options(rest_only.add_argument_group("TLS of the calls to the JobService"))
     _add_service(worker, serves_grpc=False)
+    for sub in (serve, grpc_only, worker):
+        _add_entra(sub)
     _add_database(migrate.add_argument_group("database"))
     add_jobs_command(commands)
     from fabric_jobs.cli.dev_tokens import add_dev_tokens_command
