@@ -326,46 +326,46 @@ def _add_entra(parser: argparse.ArgumentParser) -> None:
         "acting for the user: tokens on behalf of a job's user (Entra on-behalf-of), for job types registered "
         "with user_scopes; set all of --entra-client-id, one app credential and --token-key-file, or none"
     )
-    _option(
+    option(
         group,
         "--entra-client-id",
         "the workload's Entra app id (the app Fabric's tokens are issued to), which exchanges the user's token",
         converter=str.strip,
     )
-    _option(
+    option(
         group,
         "--entra-client-secret-file",
         "file holding the app's client secret (or use --entra-client-certificate-file)",
         converter=pathlib.Path,
     )
-    _option(
+    option(
         group,
         "--entra-client-certificate-file",
         "PEM file holding the app's certificate and its unencrypted private key (or use --entra-client-secret-file)",
         converter=pathlib.Path,
     )
-    _option(
+    option(
         group,
         "--entra-authority",
         "Microsoft Entra's sign-in host; the user's tenant is appended (default: %(default)s)",
         "https://login.microsoftonline.com",
         _https_url,
     )
-    _option(
+    option(
         group,
         "--entra-ca-file",
         "PEM bundle of the CAs trusted for --entra-authority instead of the system's (a proxy, a test stand-in); "
         "it wins over REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE",
         converter=pathlib.Path,
     )
-    _option(
+    option(
         group,
         "--token-key-file",
         "file holding the key that encrypts the credentials kept for jobs acting for their user: 32 random bytes, "
         "base64 (`openssl rand -base64 32`); every grpc, serve and worker process of a deployment needs the same",
         converter=pathlib.Path,
     )
-    _option(
+    option(
         group,
         "--token-old-key-file",
         "while rotating --token-key-file: the previous key, still accepted to decrypt what it encrypted",
