@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import POLL_INTERVAL
+from tests.harness import eventually_blocking
 from tests.processes import Serve, clean_env, command, kill_if_running, launch
 
 WORKSPACE = "e5ef604d-e14f-4a59-9133-75d5a0cb9334"
@@ -102,10 +101,7 @@ class Lines:
                 self.lines.append(line.rstrip("\n"))
 
     def wait_for(self, text: str, within: float = 10.0) -> None:
-        deadline = time.monotonic() + within
-        while not any(text in line for line in self.lines):
-            assert time.monotonic() < deadline, f"no line with {text!r} within {within}s: {self.lines}"
-            time.sleep(POLL_INTERVAL)
+        eventually_blocking(lambda: any(text in line for line in self.lines), within=within, what=f"a line {text!r}")
 
     def finish(self) -> int:
         """Wait for the exit; its status (stderr is kept in `stderr`)."""
@@ -242,10 +238,9 @@ def test_failures_are_one_line_and_a_non_zero_exit(serve: Serve, tmp_path: Path)
 def test_purge_deletes_ended_jobs_of_the_filter_and_dry_run_only_counts(serve: Serve) -> None:
     tenant = str(uuid.uuid4())
     ended, running = create(serve, tenant, seconds=0), create(serve, tenant, seconds=120)
-    deadline = time.monotonic() + CLI_SECONDS
-    while rest_status(serve, tenant, ended) != "Completed":
-        assert time.monotonic() < deadline, "the quick job never completed"
-        time.sleep(POLL_INTERVAL)
+    eventually_blocking(
+        lambda: rest_status(serve, tenant, ended) == "Completed" or None, within=CLI_SECONDS, what="the quick job's end"
+    )
 
     dry_run = ok(jobs(serve, "purge", "--older-than", "0", "--tenant", tenant, "--dry-run"))
     too_young = json.loads(ok(jobs(serve, "purge", "--older-than", "1d", "--tenant", tenant, "--json")))
