@@ -9,7 +9,8 @@ import pathlib
 import pytest
 
 from fabric_jobs.cli.config import Config, auth_settings_from_args, config_from_args
-from fabric_jobs.cli.options import DEFAULT_GRPC_TARGET, ConfigError, build_parser
+from fabric_jobs.cli.option_kit import DEFAULT_GRPC_TARGET, ConfigError
+from fabric_jobs.cli.options import build_parser
 from fabric_jobs.rest_bridge.auth import FABRIC_APP_IDS, AuthError, AuthSettings
 from fabric_jobs.rest_bridge.settings import BridgeSettings
 from fabric_jobs.server.settings import ServiceSettings
@@ -126,6 +127,26 @@ def test_environment_gives_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None
         jwks_url="https://keys.example/jwks",
     )
     assert auth_settings_from_args(parse("serve", "--auth-audience=api://flag")).audiences == ("api://flag",)
+
+
+@pytest.mark.parametrize(
+    ("command", "switch", "variable"),
+    [
+        (("serve",), "dev", "FABRIC_JOBS_DEV"),
+        (("grpc",), "grpc_insecure", "FABRIC_JOBS_GRPC_INSECURE"),
+        (("jobs", "list"), "json", "FABRIC_JOBS_JSON"),
+    ],
+)
+def test_every_switch_is_on_from_its_variable_when_it_says_yes(
+    monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...], switch: str, variable: str
+) -> None:
+    assert getattr(parse(*command), switch) is False
+    for yes in ("1", "true", "yes", "TRUE", " Yes "):
+        monkeypatch.setenv(variable, yes)
+        assert getattr(parse(*command), switch) is True, yes
+    for no in ("0", "false", "no", "", "on"):
+        monkeypatch.setenv(variable, no)
+        assert getattr(parse(*command), switch) is False, no
 
 
 @pytest.mark.parametrize(

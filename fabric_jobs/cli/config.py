@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import grpc
 
 from fabric_jobs.cli.grpc_tls import grpc_client_tls, grpc_server_credentials, serve_bridge_tls
-from fabric_jobs.cli.options import DEMO_JOBS, MIN_ADMIN_TOKEN_LENGTH, ConfigError, flag_or_env
+from fabric_jobs.cli.option_kit import ConfigError, flag_or_env
+from fabric_jobs.cli.options import DEMO_JOBS, MIN_ADMIN_TOKEN_LENGTH
 from fabric_jobs.client import Tls
 from fabric_jobs.rest_bridge.auth import Authenticator, AuthSettings
 from fabric_jobs.rest_bridge.console import ConsoleSettings
