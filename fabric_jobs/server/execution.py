@@ -38,7 +38,7 @@ async def running_execution(
         return
     app = new_app(store.url)
     await app.open_async()
-    listener = ChangeListener(store.url, feed)
+    listener = ChangeListener(store.url, feed, origin=store.origin)
     dispatch = ProcrastinateDispatch(app, store, feed, lease_seconds=settings.lease_seconds)
     stop_worker = asyncio.Event()
     worker_run: asyncio.Task[None] | None = None

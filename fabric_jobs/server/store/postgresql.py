@@ -9,6 +9,7 @@ Migrations are applied by `migrate()` (the `fabric-jobs migrate` command), never
 from __future__ import annotations
 
 import builtins
+import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
@@ -19,6 +20,7 @@ from psycopg.rows import DictRow, TupleRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from fabric_jobs.errors import ErrorDetails
+from fabric_jobs.server.changes import announcement
 from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, NewJob, Transition, now_ms
 from fabric_jobs.server.store.base import JobFilter, ListQuery, SearchQuery, StoreError
 from fabric_jobs.server.store.error_column import error_to_column
@@ -61,6 +63,8 @@ class PostgresStore:
         self.min_size = min_size
         self.max_size = max_size
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]] | None = None
+        self.origin = uuid.uuid4().hex
+        """Names this store in its change announcements: its own process publishes its changes directly."""
 
     async def migrate(self) -> None:
         """Apply pending migrations in one transaction that holds an advisory lock: a second migrate waits, then
@@ -204,8 +208,8 @@ class PostgresStore:
         return [record_from_row(row) for row in rows]
 
     async def _run(self, query: str, params: Mapping[str, object], *, announce: bool = False) -> builtins.list[DictRow]:
-        """Run a named query in a transaction of its own; with `announce`, then NOTIFY the keys of the rows it
-        returned (migration 0002 says why apart)."""
+        """Run a named query in a transaction of its own; with `announce`, then NOTIFY the keys and versions of the
+        rows it returned (migration 0002 says why apart)."""
         if self._pool is None:
             raise StoreError(f"the PostgreSQL store {self.address} is not open")
         with _translated_errors(self.where):
@@ -213,8 +217,8 @@ class PostgresStore:
                 await cursor.execute(QUERIES[query], params)
                 rows = await cursor.fetchall() if cursor.description is not None else []
                 if announce and rows:
-                    keys = [key_from_row(row).to_text() for row in rows]
-                    await cursor.execute(QUERIES["announce_changes"], {"keys": keys})
+                    changes = [announcement(key_from_row(row), row["version"], self.origin) for row in rows]
+                    await cursor.execute(QUERIES["announce_changes"], {"keys": changes})
                 return rows
 
     @property
