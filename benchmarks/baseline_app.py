@@ -30,8 +30,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from fabric_jobs.rest_bridge.errors import error_body
+from fabric_jobs.server.backend import open_store
 from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, now_ms
-from fabric_jobs.server.store import open_store
 
 INSTANCE_PATH = "/workspaces/{workspaceId}/items/{itemType}/{itemId}/jobTypes/{jobType}/instances/{jobInstanceId}"
 CONSTANT_PATH = "/constant"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import hashlib
 import json
 import sqlite3
@@ -22,7 +21,7 @@ import grpc
 from fabric_jobs.demo import ITEM_TYPE, JOB_TYPE
 from fabric_jobs.server.convert import key_to_pb
 from fabric_jobs.server.model import InvokeType, JobKey, NewJob
-from fabric_jobs.server.store.sqlite import QUERIES, SqliteStore
+from fabric_jobs.server.store.sqlite import QUERIES, SqliteConnector
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 
@@ -33,7 +32,6 @@ RUNNING_PAYLOAD_JSON = '{"durationSeconds":3600}'
 CREATE_CONCURRENCY = 32
 FILL_BATCH = 100_000
 START_TIMEOUT_SECONDS = 120.0
-KEY_FIELDS = tuple(field.name for field in dataclasses.fields(JobKey))
 
 
 def _id(*parts: object) -> str:
@@ -123,7 +121,7 @@ def insert_not_started(path: Path, jobs: Iterable[NewJob]) -> None:
     """Insert NotStarted jobs, skipping keys that exist, with the store's own insert_job query in one transaction."""
     params = (
         {
-            **{field: getattr(job.key, field) for field in KEY_FIELDS},
+            **job.key.fields(),
             "invoke_type": job.invoke_type.value,
             "creation_payload": job.creation_payload,
             "create_time_ms": job.create_time_ms,
@@ -141,7 +139,7 @@ async def seed(path: Path, keys: Iterator[JobKey], status: str) -> None:
     Used before a server opens the file: InProgress rows for the baseline app (which runs no handlers),
     Completed rows for the stored-jobs measurements (a server would run NotStarted rows at start).
     """
-    await SqliteStore(str(path)).migrate()
+    await SqliteConnector(str(path)).migrate()
     base_ms = time.time_ns() // 1_000_000
     while True:
         batch = [key for _, key in zip(range(FILL_BATCH), keys, strict=False)]

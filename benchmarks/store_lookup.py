@@ -1,4 +1,4 @@
-"""Latency of SqliteStore.get and of a transition with 10^3 and with N stored jobs.
+"""Latency of JobStore.get on SQLite and of a transition with 10^3 and with N stored jobs.
 
 python -m benchmarks.store_lookup [N]      (N defaults to 1_000_000)
 """
@@ -17,7 +17,8 @@ from pathlib import Path
 
 from benchmarks.jobs import insert_not_started
 from fabric_jobs.server.model import InvokeType, JobKey, JobStatus, NewJob
-from fabric_jobs.server.store.sqlite import SqliteStore
+from fabric_jobs.server.store import JobStore
+from fabric_jobs.server.store.sqlite import SqliteConnector
 
 SMALL = 1_000
 GET_SAMPLES = 2_000
@@ -62,7 +63,7 @@ def summary(timings: list[float]) -> str:
     return f"p50 {cuts[49]:7.1f} µs   p99 {cuts[98]:7.1f} µs   ({len(timings)} samples)"
 
 
-async def report(store: SqliteStore, stored: int, unstarted: range, rng: random.Random) -> None:
+async def report(store: JobStore, stored: int, unstarted: range, rng: random.Random) -> None:
     async def get(n: int) -> object:
         record = await store.get(job_key(n))
         assert record is not None
@@ -90,7 +91,7 @@ async def main(rows: int) -> None:
     rng = random.Random(42)
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "jobs.db"
-        store = SqliteStore(str(path))
+        store = JobStore(SqliteConnector(str(path)))
         await store.open()
         try:
             fill(path, 0, SMALL)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
         PayloadValidator,
     )
 
-__version__ = "0.1.0"
+from fabric_jobs._version import __version__
 
 __all__ = [
     "CancelReason",

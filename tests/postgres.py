@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from fabric_jobs.server.store.postgresql import PostgresStore
+from fabric_jobs.server.backend import open_store
 
 POSTGRES_SERVER = os.environ.get("FABRIC_JOBS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 
@@ -61,7 +61,7 @@ def postgres_template(postgres_server: str) -> Iterator[str]:
     name = unique_database_name("template")
     create_database(name)
     try:
-        asyncio.run(PostgresStore(database_url(name)).migrate())
+        asyncio.run(open_store(database_url(name)).migrate())
         yield name
     finally:
         drop_database(name)

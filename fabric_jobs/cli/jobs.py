@@ -22,6 +22,7 @@ from fabric_jobs.cli.grpc_client import client_channel
 from fabric_jobs.cli.grpc_tls import grpc_client_tls
 from fabric_jobs.cli.jobs_output import card, change_line, table
 from fabric_jobs.cli.options import ConfigError
+from fabric_jobs.keys import FILTER_PARTS
 from fabric_jobs.rest_bridge.admin_json import job_json, transition_json
 from fabric_jobs.rest_bridge.mapping import format_time
 from fabric_jobs.v1 import admin_service_pb2 as admin_pb
@@ -86,14 +87,10 @@ def _print_json(document: Any) -> None:
 
 def _filter(args: argparse.Namespace, job_instance_id: str = "") -> admin_pb.JobInstanceFilter:
     job_filter = admin_pb.JobInstanceFilter(
-        tenant_id=args.tenant or "",
-        workspace_id=args.workspace or "",
-        item_type=args.item_type or "",
-        item_id=args.item or "",
-        job_type=args.job_type or "",
-        job_instance_id=job_instance_id,
-        statuses=getattr(args, "status", None) or [],
+        job_instance_id=job_instance_id, statuses=getattr(args, "status", None) or []
     )
+    for part in FILTER_PARTS:
+        setattr(job_filter, part.field, getattr(args, part.dest) or "")
     since = getattr(args, "since", None)
     if since is not None:
         job_filter.created_since.FromDatetime(since.astimezone(datetime.UTC).replace(tzinfo=None))
@@ -133,12 +130,13 @@ async def _find(client: _Client) -> pb.JobInstanceKey:
     request = admin_pb.SearchJobInstancesRequest(filter=_filter(args, args.job_instance_id), page_size=2)
     reply = await client.admin.SearchJobInstances(request, timeout=client.timeout)
     if not reply.job_instances:
-        parts = any((args.tenant, args.workspace, args.item_type, args.item, args.job_type))
+        parts = any(getattr(args, part.dest) for part in FILTER_PARTS)
         raise JobsCommandError(f"no job instance {args.job_instance_id}" + (" with that key" if parts else ""))
     if len(reply.job_instances) > 1:
         raise JobsCommandError(
-            f"job instance id {args.job_instance_id} is not unique: give --tenant, --workspace, --item-type, "
-            "--item or --job-type"
+            f"job instance id {args.job_instance_id} is not unique: give "
+            + ", ".join(part.option for part in FILTER_PARTS[:-1])
+            + f" or {FILTER_PARTS[-1].option}"
         )
     return reply.job_instances[0].key
 

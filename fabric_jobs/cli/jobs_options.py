@@ -6,6 +6,7 @@ import argparse
 import datetime
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 from fabric_jobs.cli.grpc_tls import add_grpc_client_tls_options
@@ -18,7 +19,7 @@ from fabric_jobs.cli.options import (
     _positive_int,
     env_name,
 )
-from fabric_jobs.keys import NAME_RULE, UUID_RULE, is_name, is_uuid
+from fabric_jobs.keys import FILTER_PARTS, UUID, Rule
 from fabric_jobs.rest_bridge.admin_json import STATUS_BY_NAME
 from fabric_jobs.rest_bridge.mapping import STATUS_NAMES
 from fabric_jobs.v1 import job_service_pb2 as pb
@@ -28,16 +29,13 @@ _SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 STATUS_CHOICES = ", ".join(STATUS_NAMES.values())
 
 
-def _uuid(value: str) -> str:
-    if not is_uuid(value.strip()):
-        raise argparse.ArgumentTypeError(f"{UUID_RULE}, not {value!r}")
-    return value.strip().lower()
+def _key_part(rule: Rule) -> Callable[[str], str]:
+    def converter(value: str) -> str:
+        if not rule.holds(value.strip()):
+            raise argparse.ArgumentTypeError(f"{rule.text}, not {value!r}")
+        return rule.canonical(value.strip())
 
-
-def _name(value: str) -> str:
-    if not is_name(value.strip()):
-        raise argparse.ArgumentTypeError(f"{NAME_RULE}, not {value!r}")
-    return value.strip()
+    return converter
 
 
 def _statuses(value: str) -> list[pb.JobInstanceStatus.ValueType]:
@@ -91,11 +89,9 @@ def _add_target(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_key_parts(group: Any, *, what: str) -> None:
-    _option(group, "--tenant", f"{what} of this tenant (a UUID)", converter=_uuid)
-    _option(group, "--workspace", f"{what} of this workspace (a UUID)", converter=_uuid)
-    _option(group, "--item-type", f"{what} of this item type", converter=_name)
-    _option(group, "--item", f"{what} of this item (a UUID)", converter=_uuid)
-    _option(group, "--job-type", f"{what} of this job type", converter=_name)
+    for part in FILTER_PARTS:
+        a_uuid = " (a UUID)" if part.rule.is_uuid else ""
+        _option(group, part.option, f"{what} of this {part.noun}{a_uuid}", converter=_key_part(part.rule))
 
 
 def add_jobs_command(commands: Any) -> None:
@@ -132,6 +128,8 @@ def add_jobs_command(commands: Any) -> None:
             description=f"{help_text[0].upper()}{help_text[1:]}. The job is named by its job instance id alone when "
             "that is unique, else with the other parts of its key.",
         )
-        sub.add_argument("job_instance_id", metavar="JOB_INSTANCE_ID", type=_uuid, help="the job instance id (a UUID)")
+        sub.add_argument(
+            "job_instance_id", metavar="JOB_INSTANCE_ID", type=_key_part(UUID), help="the job instance id (a UUID)"
+        )
         _add_key_parts(sub.add_argument_group("the rest of the key, when the id alone is not unique"), what="the job")
         _add_target(sub)

@@ -26,7 +26,8 @@ from fabric_jobs.rest_bridge.console import create_console_app
 from fabric_jobs.rest_bridge.http_protocol import http_protocol
 from fabric_jobs.rest_bridge.settings import HttpLimits
 from fabric_jobs.server.app import JobServer, run_worker, start_job_server
-from fabric_jobs.server.store import StoreError, open_store
+from fabric_jobs.server.backend import open_store
+from fabric_jobs.server.store import StoreError
 
 DEV_BANNER = (
     "fabric-jobs: DEV MODE: authentication is OFF, any caller is trusted. "

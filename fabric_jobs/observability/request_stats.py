@@ -32,6 +32,14 @@ class RequestStats(Collector):
         self._latencies: dict[str, list[float]] = {}
         """Per `what`: the count of each bucket (the last one +Inf), then the sum of the observations."""
 
+    @property
+    def labels(self) -> tuple[str, str]:
+        return self._labels
+
+    def families(self) -> tuple[tuple[str, str], tuple[str, str]]:
+        """The (name, help) of the counter and of the histogram."""
+        return self._counter, self._histogram
+
     def record(self, what: str, outcome: str, seconds: float) -> None:
         key = (what, outcome)
         self._counts[key] = self._counts.get(key, 0) + 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fabric_jobs.keys import KEY_PARTS
 from fabric_jobs.rest_bridge.mapping import STATUS_NAMES, format_time, times_and_error
 from fabric_jobs.rest_bridge.validation import INVOKE_TYPES
 from fabric_jobs.v1 import admin_service_pb2 as admin_pb
@@ -11,15 +12,6 @@ from fabric_jobs.v1 import job_service_pb2 as pb
 
 STATUS_BY_NAME = {name.lower(): status for status, name in STATUS_NAMES.items()}
 INVOKE_TYPE_NAMES = {invoke_type: name for name, invoke_type in INVOKE_TYPES.items() if isinstance(name, str)}
-KEY_FIELDS = {
-    "tenantId": "tenant_id",
-    "workspaceId": "workspace_id",
-    "itemType": "item_type",
-    "itemId": "item_id",
-    "jobType": "job_type",
-    "jobInstanceId": "job_instance_id",
-}
-"""A key's parts by their JSON names (as jobs are shown, and as the console's API takes a key back)."""
 
 
 def status_name(status: pb.JobInstanceStatus.ValueType) -> str:
@@ -27,7 +19,7 @@ def status_name(status: pb.JobInstanceStatus.ValueType) -> str:
 
 
 def key_json(key: pb.JobInstanceKey) -> dict[str, str]:
-    return {name: getattr(key, field) for name, field in KEY_FIELDS.items()}
+    return {part.json_name: getattr(key, part.field) for part in KEY_PARTS}
 
 
 def job_json(instance: pb.JobInstance) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from starlette.routing import Route
 from fabric_jobs.errors import ErrorCode
 from fabric_jobs.observability import tracing
 from fabric_jobs.rest_bridge.auth import Authenticator
-from fabric_jobs.rest_bridge.errors import HttpError, client_error, error_response
+from fabric_jobs.rest_bridge.errors import HttpError, error_response, http_error
 from fabric_jobs.rest_bridge.health import ReadinessEndpoint, healthz
 from fabric_jobs.rest_bridge.jobs import JobsEndpoints
 from fabric_jobs.rest_bridge.metrics import prometheus_metrics
@@ -36,14 +36,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _starlette_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        error = client_error(404, ErrorCode.NOT_FOUND, f"No resource at {request.url.path}", ("path",))
+        error = http_error(ErrorCode.NOT_FOUND, f"No resource at {request.url.path}", ("path",))
     elif exc.status_code == 405:
         allowed = _methods_of_path(request)
         message = f"Method {request.method} is not allowed here; allowed: {allowed}"
-        error = client_error(405, ErrorCode.METHOD_NOT_ALLOWED, message, ("method",))
+        error = http_error(ErrorCode.METHOD_NOT_ALLOWED, message, ("method",))
         error.headers["Allow"] = allowed
     else:
-        error = client_error(exc.status_code, ErrorCode.INVALID_REQUEST, exc.detail)
+        error = http_error(ErrorCode.INVALID_REQUEST, exc.detail, status=exc.status_code)
     return error_response(error)
 
 

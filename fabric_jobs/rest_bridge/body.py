@@ -5,12 +5,11 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from fabric_jobs.errors import ErrorCode, FieldViolation
-from fabric_jobs.rest_bridge.errors import HttpError, bad_request, client_error
+from fabric_jobs.rest_bridge.errors import HttpError, bad_request, http_error
 
 
 def _too_large(max_bytes: int) -> HttpError:
-    return client_error(
-        413,
+    return http_error(
         ErrorCode.PAYLOAD_TOO_LARGE,
         f"The request body is larger than {max_bytes} bytes",
         ("body",),

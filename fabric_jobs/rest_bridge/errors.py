@@ -1,7 +1,8 @@
 """Errors at the HTTP edge: Fabric's ErrorResponse with its HTTP status.
 
-Errors the bridge finds itself (bad request, 401, 404, 405, 413, 415) are built here directly;
-an error status of the JobService is mapped in fabric_jobs.rest_bridge.grpc_errors.
+Errors the bridge finds itself (bad request, 401, 404, 405, 413, 415, 503) are built here directly, with the
+HTTP status, source and permanence of their row in fabric_jobs.errors.ERRORS; an error status of the
+JobService is mapped in fabric_jobs.rest_bridge.grpc_errors.
 """
 
 from __future__ import annotations
@@ -11,7 +12,15 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from fabric_jobs.errors import INTERNAL_ERROR, ErrorDetails, ExtendedInfo, FieldViolation, invalid_request
+from fabric_jobs.errors import (
+    ERROR_ROWS,
+    INTERNAL_ERROR,
+    ErrorCode,
+    ErrorDetails,
+    ExtendedInfo,
+    FieldViolation,
+    invalid_request,
+)
 
 
 class HttpError(Exception):
@@ -32,8 +41,15 @@ def bad_request(violations: Sequence[FieldViolation]) -> HttpError:
     return HttpError(400, invalid_request(violations))
 
 
-def client_error(status_code: int, code: str, message: str, parameters: tuple[str, ...] = ()) -> HttpError:
-    return HttpError(status_code, ErrorDetails(code, message, message_parameters=parameters))
+def http_error(
+    code: ErrorCode, message: str, parameters: tuple[str, ...] = (), *, status: int | None = None
+) -> HttpError:
+    """An error of `code`, with the HTTP status of its row unless `status` says otherwise."""
+    row = ERROR_ROWS[code]
+    status = status or row.http_status
+    if status is None:
+        raise ValueError(f"{code} is only a job's error, never an HTTP one")
+    return HttpError(status, row.details(message, message_parameters=parameters))
 
 
 def error_body(details: ErrorDetails) -> dict[str, Any]:

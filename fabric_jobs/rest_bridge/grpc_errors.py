@@ -1,8 +1,9 @@
-"""An error status of the JobService to Fabric's ErrorResponse: one table of HTTP statuses, REST field names.
+"""An error status of the JobService to Fabric's ErrorResponse, by the rows of fabric_jobs.errors.ERRORS.
 
-The body is the server's fabric_jobs.v1.ErrorDetails (in the google.rpc.Status details). Field
+The HTTP status is that of the row that reads the gRPC status (every status has one, as connect-go maps
+every code). The body is the server's fabric_jobs.v1.ErrorDetails (in the google.rpc.Status details). Field
 violations (a google.rpc.BadRequest) become an InvalidRequest naming each field as Fabric sent it
-(mapping.rest_field); a status without details gets a code from ErrorInfo.reason or its HTTP status.
+(mapping.rest_field); a status without details gets a code from ErrorInfo.reason or the row that reads it.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from fabric_jobs.errors import (
+    ERRORS,
     ErrorCode,
     ErrorDetails,
+    ErrorRow,
     FieldViolation,
     details_from_pb,
     invalid_request,
-    system_error,
 )
 from fabric_jobs.rest_bridge.errors import HttpError, internal_error
 from fabric_jobs.rest_bridge.mapping import rest_field
@@ -29,49 +31,26 @@ from fabric_jobs.v1 import job_service_pb2 as pb
 
 logger = logging.getLogger(__name__)
 
-HTTP_STATUS_BY_GRPC: dict[grpc.StatusCode, int] = {
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.FAILED_PRECONDITION: 400,
-    grpc.StatusCode.UNAUTHENTICATED: 401,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.ALREADY_EXISTS: 409,
-    grpc.StatusCode.ABORTED: 409,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-    grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
-}
-"""Any other status is 500 InternalError."""
+_STATUS_BY_NUMBER = {status.value[0]: status for status in grpc.StatusCode}
+ROW_BY_GRPC: dict[grpc.StatusCode, ErrorRow] = {_STATUS_BY_NUMBER[code]: row for row in ERRORS for code in row.reads}
+"""The row that reads each gRPC status: its HTTP status, and its code when the status comes without details."""
 
-_FALLBACK_CODE_BY_HTTP = {
-    400: ErrorCode.INVALID_REQUEST,
-    401: ErrorCode.AUTH_ERROR,
-    403: ErrorCode.FORBIDDEN,
-    404: ErrorCode.NOT_FOUND,
-    409: ErrorCode.CONFLICT,
-    429: ErrorCode.TOO_MANY_REQUESTS,
-    503: ErrorCode.SERVICE_UNAVAILABLE,
-    504: ErrorCode.TIMEOUT,
-}
-_RETRIABLE_HTTP = frozenset({429, 503, 504})
-_FALLBACK_MESSAGE_BY_HTTP = {
-    503: "The job service is unavailable. Retry later.",
-    504: "The job service did not answer in time. Retry later.",
+HTTP_STATUS_BY_GRPC: dict[grpc.StatusCode, int] = {
+    status: row.http_status for status, row in ROW_BY_GRPC.items() if row.http_status is not None
 }
 
 _Detail = TypeVar("_Detail", bound=Message)
 
 
 def from_rpc_error(error: grpc.aio.AioRpcError) -> HttpError:
-    code = error.code()
-    status = HTTP_STATUS_BY_GRPC.get(code, 500)
-    if status == 500:
-        logger.error("JobService answered %s: %s", code.name, error.details())
+    row = ROW_BY_GRPC[error.code()]
+    if row.code == ErrorCode.INTERNAL_ERROR:
+        logger.error("JobService answered %s: %s", error.code().name, error.details())
         return internal_error()
-    return HttpError(status, _details(error, status))
+    return HttpError(HTTP_STATUS_BY_GRPC[error.code()], _details(error, row))
 
 
-def _details(error: grpc.aio.AioRpcError, status: int) -> ErrorDetails:
+def _details(error: grpc.aio.AioRpcError, row: ErrorRow) -> ErrorDetails:
     packed = _status_details(error)
     bad_request = _unpack(packed, error_details_pb2.BadRequest())
     if bad_request is not None and bad_request.field_violations:
@@ -82,9 +61,8 @@ def _details(error: grpc.aio.AioRpcError, status: int) -> ErrorDetails:
     if details is not None and details.error_code:
         return details_from_pb(details)
     info = _unpack(packed, error_details_pb2.ErrorInfo())
-    code = info.reason if info is not None and info.reason else _FALLBACK_CODE_BY_HTTP[status]
-    message = _FALLBACK_MESSAGE_BY_HTTP.get(status) or error.details() or error.code().name
-    return system_error(code, message) if status in _RETRIABLE_HTTP else ErrorDetails(code, message)
+    code = info.reason if info is not None and info.reason else row.code
+    return row.details(row.bare_message or error.details() or error.code().name, code=code)
 
 
 def _status_details(error: grpc.aio.AioRpcError) -> list[Any]:

@@ -9,8 +9,8 @@ from grpc_health.v1 import health_pb2
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from fabric_jobs.errors import service_unavailable
-from fabric_jobs.rest_bridge.errors import HttpError, error_response
+from fabric_jobs.errors import ErrorCode
+from fabric_jobs.rest_bridge.errors import error_response, http_error
 from fabric_jobs.rest_bridge.types import HealthStubLike
 
 logger = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ async def healthz(request: Request) -> Response:
 
 
 def _not_ready(message: str) -> Response:
-    return error_response(HttpError(503, service_unavailable(message)))
+    return error_response(http_error(ErrorCode.SERVICE_UNAVAILABLE, message))
 
 
 class ReadinessEndpoint:

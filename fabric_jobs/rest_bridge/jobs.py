@@ -17,7 +17,7 @@ from fabric_jobs.observability import tracing
 from fabric_jobs.rest_bridge import mapping, validation
 from fabric_jobs.rest_bridge.auth import Authenticator, AuthError
 from fabric_jobs.rest_bridge.body import read_body
-from fabric_jobs.rest_bridge.errors import client_error
+from fabric_jobs.rest_bridge.errors import http_error
 from fabric_jobs.rest_bridge.grpc_errors import from_rpc_error
 from fabric_jobs.rest_bridge.settings import BridgeSettings
 from fabric_jobs.rest_bridge.types import JobServiceStubLike, Metadata
@@ -71,9 +71,8 @@ class JobsEndpoints:
                 )
             except AuthError as exc:
                 logger.info("authentication failed: %s", exc.message)
-                raise client_error(401, ErrorCode.AUTH_ERROR, exc.message) from None
-        path, tenant = validation.job_path_and_tenant(request.path_params, request.headers)
-        return mapping.job_key(path, tenant)
+                raise http_error(ErrorCode.AUTH_ERROR, exc.message) from None
+        return validation.job_key(request.path_params, request.headers)
 
     async def _call(
         self,

@@ -8,8 +8,9 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 
 from fabric_jobs.errors import details_from_pb
+from fabric_jobs.keys import KEY_PARTS
 from fabric_jobs.rest_bridge.errors import error_body
-from fabric_jobs.rest_bridge.validation import TENANT_HEADER, CreateBody, JobPath
+from fabric_jobs.rest_bridge.validation import TENANT_HEADER, CreateBody
 from fabric_jobs.v1 import job_service_pb2 as pb
 
 STATUS_NAMES: dict[pb.JobInstanceStatus.ValueType, str] = {
@@ -21,24 +22,9 @@ STATUS_NAMES: dict[pb.JobInstanceStatus.ValueType, str] = {
 }
 
 
-def job_key(path: JobPath, tenant_id: str) -> pb.JobInstanceKey:
-    return pb.JobInstanceKey(
-        tenant_id=tenant_id,
-        workspace_id=path.workspace_id,
-        item_type=path.item_type,
-        item_id=path.item_id,
-        job_type=path.job_type,
-        job_instance_id=path.job_instance_id,
-    )
-
-
 REST_FIELD_BY_GRPC_FIELD = {
+    **{f"key.{part.field}": part.json_name for part in KEY_PARTS},
     "key.tenant_id": TENANT_HEADER,
-    "key.workspace_id": "workspaceId",
-    "key.item_type": "itemType",
-    "key.item_id": "itemId",
-    "key.job_type": "jobType",
-    "key.job_instance_id": "jobInstanceId",
     "invoke_type": "invokeType",
     "creation_payload": "creationPayload",
     "creation_payload_json": "creationPayload",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry import trace
@@ -21,17 +21,16 @@ from fabric_jobs.rest_bridge.validation import TENANT_HEADER
 logger = logging.getLogger(__name__)
 
 UNMATCHED_ROUTE = "unmatched"
-_JOB_PATH = ("workspaceId", "itemType", "itemId", "jobType", "jobInstanceId")
-_IS_VALID = (keys.is_uuid, keys.is_name, keys.is_uuid, keys.is_name, keys.is_uuid)
 
 
 def _job(scope: Scope) -> str:
     """The job's path (workspace/itemType/itemId/jobType/jobInstanceId) if every part of it is valid, else "-"."""
     params = scope.get("path_params") or {}
-    parts = [params.get(name) for name in _JOB_PATH]
-    valid: list[Callable[[str], bool]] = list(_IS_VALID)
-    if all(isinstance(part, str) and ok(part) for part, ok in zip(parts, valid, strict=True)):
-        return "/".join(str(part) for part in parts)
+    values = [params.get(part.json_name) for part in keys.PATH_PARTS]
+    if all(
+        isinstance(value, str) and part.rule.holds(value) for value, part in zip(values, keys.PATH_PARTS, strict=True)
+    ):
+        return "/".join(str(value) for value in values)
     return "-"
 
 

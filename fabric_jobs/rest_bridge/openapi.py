@@ -10,26 +10,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from fabric_jobs.errors import ErrorCode
+from fabric_jobs.errors import ERRORS
 
 ERROR_CODES: dict[str, str] = {
-    ErrorCode.INVALID_REQUEST: "400: a path parameter, header or the body is invalid; messageParameters name them",
-    ErrorCode.AUTH_ERROR: "401: the SubjectAndApp Authorization header is missing or not valid",
-    ErrorCode.NOT_FOUND: "404: no such path",
-    ErrorCode.JOB_INSTANCE_NOT_FOUND: "404: no job instance with this tenant, workspace, item, job type and id",
-    ErrorCode.METHOD_NOT_ALLOWED: "405: the path does not accept this method",
-    ErrorCode.JOB_INSTANCE_CONFLICT: "409: a job instance with this key exists with a different request",
-    ErrorCode.FORBIDDEN: "403: the JobService refused the call (PERMISSION_DENIED without details)",
-    ErrorCode.CONFLICT: "409: the JobService aborted the call (ABORTED without details)",
-    ErrorCode.TOO_MANY_REQUESTS: "429: the JobService is overloaded (RESOURCE_EXHAUSTED without details); retry",
-    ErrorCode.UNSUPPORTED_JOB_TYPE: "400: the job type is not registered for the item type",
-    ErrorCode.PAYLOAD_TOO_LARGE: "413: the body is larger than the configured limit",
-    ErrorCode.UNSUPPORTED_MEDIA_TYPE: "415: the Create body is not application/json",
-    ErrorCode.JOB_EXECUTION_FAILED: "in errorDetails of a Failed job: its handler failed",
-    ErrorCode.JOB_EXECUTOR_LOST: "in errorDetails of a Failed job: the process running it died (not permanent)",
-    ErrorCode.SERVICE_UNAVAILABLE: "503: the job service cannot be reached; retry",
-    ErrorCode.TIMEOUT: "504: the job service did not answer within the request timeout; retry",
-    ErrorCode.INTERNAL_ERROR: "500: an unexpected error; details are in the service's logs, never in the body",
+    row.code: f"{row.http_status}: {row.description}" if row.http_status else row.description for row in ERRORS
 }
 
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from fabric_jobs import payload
 from fabric_jobs.errors import ErrorCode, FieldViolation
-from fabric_jobs.keys import NAME_RULE, UUID_RULE, is_name, is_uuid
+from fabric_jobs.keys import PATH_PARTS, UUID_RULE, is_uuid
 from fabric_jobs.request_context import MAX_ID_LENGTH
-from fabric_jobs.rest_bridge.errors import bad_request, client_error
+from fabric_jobs.rest_bridge.errors import bad_request, http_error
 from fabric_jobs.v1 import job_service_pb2 as pb
 
 ACTIVITY_ID_HEADER = "ActivityId"
@@ -30,22 +30,6 @@ INVOKE_TYPES: dict[str | int, pb.JobInvokeType.ValueType] = {
 _INVOKE_TYPES_TEXT = '"UnknownFutureValue", "Scheduled", "Manual" or 0, 1, 2'
 _BODY_FIELDS = frozenset({"invokeType", "creationPayload"})
 _JSON_MEDIA_TYPE = re.compile(r"application/(?:[\w.+-]+\+)?json", re.IGNORECASE)
-_PATH_RULES: dict[str, tuple[Callable[[str], bool], str]] = {
-    "workspaceId": (is_uuid, UUID_RULE),
-    "itemId": (is_uuid, UUID_RULE),
-    "jobInstanceId": (is_uuid, UUID_RULE),
-    "itemType": (is_name, NAME_RULE),
-    "jobType": (is_name, NAME_RULE),
-}
-
-
-@dataclass(frozen=True)
-class JobPath:
-    workspace_id: str
-    item_type: str
-    item_id: str
-    job_type: str
-    job_instance_id: str
 
 
 @dataclass(frozen=True)
@@ -54,12 +38,13 @@ class CreateBody:
     creation_payload_json: str | None
 
 
-def job_path_and_tenant(path_params: Mapping[str, Any], headers: Mapping[str, str]) -> tuple[JobPath, str]:
-    """The job's path and tenant, or a 400 naming every bad path parameter and header."""
+def job_key(path_params: Mapping[str, Any], headers: Mapping[str, str]) -> pb.JobInstanceKey:
+    """The job's key from its path and the tenant header, or a 400 naming every bad path parameter and header."""
     violations: list[FieldViolation] = []
-    for name, (is_valid, rule) in _PATH_RULES.items():
-        if not is_valid(str(path_params[name])):
-            violations.append(FieldViolation(name, f"path parameter {name} {rule}"))
+    path = {part.field: str(path_params[part.json_name]) for part in PATH_PARTS}
+    for part in PATH_PARTS:
+        if not part.rule.holds(path[part.field]):
+            violations.append(FieldViolation(part.json_name, f"path parameter {part.json_name} {part.rule.text}"))
     for name in (ACTIVITY_ID_HEADER, REQUEST_ID_HEADER, TENANT_HEADER):
         if not headers.get(name, "").strip():
             violations.append(FieldViolation(name, f"header {name} is required"))
@@ -71,14 +56,7 @@ def job_path_and_tenant(path_params: Mapping[str, Any], headers: Mapping[str, st
         violations.append(FieldViolation(TENANT_HEADER, f"header {TENANT_HEADER} {UUID_RULE}"))
     if violations:
         raise bad_request(violations)
-    path = JobPath(
-        workspace_id=str(path_params["workspaceId"]),
-        item_type=str(path_params["itemType"]),
-        item_id=str(path_params["itemId"]),
-        job_type=str(path_params["jobType"]),
-        job_instance_id=str(path_params["jobInstanceId"]),
-    )
-    return path, tenant
+    return pb.JobInstanceKey(tenant_id=tenant, **path)
 
 
 def require_json_content_type(content_type: str | None) -> None:
@@ -87,8 +65,7 @@ def require_json_content_type(content_type: str | None) -> None:
         return
     media_type = content_type.split(";", 1)[0].strip()
     if _JSON_MEDIA_TYPE.fullmatch(media_type) is None:
-        raise client_error(
-            415,
+        raise http_error(
             ErrorCode.UNSUPPORTED_MEDIA_TYPE,
             f"Content-Type {media_type!r} is not supported; send application/json",
             ("Content-Type",),

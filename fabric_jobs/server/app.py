@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from fabric_jobs.server.admin import JobAdmin
 from fabric_jobs.server.admin_service import AdminService
+from fabric_jobs.server.backend import open_store
 from fabric_jobs.server.changes import ChangeFeed
 from fabric_jobs.server.execution import running_execution
 from fabric_jobs.server.inprocess import InProcessChannel
@@ -24,8 +25,8 @@ from fabric_jobs.server.manager import JobManager
 from fabric_jobs.server.registry import JobRegistry
 from fabric_jobs.server.service import JobService
 from fabric_jobs.server.settings import ServiceSettings
-from fabric_jobs.server.store import StoreError, open_store
-from fabric_jobs.server.store.postgresql import PostgresStore
+from fabric_jobs.server.store import StoreError
+from fabric_jobs.server.store.postgresql import PostgresConnector
 from fabric_jobs.v1 import admin_service_pb2, admin_service_pb2_grpc
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
@@ -159,7 +160,7 @@ async def run_worker(
     """Run handlers of job instances kept in PostgreSQL until `stop` is set; then give running handlers the
     shutdown grace and record the rest Failed (retriable). `started` is called once jobs are being taken."""
     store = open_store(settings.database)
-    if not isinstance(store, PostgresStore):
+    if not isinstance(store.connector, PostgresConnector):
         raise StoreError("a worker takes its jobs from PostgreSQL: give --database postgresql://…")
     await store.open()
     try:

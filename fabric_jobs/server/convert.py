@@ -24,14 +24,7 @@ INVOKE_TYPE_FROM_PB = {value: key for key, value in INVOKE_TYPE_TO_PB.items()}
 
 
 def key_to_pb(key: JobKey) -> pb.JobInstanceKey:
-    return pb.JobInstanceKey(
-        tenant_id=key.tenant_id,
-        workspace_id=key.workspace_id,
-        item_type=key.item_type,
-        item_id=key.item_id,
-        job_type=key.job_type,
-        job_instance_id=key.job_instance_id,
-    )
+    return pb.JobInstanceKey(**key.fields())
 
 
 def record_to_pb(record: JobRecord) -> pb.JobInstance:

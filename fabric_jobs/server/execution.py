@@ -19,7 +19,7 @@ from fabric_jobs.server.procrastinate_dispatch import ProcrastinateDispatch, new
 from fabric_jobs.server.registry import JobRegistry
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import JobStore
-from fabric_jobs.server.store.postgresql import PostgresStore
+from fabric_jobs.server.store.postgresql import PostgresConnector
 from fabric_jobs.server.worker import Worker
 
 
@@ -28,7 +28,8 @@ async def running_execution(
     store: JobStore, registry: JobRegistry, feed: ChangeFeed, settings: ServiceSettings, *, run_handlers: bool
 ) -> AsyncIterator[Dispatch]:
     """Start what runs jobs on the open `store`; on exit stop it, handlers getting the shutdown grace."""
-    if not isinstance(store, PostgresStore):
+    connector = store.connector
+    if not isinstance(connector, PostgresConnector):
         local = LocalDispatch(store, registry, feed, settings)
         await local.start()
         try:
@@ -36,9 +37,9 @@ async def running_execution(
         finally:
             await local.stop()
         return
-    app = new_app(store.url)
+    app = new_app(connector.url)
     await app.open_async()
-    listener = ChangeListener(store.url, feed, origin=store.origin)
+    listener = ChangeListener(connector.url, feed, origin=connector.origin)
     dispatch = ProcrastinateDispatch(app, store, feed, lease_seconds=settings.lease_seconds)
     stop_worker = asyncio.Event()
     worker_run: asyncio.Task[None] | None = None

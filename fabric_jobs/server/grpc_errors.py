@@ -1,4 +1,4 @@
-"""FabricError to gRPC status, the one place where the server maps errors: one table by error code.
+"""FabricError to gRPC status, the one place where the server maps errors: by the rows of fabric_jobs.errors.ERRORS.
 
 The status carries google.rpc.Status details: an ErrorInfo (reason = the Fabric error code,
 domain = "fabric-jobs"), the full fabric_jobs.v1.ErrorDetails, and for INVALID_ARGUMENT a
@@ -12,18 +12,15 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from fabric_jobs.errors import ErrorCode, FabricError, details_to_pb
+from fabric_jobs.errors import ERRORS, ErrorCode, FabricError, details_to_pb
 
 DOMAIN = "fabric-jobs"
 
-GRPC_STATUS_BY_ERROR_CODE: dict[str, grpc.StatusCode] = {
-    ErrorCode.INVALID_REQUEST: grpc.StatusCode.INVALID_ARGUMENT,
-    ErrorCode.UNSUPPORTED_JOB_TYPE: grpc.StatusCode.FAILED_PRECONDITION,
-    ErrorCode.JOB_INSTANCE_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
-    ErrorCode.JOB_INSTANCE_CONFLICT: grpc.StatusCode.ALREADY_EXISTS,
-    ErrorCode.SERVICE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+GRPC_STATUS_BY_ERROR_CODE: dict[str, code_pb2.Code.ValueType] = {
+    row.code: row.grpc_status for row in ERRORS if row.grpc_status is not None
 }
-"""Any other code is INTERNAL."""
+_INTERNAL = GRPC_STATUS_BY_ERROR_CODE[ErrorCode.INTERNAL_ERROR]
+"""The status of any other code, an author's included."""
 
 
 def _pack(message: object) -> any_pb2.Any:
@@ -33,7 +30,7 @@ def _pack(message: object) -> any_pb2.Any:
 
 
 def to_grpc_status(err: FabricError) -> grpc.Status:
-    code = GRPC_STATUS_BY_ERROR_CODE.get(err.details.error_code, grpc.StatusCode.INTERNAL)
+    code = GRPC_STATUS_BY_ERROR_CODE.get(err.details.error_code, _INTERNAL)
     info = error_details_pb2.ErrorInfo(
         reason=err.details.error_code,
         domain=DOMAIN,
@@ -48,5 +45,5 @@ def to_grpc_status(err: FabricError) -> grpc.Status:
             ]
         )
         details.append(_pack(bad_request))
-    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=err.details.message, details=details)
+    status = status_pb2.Status(code=code, message=err.details.message, details=details)
     return rpc_status.to_status(status)

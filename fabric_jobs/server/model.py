@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fabric_jobs.errors import ErrorDetails
+from fabric_jobs.keys import KEY_FIELDS
 
 
 class JobStatus(enum.StrEnum):
@@ -35,7 +36,8 @@ class InvokeType(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class JobKey:
-    """The full identity of a job instance; a key differing in any field is another job."""
+    """The full identity of a job instance; a key differing in any field is another job. Its fields are
+    fabric_jobs.keys.KEY_PARTS, in that order."""
 
     tenant_id: str
     workspace_id: str
@@ -47,20 +49,21 @@ class JobKey:
     def __str__(self) -> str:
         return f"{self.job_instance_id} ({self.item_type}/{self.job_type})"
 
+    def fields(self) -> dict[str, str]:
+        """The parts by field name: a JobInstanceKey's fields, a query's parameters."""
+        return {field: getattr(self, field) for field in KEY_FIELDS}
+
     def to_text(self) -> str:
         """The six parts joined by '/': a procrastinate lock, a NOTIFY payload. No part holds a '/'."""
-        return "/".join(
-            (self.tenant_id, self.workspace_id, self.item_type, self.item_id, self.job_type, self.job_instance_id)
-        )
+        return "/".join(getattr(self, field) for field in KEY_FIELDS)
 
     @classmethod
     def from_text(cls, text: str) -> JobKey | None:
         """The key `to_text` wrote, or None for text it did not write."""
         parts = text.split("/")
-        if len(parts) != 6 or not all(parts):
+        if len(parts) != len(KEY_FIELDS) or not all(parts):
             return None
-        tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id = parts
-        return cls(tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id)
+        return cls(*parts)
 
 
 @dataclass(frozen=True, slots=True)

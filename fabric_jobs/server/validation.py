@@ -8,7 +8,7 @@ from google.protobuf import json_format
 
 from fabric_jobs import payload
 from fabric_jobs.errors import FieldViolation, invalid_argument
-from fabric_jobs.keys import NAME_RULE, UUID_RULE, is_name, is_uuid
+from fabric_jobs.keys import FILTER_PARTS, KEY_PARTS, KeyPart
 from fabric_jobs.server.convert import INVOKE_TYPE_FROM_PB, STATUS_FROM_PB
 from fabric_jobs.server.model import CreationPayload, InvokeType, JobKey, JobStatus
 from fabric_jobs.server.store import ListQuery
@@ -24,23 +24,19 @@ class _Checker:
     def __init__(self) -> None:
         self.violations: list[FieldViolation] = []
 
-    def uuid(self, field: str, value: str, *, required: bool = True) -> str:
+    def key_part(self, field: str, part: KeyPart, value: str, *, required: bool = True) -> str:
+        """`value` as the store keeps it (UUIDs in lower case); a violation of `field` when it breaks the rule."""
+        rule = part.rule
         if not value:
             if required:
                 self.violations.append(FieldViolation(field, "is required"))
             return value
-        if not is_uuid(value):
-            self.violations.append(FieldViolation(field, f"{UUID_RULE}, got {value[:64]!r}"))
+        if not rule.holds(value):
+            self.violations.append(
+                FieldViolation(field, f"{rule.text}, got {value[:64]!r}" if rule.is_uuid else rule.text)
+            )
             return value
-        return value.lower()
-
-    def name(self, field: str, value: str, *, required: bool = True) -> str:
-        if not value:
-            if required:
-                self.violations.append(FieldViolation(field, "is required"))
-        elif not is_name(value):
-            self.violations.append(FieldViolation(field, NAME_RULE))
-        return value
+        return rule.canonical(value)
 
     def raise_if_any(self) -> None:
         if self.violations:
@@ -50,14 +46,7 @@ class _Checker:
 def _key(check: _Checker, message: pb.JobInstanceKey, has_key: bool) -> JobKey:
     if not has_key:
         check.violations.append(FieldViolation("key", "is required"))
-    return JobKey(
-        tenant_id=check.uuid("key.tenant_id", message.tenant_id),
-        workspace_id=check.uuid("key.workspace_id", message.workspace_id),
-        item_type=check.name("key.item_type", message.item_type),
-        item_id=check.uuid("key.item_id", message.item_id),
-        job_type=check.name("key.job_type", message.job_type),
-        job_instance_id=check.uuid("key.job_instance_id", message.job_instance_id),
-    )
+    return JobKey(*(check.key_part(f"key.{part.field}", part, getattr(message, part.field)) for part in KEY_PARTS))
 
 
 def job_key(
@@ -108,11 +97,10 @@ def _creation_payload(check: _Checker, request: pb.CreateJobInstanceRequest) -> 
 
 def list_query(request: pb.ListJobInstancesRequest) -> ListQuery:
     check = _Checker()
-    tenant_id = check.uuid("tenant_id", request.tenant_id)
-    workspace_id = check.uuid("workspace_id", request.workspace_id, required=False)
-    item_type = check.name("item_type", request.item_type, required=False)
-    item_id = check.uuid("item_id", request.item_id, required=False)
-    job_type = check.name("job_type", request.job_type, required=False)
+    tenant_id, workspace_id, item_type, item_id, job_type = (
+        check.key_part(part.field, part, getattr(request, part.field), required=part.field == "tenant_id")
+        for part in FILTER_PARTS
+    )
     statuses = _statuses(check, "statuses", request.statuses)
     if not 0 <= request.page_size <= MAX_PAGE_SIZE:
         check.violations.append(FieldViolation("page_size", f"must be between 0 and {MAX_PAGE_SIZE}"))
@@ -144,13 +132,17 @@ def _filter(check: _Checker, message: admin_pb.JobInstanceFilter) -> JobFilter:
     created_since_ms = None
     if message.HasField("created_since"):
         created_since_ms = message.created_since.ToMilliseconds()
+    tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id = (
+        check.key_part(f"filter.{part.field}", part, getattr(message, part.field), required=False) or None
+        for part in KEY_PARTS
+    )
     return JobFilter(
-        tenant_id=check.uuid("filter.tenant_id", message.tenant_id, required=False) or None,
-        workspace_id=check.uuid("filter.workspace_id", message.workspace_id, required=False) or None,
-        item_type=check.name("filter.item_type", message.item_type, required=False) or None,
-        item_id=check.uuid("filter.item_id", message.item_id, required=False) or None,
-        job_type=check.name("filter.job_type", message.job_type, required=False) or None,
-        job_instance_id=check.uuid("filter.job_instance_id", message.job_instance_id, required=False) or None,
+        tenant_id=tenant_id,
+        workspace_id=workspace_id,
+        item_type=item_type,
+        item_id=item_id,
+        job_type=job_type,
+        job_instance_id=job_instance_id,
         statuses=_statuses(check, "filter.statuses", message.statuses),
         created_since_ms=created_since_ms,
     )

@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from fabric_jobs.keys import KEY_FIELDS
 from fabric_jobs.v1 import job_service_pb2 as pb
 
 TERMINAL = frozenset({"Completed", "Failed", "Cancelled"})
@@ -43,14 +44,7 @@ class JobRef:
     @property
     def key(self) -> pb.JobInstanceKey:
         """The key as the gRPC JobService takes it."""
-        return pb.JobInstanceKey(
-            tenant_id=self.tenant_id,
-            workspace_id=self.workspace_id,
-            item_type=self.item_type,
-            item_id=self.item_id,
-            job_type=self.job_type,
-            job_instance_id=self.job_instance_id,
-        )
+        return pb.JobInstanceKey(**{field: getattr(self, field) for field in KEY_FIELDS})
 
     def __str__(self) -> str:
         return f"{self.job_instance_id} ({self.item_type}/{self.job_type})"

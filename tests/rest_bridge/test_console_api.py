@@ -16,6 +16,7 @@ from fabric_jobs.rest_bridge.console import ConsoleSettings, create_console_app
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 from tests.rest_bridge.jobs_for_tests import COOPERATES, FAILS, ITEM_TYPE
+from tests.rest_bridge.schemas import validate
 
 TOKEN = "console-token-for-tests"
 CONSOLE_URL = "http://127.0.0.1:8081"
@@ -112,7 +113,8 @@ async def test_bad_parameters_are_400_naming_them(
     reply = await console.get(path, params=params)
 
     assert reply.status_code == 400
-    assert reply.json()["parameter"] == parameter
+    validate(reply.json(), "ErrorResponse")
+    assert (reply.json()["errorCode"], reply.json()["messageParameters"]) == ("InvalidRequest", [parameter])
 
 
 async def test_unknown_jobs_and_bad_bodies_are_errors_not_crashes(console: httpx.AsyncClient) -> None:
@@ -124,10 +126,14 @@ async def test_unknown_jobs_and_bad_bodies_are_errors_not_crashes(console: httpx
     cancel_missing = await console.post("/console/api/cancel", json=missing)
     not_json = await console.post("/console/api/cancel", content=b"{", headers=JSON_TYPE)
     not_object = await console.post("/console/api/cancel", json=[1])
+    not_text = await console.post("/console/api/cancel", json={**missing, "tenantId": 7})
 
     assert (not_found.status_code, not_found.json()["errorCode"]) == (404, "JobInstanceNotFound")
     assert cancel_missing.status_code == 404
-    assert not_json.status_code == not_object.status_code == 400
+    assert not_json.status_code == not_object.status_code == not_text.status_code == 400
+    assert not_text.json()["messageParameters"] == ["tenantId"]
+    for reply in (not_found, cancel_missing, not_json, not_object, not_text):
+        validate(reply.json(), "ErrorResponse")
 
 
 async def test_with_a_token_every_api_call_needs_it_and_the_event_stream_a_one_time_ticket(
@@ -149,6 +155,8 @@ async def test_with_a_token_every_api_call_needs_it_and_the_event_stream_a_one_t
     assert "Content-Security-Policy" in page.headers
     assert anonymous.status_code == wrong.status_code == 401
     assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
+    assert anonymous.json()["errorCode"] == "AuthError"
+    validate(anonymous.json(), "ErrorResponse")
     assert bearer.status_code == 200
     assert no_ticket.status_code == ticket_without_token.status_code == forged.status_code == 401
     assert token_in_url.status_code == 401
@@ -171,7 +179,9 @@ async def test_requests_another_site_could_make_through_the_browser_are_refused(
 
     assert rebound.status_code == page_rebound.status_code == cross_origin.status_code == 403
     assert plain_text.status_code == 403
-    assert "application/json" in plain_text.json()["error"]
+    assert "application/json" in plain_text.json()["message"]
+    assert plain_text.json()["errorCode"] == "Forbidden"
+    validate(plain_text.json(), "ErrorResponse")
     assert same_origin.status_code == 200
     assert ipv6.status_code == 200
 

@@ -1,24 +1,38 @@
-"""gRPC statuses and failures to HTTP: one table, the server's ErrorDetails as the body, no internals."""
+"""gRPC statuses and failures to HTTP: the rows of fabric_jobs.errors.ERRORS, the server's ErrorDetails as the body,
+no internals, and the REST contract's error bodies unchanged byte for byte."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
+import pathlib
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import grpc
 import pytest
 from google.protobuf import any_pb2
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 from starlette.types import Message
 
-from fabric_jobs.errors import ErrorCode, ErrorDetails, ErrorSource, FieldViolation, details_to_pb, invalid_request
+from fabric_jobs.errors import (
+    ERRORS,
+    INTERNAL_ERROR,
+    ErrorCode,
+    ErrorDetails,
+    ErrorRow,
+    ErrorSource,
+    FabricError,
+    FieldViolation,
+    details_to_pb,
+    invalid_request,
+)
 from fabric_jobs.rest_bridge.app import create_app
-from fabric_jobs.rest_bridge.errors import error_body
-from fabric_jobs.rest_bridge.grpc_errors import HTTP_STATUS_BY_GRPC, from_rpc_error
+from fabric_jobs.rest_bridge.errors import error_body, error_response
+from fabric_jobs.rest_bridge.grpc_errors import from_rpc_error
 from fabric_jobs.rest_bridge.settings import BridgeSettings
+from fabric_jobs.server.grpc_errors import to_grpc_status
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc
 from tests.conftest import rpc_error as failed_call
@@ -40,35 +54,74 @@ def rpc_error(code: grpc.StatusCode, message: str, *details: Any) -> grpc.aio.Ai
     return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailing, details=message, debug_error_string=None)
 
 
-@pytest.mark.parametrize(
-    ("code", "http"),
-    [
-        (grpc.StatusCode.INVALID_ARGUMENT, 400),
-        (grpc.StatusCode.FAILED_PRECONDITION, 400),
-        (grpc.StatusCode.UNAUTHENTICATED, 401),
-        (grpc.StatusCode.PERMISSION_DENIED, 403),
-        (grpc.StatusCode.NOT_FOUND, 404),
-        (grpc.StatusCode.ALREADY_EXISTS, 409),
-        (grpc.StatusCode.ABORTED, 409),
-        (grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
-        (grpc.StatusCode.UNAVAILABLE, 503),
-        (grpc.StatusCode.DEADLINE_EXCEEDED, 504),
-        (grpc.StatusCode.INTERNAL, 500),
-        (grpc.StatusCode.UNKNOWN, 500),
-        (grpc.StatusCode.UNIMPLEMENTED, 500),
-        (grpc.StatusCode.DATA_LOSS, 500),
-    ],
+GOLDEN_JOB = JobRef(
+    tenant_id="00000000-0000-0000-0000-00000000000a",
+    workspace_id="00000000-0000-0000-0000-00000000000b",
+    item_id="00000000-0000-0000-0000-00000000000c",
+    job_instance_id="00000000-0000-0000-0000-00000000000d",
 )
-def test_status_table(code: grpc.StatusCode, http: int) -> None:
-    assert HTTP_STATUS_BY_GRPC.get(code, 500) == http
-    error = from_rpc_error(rpc_error(code, "internal detail: stack at line 12"))
-    assert error.status_code == http
-    body = error_body(error.details)
-    validate(body, "ErrorResponse")
+
+ERROR_BODIES = json.loads((pathlib.Path(__file__).parent / "error_bodies.json").read_text("utf-8"))
+"""What the bridge answers, byte for byte: as at 3fc3993, before the error table was written once."""
+
+
+async def test_the_error_bodies_of_the_rest_contract_are_unchanged_byte_for_byte(channel: grpc.aio.Channel) -> None:
+    app = create_app(BridgeSettings(base_path=BASE_PATH, max_body_bytes=64), channel)
+    job = GOLDEN_JOB
+    headers = job.headers(ActivityId="a", RequestId="r")
+    async with client_for(app) as client:
+        bridge = Bridge(client)
+        answers = {
+            "get_unknown": await bridge.get(job, headers=headers),
+            "unsupported": await bridge.create(job.but(job_type="nope"), headers=headers),
+        }
+        assert (await bridge.create(job, headers=headers)).status_code == 202
+        answers["conflict"] = await bridge.create(job, {"invokeType": "Scheduled"}, headers=headers)
+        other = job.but(job_instance_id="00000000-0000-0000-0000-00000000000e")
+        answers["bad_invoke"] = await bridge.create(other, {"invokeType": "Never"}, headers=headers)
+        answers["no_path"] = await client.get("/nowhere")
+        answers["method"] = await client.delete(job.path, headers=headers)
+        answers["media"] = await bridge.create(job, content=b"{}", headers={**headers, "Content-Type": "text/plain"})
+        answers["large"] = await bridge.create(job, {"invokeType": "Manual", "creationPayload": {"x": "y" * 100}})
+        answers["bad_tenant"] = await bridge.get(job, headers={**headers, "x-ms-client-tenant-id": "nope"})
+    sent = [[name, answer.status_code, answer.content.decode()] for name, answer in answers.items()]
+    assert sent == ERROR_BODIES["rest"]
+
+
+@pytest.mark.parametrize(("code", "http", "body"), ERROR_BODIES["bare_grpc_status"])
+def test_every_grpc_status_has_an_http_status_and_a_5xx_no_internals(
+    code: str, http: int, body: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The HTTP statuses are the Connect protocol's (connect-go's connectCodeToHTTP)."""
+    error = from_rpc_error(rpc_error(grpc.StatusCode[code], "internal detail: stack at line 12"))
+    sent = error_response(error)
+    assert (sent.status_code, bytes(sent.body).decode()) == (http, body)
+    validate(json.loads(bytes(sent.body)), "ErrorResponse")
     if http == 500:
-        assert body["errorCode"] == "InternalError"
-        assert body["source"] == "System"
-        assert "internal detail" not in str(body)
+        assert any(record.levelno == logging.ERROR for record in caplog.records)
+
+
+def test_the_table_reads_every_grpc_status_once_and_names_every_error_code() -> None:
+    read = sorted(code for row in ERRORS for code in row.reads)
+    assert read == sorted(set(code_pb2.Code.values()) - {code_pb2.OK})
+    assert {row.code for row in ERRORS} == set(ErrorCode)
+    assert {code for code, _, _ in ERROR_BODIES["bare_grpc_status"]} == {code_pb2.Code.Name(code) for code in read}
+
+
+@pytest.mark.parametrize("row", [row for row in ERRORS if row.grpc_status is not None], ids=str)
+def test_what_the_job_service_sends_reaches_fabric_with_its_rows_http_status(row: ErrorRow) -> None:
+    """The server's map and the bridge's agree: a FabricError of each code the JobService sends, through the
+    server's to_grpc_status and the bridge's from_rpc_error, is its row's HTTP status with the same details."""
+    sent = FabricError(row.details("what happened", message_parameters=("p",)))
+    status = to_grpc_status(sent)
+    received = grpc.aio.AioRpcError(
+        status.code, grpc.aio.Metadata(), grpc.aio.Metadata(*status.trailing_metadata), status.details, None
+    )
+    answer = from_rpc_error(received)
+    if row.code == ErrorCode.INTERNAL_ERROR:
+        assert (answer.status_code, answer.details) == (500, INTERNAL_ERROR)
+    else:
+        assert (answer.status_code, answer.details) == (row.http_status, sent.details)
 
 
 def test_server_error_details_become_the_body() -> None:

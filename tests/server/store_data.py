@@ -10,7 +10,7 @@ import psycopg
 
 from fabric_jobs.errors import ErrorDetails, ErrorSource, ExtendedInfo
 from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, JobStatus, NewJob
-from fabric_jobs.server.store.base import JobStore
+from fabric_jobs.server.store import JobStore
 
 NOT_STARTED = JobStatus.NOT_STARTED
 IN_PROGRESS = JobStatus.IN_PROGRESS

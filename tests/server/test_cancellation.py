@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fabric_jobs.server import validation
+from fabric_jobs.server.backend import open_store
 from fabric_jobs.server.model import JobStatus, now_ms
-from fabric_jobs.server.store.sqlite import SqliteStore
 from fabric_jobs.v1 import job_service_pb2 as pb
 from tests.conftest import RunningServer, ServerFactory, wait_for_status, wait_until
 from tests.server import handlers
@@ -118,7 +118,7 @@ async def test_a_cancel_asked_through_another_process_stops_the_running_job(
     key = await create(running, handlers.COOPERATIVE)
     await wait_for_status(running.stub, key, IN_PROGRESS)
 
-    other_process = SqliteStore(database.removeprefix("sqlite:///"))
+    other_process = open_store(database)
     await other_process.open()
     try:
         requested = await other_process.cancel(validation.job_key(pb.CancelJobInstanceRequest(key=key)), now_ms())

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from fabric_jobs.server.changes import UNKNOWN_VERSION, ChangeFeed, announcement, parse_announcement
 from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, JobStatus
-from fabric_jobs.server.store.sqlite import SqliteStore
+from fabric_jobs.server.store.sqlite import SqliteConnector
 from fabric_jobs.v1 import job_service_pb2 as pb
 from tests.conftest import RunningServer, ServerFactory, wait_for_status
 from tests.server import handlers
@@ -75,9 +75,9 @@ def test_an_announcement_carries_the_key_the_version_and_the_store_that_made_it(
 def statements_of(running: RunningServer) -> Iterator[list[str]]:
     """The SQL statements the server's SQLite store runs meanwhile, without BEGIN and COMMIT. SQLite reports a
     statement again for each trigger it fires (job_instances' history), so a write may be listed more than once."""
-    store = running.server.manager._store
-    assert isinstance(store, SqliteStore)
-    connection = store._connection
+    connector = running.server.manager._store.connector
+    assert isinstance(connector, SqliteConnector)
+    connection = connector._connection
     assert isinstance(connection, sqlite3.Connection)
     seen: list[str] = []
 

@@ -10,9 +10,9 @@ import grpc
 import pytest
 from google.protobuf import struct_pb2
 
+from fabric_jobs.server.backend import open_store
 from fabric_jobs.server.model import InvokeType, JobKey, NewJob, now_ms
 from fabric_jobs.server.settings import ServiceSettings
-from fabric_jobs.server.store.sqlite import SqliteStore
 from fabric_jobs.v1 import job_service_pb2 as pb
 from tests.conftest import (
     RunningServer,
@@ -150,7 +150,7 @@ async def test_a_row_stored_by_the_previous_version_loads_and_matches_its_repeat
 ) -> None:
     """The previous version stored sorted keys and every number as a float (it came from a Struct)."""
     key = new_key(ITEM_TYPE, handlers.RECORDS_PAYLOAD)
-    store = SqliteStore(database.removeprefix("sqlite:///"))
+    store = open_store(database)
     await store.open()
     try:
         old_text = '{"big":1.2345678901234567e+19,"name":"é","rows":5.0}'

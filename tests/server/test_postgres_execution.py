@@ -11,11 +11,11 @@ from typing import Any
 import psycopg
 import pytest
 
+from fabric_jobs.server.backend import open_store
 from fabric_jobs.server.changes import SAFETY_POLL_SECONDS
 from fabric_jobs.server.convert import key_to_pb
 from fabric_jobs.server.model import InvokeType, JobKey, NewJob, now_ms
 from fabric_jobs.server.settings import ServiceSettings
-from fabric_jobs.server.store.postgresql import PostgresStore
 from fabric_jobs.v1 import admin_service_pb2, admin_service_pb2_grpc
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
@@ -124,7 +124,7 @@ async def test_a_stored_job_whose_defer_was_lost_is_queued_again_and_runs(
     replica: Replica, postgres_url: str, jobs: TestJobs
 ) -> None:
     key = JobKey(**{field.name: value for field, value in new_key(handlers.ITEM_TYPE, handlers.INSTANT).ListFields()})
-    store = PostgresStore(postgres_url)
+    store = open_store(postgres_url)
     await store.open()
     try:
         await store.insert(NewJob(key, InvokeType.MANUAL, "{}", now_ms()))

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
+from fabric_jobs.server.backend import open_store
 from fabric_jobs.server.model import InvokeType, JobKey, JobStatus, NewJob, now_ms
-from fabric_jobs.server.store.sqlite import SqliteStore
 from fabric_jobs.v1 import job_service_pb2 as pb
 from tests.conftest import POLL_INTERVAL, RunningServer, ServerFactory, new_key, wait_for_status, wait_until
 from tests.server import handlers
@@ -30,7 +30,7 @@ def assert_executor_lost(job: pb.JobInstance) -> None:
 
 async def write_orphan(database: str, heartbeat_ms: int) -> pb.JobInstanceKey:
     """What a killed process leaves: an InProgress row owned by an executor that no longer renews its lease."""
-    store = SqliteStore(database.removeprefix("sqlite:///"))
+    store = open_store(database)
     await store.open()
     try:
         ids = [str(uuid.uuid4()) for _ in range(4)]

@@ -16,12 +16,12 @@ import pytest
 from google.protobuf import json_format
 
 from fabric_jobs.errors import ErrorDetails, details_to_pb
+from fabric_jobs.server.backend import open_store
 from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, JobStatus, NewJob, Transition
-from fabric_jobs.server.store import postgresql, sqlite
-from fabric_jobs.server.store.base import JobFilter, JobStore, ListQuery, SearchQuery, StoreError, open_store
+from fabric_jobs.server.store import JobFilter, JobStore, ListQuery, SearchQuery, StoreError, postgresql, sqlite
 from fabric_jobs.server.store.error_column import error_from_column, error_to_column
 from fabric_jobs.server.store.page_token import decode_page_token, encode_page_token
-from fabric_jobs.server.store.postgresql import PostgresStore
+from fabric_jobs.server.store.postgresql import PostgresConnector
 from fabric_jobs.v1 import job_service_pb2 as pb
 from tests.server.store_data import (
     CANCELLED,
@@ -232,7 +232,11 @@ async def test_the_first_terminal_write_wins(store: JobStore) -> None:
 
 
 async def test_racing_terminal_writes_have_exactly_one_winner(dialect: str, store_url: str) -> None:
-    store = PostgresStore(store_url, min_size=8, max_size=8) if dialect == "postgresql" else open_store(store_url)
+    store = (
+        JobStore(PostgresConnector(store_url, min_size=8, max_size=8))
+        if dialect == "postgresql"
+        else open_store(store_url)
+    )
     await store.open()
     try:
         for n in range(10):

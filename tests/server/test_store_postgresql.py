@@ -11,29 +11,31 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from fabric_jobs.server.store.base import StoreError, open_store
-from fabric_jobs.server.store.postgresql import MIGRATIONS, QUERIES, PostgresStore
+from fabric_jobs.server.backend import open_store
+from fabric_jobs.server.store import JobStore, StoreError
+from fabric_jobs.server.store.postgresql import MIGRATIONS, QUERIES, PostgresConnector
 from tests.postgres import create_database, database_url, drop_database, unique_database_name
 from tests.server.store_data import job_key, run_sql
 
 
 async def test_open_refuses_a_database_that_is_not_migrated(unmigrated_postgres_url: str) -> None:
     with pytest.raises(StoreError, match=r"not migrated: run `fabric-jobs migrate --database URL`"):
-        await PostgresStore(unmigrated_postgres_url).open()
+        await JobStore(PostgresConnector(unmigrated_postgres_url)).open()
 
 
 async def test_open_refuses_a_database_missing_a_later_migration(postgres_url: str) -> None:
     await run_sql(postgres_url, f"DELETE FROM schema_migrations WHERE version = {MIGRATIONS[-1].version}")
 
     with pytest.raises(StoreError, match=rf"missing migrations \[{MIGRATIONS[-1].version}\]"):
-        await PostgresStore(postgres_url).open()
+        await JobStore(PostgresConnector(postgres_url)).open()
 
 
 def test_open_store_picks_postgresql_for_both_schemes() -> None:
     for url in ["postgresql://u@db.example:6543/jobs", "postgres://u@db.example:6543/jobs"]:
         store = open_store(url)
-        assert isinstance(store, PostgresStore)
-        assert (store.url, store.address) == ("postgresql://u@db.example:6543/jobs", "db.example:6543/jobs")
+        connector = store.connector
+        assert isinstance(connector, PostgresConnector)
+        assert (connector.url, connector.address) == ("postgresql://u@db.example:6543/jobs", "db.example:6543/jobs")
 
 
 @pytest.mark.parametrize(

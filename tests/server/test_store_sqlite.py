@@ -12,9 +12,9 @@ import pytest
 from google.protobuf import json_format
 
 from fabric_jobs.errors import ErrorSource, details_to_pb
-from fabric_jobs.server.store.base import StoreError
+from fabric_jobs.server.store import JobStore, StoreError
 from fabric_jobs.server.store.migrations import Migration
-from fabric_jobs.server.store.sqlite import MIGRATIONS, MINIMUM_SQLITE_VERSION, QUERIES, SqliteStore
+from fabric_jobs.server.store.sqlite import MIGRATIONS, MINIMUM_SQLITE_VERSION, QUERIES, SqliteConnector
 from fabric_jobs.v1 import job_service_pb2 as pb
 from tests.server.store_data import (
     HANDLER_FAILED,
@@ -34,7 +34,7 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def migrated_db_path(db_path: Path) -> Path:
-    await SqliteStore(str(db_path)).migrate()
+    await JobStore(SqliteConnector(str(db_path))).migrate()
     return db_path
 
 
@@ -44,7 +44,7 @@ def test_the_sqlite_library_is_new_enough_for_returning() -> None:
 
 async def test_migrate_applies_only_the_pending_migrations(db_path: Path) -> None:
     create_database_at_migration(db_path, MIGRATIONS[:1])
-    store = SqliteStore(str(db_path))
+    store = JobStore(SqliteConnector(str(db_path)))
 
     await store.migrate()
 
@@ -55,11 +55,11 @@ async def test_migrate_applies_only_the_pending_migrations(db_path: Path) -> Non
 
 
 async def test_in_memory_database_works() -> None:
-    await insert_after_opening(SqliteStore(":memory:"))
+    await insert_after_opening(JobStore(SqliteConnector(":memory:")))
 
 
 async def test_opening_an_unreachable_path_is_a_store_error(tmp_path: Path) -> None:
-    store = SqliteStore(str(tmp_path / "missing-directory" / "jobs.db"))
+    store = JobStore(SqliteConnector(str(tmp_path / "missing-directory" / "jobs.db")))
 
     with pytest.raises(StoreError) as raised:
         await store.open()
@@ -90,7 +90,7 @@ async def test_migration_0003_converts_camel_case_errors_to_proto3_json(db_path:
             "VALUES ('t1', 'w1', 'Org.Workload.Item', 'i1', 'Refresh', 'no-error', 'NotStarted', 'Manual', '{}', 1)"
         )
 
-    store = SqliteStore(str(db_path))
+    store = JobStore(SqliteConnector(str(db_path)))
     await store.open()
     try:
         for old_source, source in OLD_CAMEL_CASE_ERRORS.items():

@@ -1,4 +1,4 @@
-"""The README's example of writing and testing handlers is real: its files, written out, pass their tests."""
+"""The handler examples of the README and of the author's guide are real: their files, written out, pass their tests."""
 
 from __future__ import annotations
 
@@ -7,23 +7,32 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
 FILE_BLOCK = re.compile(r"```python\n# (?P<path>[\w/]+\.py)\n(?P<code>.*?)```", re.DOTALL)
 
 
-def _section(title: str) -> str:
-    text = README.read_text()
-    start = text.index(f"\n## {title}\n")
-    end = text.index("\n## ", start + 1)
-    return text[start:end]
+def _section(document: str, title: str | None) -> str:
+    """The section under `title` (a whole `## ` heading line), or the whole document."""
+    text = (ROOT / document).read_text()
+    if title is None:
+        return text
+    start = text.index(f"\n{title}\n")
+    end = text.find("\n## ", start + len(title) + 2)
+    return text[start : end if end > 0 else len(text)]
 
 
-def test_the_handler_example_passes_its_tests(pytester: pytest.Pytester) -> None:
-    files = {match["path"]: match["code"] for match in FILE_BLOCK.finditer(_section("Writing job handlers"))}
+@pytest.mark.parametrize(
+    ("document", "title", "passed"),
+    [("README.md", "## A job handler", 1), ("docs/handlers.md", None, 4)],
+)
+def test_the_handler_example_passes_its_tests(
+    pytester: pytest.Pytester, document: str, title: str | None, passed: int
+) -> None:
+    files = {match["path"]: match["code"] for match in FILE_BLOCK.finditer(_section(document, title))}
     assert set(files) == {"mypkg/jobs.py", "tests/test_jobs.py"}
     pytester.makepyfile(**{"mypkg/__init__": ""})
     for path, code in files.items():
         pytester.makepyfile(**{path.removesuffix(".py"): code})
     pytester.syspathinsert()
     result = pytester.runpytest("-p", "no:asyncio", "-W", "error", "--strict-markers", "tests")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=passed)

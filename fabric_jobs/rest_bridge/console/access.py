@@ -14,8 +14,10 @@ import secrets
 import time
 
 from starlette.datastructures import Headers, QueryParams
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from fabric_jobs.errors import ErrorCode
+from fabric_jobs.rest_bridge.errors import error_response, http_error
 
 TICKET_SECONDS = 30.0
 MAX_TICKETS = 1000
@@ -83,7 +85,7 @@ class ConsoleAccess:
         headers = Headers(scope=scope)
         refusal = self._foreign_request(scope, headers)
         if refusal is not None:
-            await JSONResponse({"error": refusal}, status_code=403)(scope, receive, send)
+            await error_response(http_error(ErrorCode.FORBIDDEN, refusal))(scope, receive, send)
             return
         if self._token is None or not scope["path"].startswith(API_PREFIX):
             await self.app(scope, receive, send)
@@ -94,12 +96,9 @@ class ConsoleAccess:
         if scope["path"] == EVENTS_PATH and self._tickets.use(QueryParams(scope["query_string"]).get("ticket", "")):
             await self.app(scope, receive, send)
             return
-        response = JSONResponse(
-            {"error": "This console needs the admin token (Authorization: Bearer …)."},
-            status_code=401,
-            headers={"WWW-Authenticate": 'Bearer realm="fabric-jobs console"'},
-        )
-        await response(scope, receive, send)
+        unauthorized = http_error(ErrorCode.AUTH_ERROR, "This console needs the admin token (Authorization: Bearer …).")
+        unauthorized.headers["WWW-Authenticate"] = 'Bearer realm="fabric-jobs console"'
+        await error_response(unauthorized)(scope, receive, send)
 
 
 def _is_loopback_host(host: str) -> bool:

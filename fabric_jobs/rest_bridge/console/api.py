@@ -2,6 +2,7 @@
 
 Filters come as query parameters: tenant, workspace, itemType, item, jobType, status (comma-separated names),
 since (ISO 8601 UTC); a job is named by the six camelCase key fields. Bad input is 400 naming the parameter.
+Errors are raised, and answered as Fabric's ErrorResponse by the app's exception handlers (console.app).
 """
 
 from __future__ import annotations
@@ -15,50 +16,35 @@ import grpc
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from fabric_jobs.keys import NAME_RULE, UUID_RULE, is_name, is_uuid
-from fabric_jobs.rest_bridge.admin_json import KEY_FIELDS, STATUS_BY_NAME, counts_json, job_json, transition_json
+from fabric_jobs.errors import FieldViolation, invalid_request
+from fabric_jobs.keys import FILTER_PARTS, KEY_PARTS
+from fabric_jobs.rest_bridge.admin_json import STATUS_BY_NAME, counts_json, job_json, transition_json
 from fabric_jobs.rest_bridge.console.access import Tickets
 from fabric_jobs.rest_bridge.console.events import EventStream
-from fabric_jobs.rest_bridge.grpc_errors import from_rpc_error
+from fabric_jobs.rest_bridge.errors import HttpError
 from fabric_jobs.v1 import admin_service_pb2 as admin_pb
 from fabric_jobs.v1 import admin_service_pb2_grpc as admin_grpc
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 
 PAGE_SIZE = 100
-UUID_FILTERS = {"tenant": "tenant_id", "workspace": "workspace_id", "item": "item_id"}
-NAME_FILTERS = {"itemType": "item_type", "jobType": "job_type"}
 
 
-class BadParameter(Exception):
+class BadParameter(HttpError):
+    """400 InvalidRequest naming one parameter."""
+
     def __init__(self, name: str, rule: str) -> None:
-        super().__init__(f"{name} {rule}")
-        self.name = name
-
-
-def _bad(exc: BadParameter) -> Response:
-    return JSONResponse({"error": str(exc), "parameter": exc.name}, status_code=400)
-
-
-def _rpc_failure(exc: grpc.aio.AioRpcError) -> Response:
-    error = from_rpc_error(exc)
-    return JSONResponse(
-        {"error": error.details.message, "errorCode": error.details.error_code}, status_code=error.status_code
-    )
+        super().__init__(400, invalid_request([FieldViolation(name, rule)]))
 
 
 def job_filter(params: Any, *, with_statuses: bool = True) -> admin_pb.JobInstanceFilter:
     fields: dict[str, Any] = {}
-    for name, field in UUID_FILTERS.items():
-        if value := params.get(name, "").strip():
-            if not is_uuid(value):
-                raise BadParameter(name, UUID_RULE)
-            fields[field] = value
-    for name, field in NAME_FILTERS.items():
-        if value := params.get(name, "").strip():
-            if not is_name(value):
-                raise BadParameter(name, NAME_RULE)
-            fields[field] = value
+    for part in FILTER_PARTS:
+        assert part.filter_name is not None
+        if value := params.get(part.filter_name, "").strip():
+            if not part.rule.holds(value):
+                raise BadParameter(part.filter_name, part.rule.text)
+            fields[part.field] = value
     result = admin_pb.JobInstanceFilter(**fields)
     if with_statuses and (statuses := params.get("status", "").strip()):
         for part in statuses.split(","):
@@ -78,12 +64,11 @@ def job_filter(params: Any, *, with_statuses: bool = True) -> admin_pb.JobInstan
 
 def job_key(values: Any) -> pb.JobInstanceKey:
     fields = {}
-    for name, field in KEY_FIELDS.items():
-        value = values.get(name, "")
-        valid = is_name(value) if field in ("item_type", "job_type") else is_uuid(value)
-        if not isinstance(value, str) or not valid:
-            raise BadParameter(name, NAME_RULE if field in ("item_type", "job_type") else UUID_RULE)
-        fields[field] = value
+    for part in KEY_PARTS:
+        value = values.get(part.json_name, "")
+        if not isinstance(value, str) or not part.rule.holds(value):
+            raise BadParameter(part.json_name, part.rule.text)
+        fields[part.field] = value
     return pb.JobInstanceKey(**fields)
 
 
@@ -96,41 +81,26 @@ class ConsoleApi:
         self._events = EventStream(self._admin, stop)
 
     async def jobs(self, request: Request) -> Response:
-        try:
-            search = admin_pb.SearchJobInstancesRequest(
-                filter=job_filter(request.query_params),
-                page_size=PAGE_SIZE,
-                page_token=request.query_params.get("pageToken", ""),
-            )
-            reply = await self._admin.SearchJobInstances(search, timeout=self._timeout)
-        except BadParameter as exc:
-            return _bad(exc)
-        except grpc.aio.AioRpcError as exc:
-            return _rpc_failure(exc)
+        search = admin_pb.SearchJobInstancesRequest(
+            filter=job_filter(request.query_params),
+            page_size=PAGE_SIZE,
+            page_token=request.query_params.get("pageToken", ""),
+        )
+        reply = await self._admin.SearchJobInstances(search, timeout=self._timeout)
         return JSONResponse(
             {"jobInstances": [job_json(job) for job in reply.job_instances], "nextPageToken": reply.next_page_token}
         )
 
     async def counts(self, request: Request) -> Response:
-        try:
-            count = admin_pb.CountJobInstancesRequest(filter=job_filter(request.query_params, with_statuses=False))
-            reply = await self._admin.CountJobInstances(count, timeout=self._timeout)
-        except BadParameter as exc:
-            return _bad(exc)
-        except grpc.aio.AioRpcError as exc:
-            return _rpc_failure(exc)
+        count = admin_pb.CountJobInstancesRequest(filter=job_filter(request.query_params, with_statuses=False))
+        reply = await self._admin.CountJobInstances(count, timeout=self._timeout)
         return JSONResponse(counts_json(reply))
 
     async def job(self, request: Request) -> Response:
-        try:
-            key = job_key(request.query_params)
-            reply = await self._admin.ListJobInstanceTransitions(
-                admin_pb.ListJobInstanceTransitionsRequest(key=key), timeout=self._timeout
-            )
-        except BadParameter as exc:
-            return _bad(exc)
-        except grpc.aio.AioRpcError as exc:
-            return _rpc_failure(exc)
+        key = job_key(request.query_params)
+        reply = await self._admin.ListJobInstanceTransitions(
+            admin_pb.ListJobInstanceTransitionsRequest(key=key), timeout=self._timeout
+        )
         return JSONResponse(
             {
                 "jobInstance": job_json(reply.job_instance),
@@ -141,23 +111,16 @@ class ConsoleApi:
     async def cancel(self, request: Request) -> Response:
         try:
             body = json.loads(await request.body())
-            if not isinstance(body, dict):
-                raise BadParameter("body", "must be a JSON object naming the job")
-            key = job_key(body)
-            reply = await self._jobs.CancelJobInstance(pb.CancelJobInstanceRequest(key=key), timeout=self._timeout)
         except ValueError:
-            return _bad(BadParameter("body", "must be JSON"))
-        except BadParameter as exc:
-            return _bad(exc)
-        except grpc.aio.AioRpcError as exc:
-            return _rpc_failure(exc)
+            raise BadParameter("body", "must be JSON") from None
+        if not isinstance(body, dict):
+            raise BadParameter("body", "must be a JSON object naming the job")
+        key = job_key(body)
+        reply = await self._jobs.CancelJobInstance(pb.CancelJobInstanceRequest(key=key), timeout=self._timeout)
         return JSONResponse({"jobInstance": job_json(reply.job_instance)})
 
     async def ticket(self, request: Request) -> Response:
         return JSONResponse({"ticket": self._tickets.issue()})
 
     async def events(self, request: Request) -> Response:
-        try:
-            return self._events.response(job_filter(request.query_params))
-        except BadParameter as exc:
-            return _bad(exc)
+        return self._events.response(job_filter(request.query_params))

@@ -17,6 +17,8 @@ from starlette.staticfiles import StaticFiles
 
 from fabric_jobs.rest_bridge.console.access import ConsoleAccess, Tickets
 from fabric_jobs.rest_bridge.console.api import ConsoleApi
+from fabric_jobs.rest_bridge.errors import HttpError, error_response
+from fabric_jobs.rest_bridge.grpc_errors import from_rpc_error
 from fabric_jobs.rest_bridge.middleware import RequestMiddleware
 
 logger = logging.getLogger(__name__)
@@ -43,6 +45,16 @@ async def _index(request: Request) -> Response:
 
 async def _no_icon(request: Request) -> Response:
     return Response(status_code=204)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HttpError)
+    return error_response(exc)
+
+
+async def _rpc_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, grpc.aio.AioRpcError)
+    return error_response(from_rpc_error(exc))
 
 
 async def _to_console(request: Request) -> Response:
@@ -73,6 +85,10 @@ def create_console_app(settings: ConsoleSettings, channel: grpc.aio.Channel, sto
         Middleware(RequestMiddleware, route_names=route_names),
         Middleware(ConsoleAccess, token=settings.token, tickets=tickets),
     ]
-    console = Starlette(routes=routes, middleware=middleware)
+    console = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={HttpError: _http_error, grpc.aio.AioRpcError: _rpc_error},
+    )
     console.router.redirect_slashes = False
     return console

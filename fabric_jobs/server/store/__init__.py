@@ -1,5 +1,6 @@
-"""Where job instances live. `open_store(url)` picks the implementation from the database URL."""
+"""Where job instances live: one JobStore over a connector to SQLite or PostgreSQL."""
 
-from fabric_jobs.server.store.base import JobStore, ListQuery, StoreError, open_store
+from fabric_jobs.server.store.base import JobFilter, ListQuery, SearchQuery, StoreError
+from fabric_jobs.server.store.job_store import JobStore
 
-__all__ = ["JobStore", "ListQuery", "StoreError", "open_store"]
+__all__ = ["JobFilter", "JobStore", "ListQuery", "SearchQuery", "StoreError"]

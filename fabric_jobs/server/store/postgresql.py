@@ -1,4 +1,4 @@
-"""The shared store: PostgreSQL through psycopg 3 (async) and a psycopg_pool connection pool.
+"""The shared database: PostgreSQL through psycopg 3 (async) and a psycopg_pool connection pool.
 
 Connections run in autocommit: every status change is a single
 `UPDATE ... WHERE <key> AND status IN (...) RETURNING *`, which READ COMMITTED re-checks against
@@ -8,9 +8,8 @@ Migrations are applied by `migrate()` (the `fabric-jobs migrate` command), never
 
 from __future__ import annotations
 
-import builtins
 import uuid
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 
 import psycopg
@@ -19,28 +18,12 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, TupleRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from fabric_jobs.errors import ErrorDetails
 from fabric_jobs.server.changes import announcement
-from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, NewJob, Transition, now_ms
-from fabric_jobs.server.store.base import JobFilter, ListQuery, SearchQuery, StoreError
-from fabric_jobs.server.store.error_column import error_to_column
+from fabric_jobs.server.model import JobStatus, now_ms
+from fabric_jobs.server.store.base import StoreError
 from fabric_jobs.server.store.migrations import Migration, load_migrations, newer_schema
-from fabric_jobs.server.store.page_token import encode_page_token
 from fabric_jobs.server.store.queries import load_named_queries
-from fabric_jobs.server.store.rows import (
-    filter_params,
-    key_from_row,
-    key_params,
-    list_params,
-    new_job_params,
-    page_key,
-    record_from_row,
-    search_page_key,
-    search_params,
-    transition_from_row,
-    transition_params,
-    transition_query,
-)
+from fabric_jobs.server.store.rows import key_from_row
 
 QUERIES = load_named_queries("postgresql.sql")
 PROCRASTINATE_SCHEMA_VERSION = 1001
@@ -55,8 +38,8 @@ CONNECT_TIMEOUT_S = 5
 MIGRATION_LOCK_KEY = 0x4A0B5_0001  # pg_advisory_xact_lock key held while migrating; any fixed bigint
 
 
-class PostgresStore:
-    """JobStore on PostgreSQL. `url` is a libpq URL, postgresql://user@host:port/dbname?options."""
+class PostgresConnector:
+    """The JobStore's connector to PostgreSQL. `url` is a libpq URL, postgresql://user@host:port/dbname?options."""
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
         self.url, self.address = _parse_url(url)
@@ -64,7 +47,7 @@ class PostgresStore:
         self.max_size = max_size
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]] | None = None
         self.origin = uuid.uuid4().hex
-        """Names this store in its change announcements: its own process publishes its changes directly."""
+        """Names this connector in its change announcements: its own process publishes its changes directly."""
 
     async def migrate(self) -> None:
         """Apply pending migrations in one transaction that holds an advisory lock: a second migrate waits, then
@@ -118,98 +101,15 @@ class PostgresStore:
                 raise
         self._pool = pool
 
-    @property
-    def pool(self) -> AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]]:
-        """The open connection pool, shared with procrastinate, which keeps its own tables in the same database."""
-        if self._pool is None:
-            raise StoreError(f"the PostgreSQL store {self.address} is not open")
-        return self._pool
-
     async def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
             with _translated_errors(self.where):
                 await pool.close()
 
-    async def insert(self, job: NewJob) -> tuple[JobRecord, bool]:
-        rows = await self._run("insert_job", new_job_params(job))
-        if rows:
-            return record_from_row(rows[0]), True
-        existing = await self.get(job.key)
-        if existing is None:
-            raise StoreError(f"job {job.key} neither inserted nor found")
-        return existing, False
-
-    async def get(self, key: JobKey) -> JobRecord | None:
-        rows = await self._run("get_job", key_params(key))
-        return record_from_row(rows[0]) if rows else None
-
-    async def transition(
-        self,
-        key: JobKey,
-        expected: Collection[JobStatus],
-        new: JobStatus,
-        *,
-        at_ms: int,
-        owner: str | None = None,
-        error: ErrorDetails | None = None,
-    ) -> JobRecord | None:
-        params = {**transition_params(key, new, at_ms, owner, error), "expected_statuses": _status_values(expected)}
-        rows = await self._run(transition_query(new), params, announce=True)
-        return record_from_row(rows[0]) if rows else None
-
-    async def cancel(self, key: JobKey, at_ms: int) -> JobRecord | None:
-        rows = await self._run("cancel", {**key_params(key), "at_ms": at_ms}, announce=True)
-        return record_from_row(rows[0]) if rows else await self.get(key)
-
-    async def list(self, query: ListQuery) -> tuple[builtins.list[JobRecord], str | None]:
-        params = {**list_params(query), "statuses": _status_values(query.statuses) if query.statuses else None}
-        rows = await self._run("list_jobs", params)
-        page = rows[: query.page_size]
-        next_token = encode_page_token(page_key(page[-1])) if len(rows) > query.page_size else None
-        return [record_from_row(row) for row in page], next_token
-
-    async def search(self, query: SearchQuery) -> tuple[builtins.list[JobRecord], str | None]:
-        params = {**search_params(query), "statuses": _any_of(query.filter.statuses)}
-        rows = await self._run("search_jobs", params)
-        page = rows[: query.page_size]
-        next_token = encode_page_token(search_page_key(page[-1])) if len(rows) > query.page_size else None
-        return [record_from_row(row) for row in page], next_token
-
-    async def count_by_status(self, job_filter: JobFilter) -> dict[JobStatus, int]:
-        params = {**filter_params(job_filter), "statuses": _any_of(job_filter.statuses)}
-        rows = await self._run("count_jobs_by_status", params)
-        return {JobStatus(row["status"]): row["count"] for row in rows}
-
-    async def transitions(self, key: JobKey) -> builtins.list[Transition]:
-        return [transition_from_row(row) for row in await self._run("transitions_of_job", key_params(key))]
-
-    async def changes_after(self, seq: int, limit: int) -> builtins.list[tuple[int, JobRecord]]:
-        rows = await self._run("changes_after", {"after_seq": seq, "limit": limit})
-        return [(row["change_seq"], record_from_row(row)) for row in rows]
-
-    async def last_change_seq(self) -> int:
-        rows = await self._run("last_change_seq", {})
-        seq: int = rows[0]["seq"]
-        return seq
-
-    async def keys_with_status(self, status: JobStatus, limit: int) -> builtins.list[JobKey]:
-        rows = await self._run("keys_with_status", {"status": status.value, "limit": limit})
-        return [key_from_row(row) for row in rows]
-
-    async def heartbeat(self, owner: str, at_ms: int) -> builtins.list[JobKey]:
-        await self._run("renew_executor_lease", {"owner": owner, "at_ms": at_ms})
-        return [key_from_row(row) for row in await self._run("cancel_requested_of_owner", {"owner": owner})]
-
-    async def fail_expired(self, lease_ms: int, at_ms: int, error: ErrorDetails) -> builtins.list[JobRecord]:
-        params = {"lease_ms": lease_ms, "at_ms": at_ms, "error": error_to_column(error)}
-        rows = await self._run("fail_expired", params, announce=True)
-        await self._run("forget_expired_executor_leases", params)
-        return [record_from_row(row) for row in rows]
-
-    async def _run(self, query: str, params: Mapping[str, object], *, announce: bool = False) -> builtins.list[DictRow]:
-        """Run a named query in a transaction of its own; with `announce`, then NOTIFY the keys and versions of the
-        rows it returned (migration 0002 says why apart)."""
+    async def run(self, query: str, params: Mapping[str, object], *, announce: bool = False) -> list[DictRow]:
+        """With `announce`, NOTIFY the keys and versions of the rows the query returned, on the same connection
+        (migration 0002 says why apart)."""
         if self._pool is None:
             raise StoreError(f"the PostgreSQL store {self.address} is not open")
         with _translated_errors(self.where):
@@ -220,6 +120,10 @@ class PostgresStore:
                     changes = [announcement(key_from_row(row), row["version"], self.origin) for row in rows]
                     await cursor.execute(QUERIES["announce_changes"], {"keys": changes})
                 return rows
+
+    def status_set(self, statuses: Collection[JobStatus]) -> list[str]:
+        """A list, which psycopg passes as a text[] for `= ANY(...)`."""
+        return sorted(status.value for status in statuses)
 
     @property
     def where(self) -> str:
@@ -265,12 +169,3 @@ async def _applied_migrations(connection: psycopg.AsyncConnection[TupleRow]) -> 
         return set()
     cursor = await connection.execute(QUERIES["applied_migration_versions"])
     return {version for (version,) in await cursor.fetchall()}
-
-
-def _status_values(statuses: Iterable[JobStatus]) -> builtins.list[str]:
-    return sorted(status.value for status in statuses)
-
-
-def _any_of(statuses: Collection[JobStatus]) -> builtins.list[str] | None:
-    """The statuses parameter of a filter: None for any status."""
-    return _status_values(statuses) if statuses else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from fabric_jobs.errors import ErrorDetails
+from fabric_jobs.keys import KEY_FIELDS
 from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, JobStatus, NewJob, Transition
 from fabric_jobs.server.store.base import JobFilter, ListQuery, SearchQuery
 from fabric_jobs.server.store.error_column import error_from_column, error_to_column
@@ -19,8 +20,6 @@ from fabric_jobs.server.store.page_token import (
     decode_search_page_token,
 )
 
-KEY_COLUMNS = ("tenant_id", "workspace_id", "item_type", "item_id", "job_type", "job_instance_id")
-
 
 class Row(Protocol):
     """A result row read by column name: psycopg's dict_row, sqlite3.Row."""
@@ -29,7 +28,7 @@ class Row(Protocol):
 
 
 def key_params(key: JobKey) -> dict[str, object]:
-    return {column: getattr(key, column) for column in KEY_COLUMNS}
+    return {**key.fields()}
 
 
 def new_job_params(job: NewJob) -> dict[str, object]:
@@ -124,12 +123,13 @@ def page_key(row: Row) -> PageKey:
 
 
 def key_from_row(row: Row) -> JobKey:
-    return JobKey(*(row[column] for column in KEY_COLUMNS))
+    return JobKey(*(row[column] for column in KEY_FIELDS))
 
 
-def record_from_row(row: Row) -> JobRecord:
+def record_from_row(row: Row, key: JobKey | None = None) -> JobRecord:
+    """The record of a job_instances row; `key`, where the caller looked the row up by it, is used as it is."""
     return JobRecord(
-        key=key_from_row(row),
+        key=key_from_row(row) if key is None else key,
         status=JobStatus(row["status"]),
         invoke_type=InvokeType(row["invoke_type"]),
         creation_payload=row["creation_payload"],

@@ -1,40 +1,21 @@
-"""The embedded store: one SQLite file, one connection, used from the event-loop thread only.
+"""The embedded database: one SQLite file, one connection, used from the event-loop thread only.
 
-SQLite statements on an indexed key take microseconds, so the async methods run them directly.
-Every status change is a single `UPDATE ... WHERE <key> AND status IN (...) RETURNING *`.
+SQLite statements on an indexed key take microseconds, so `run` executes them directly.
 """
 
 from __future__ import annotations
 
-import builtins
 import json
 import logging
 import sqlite3
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 
-from fabric_jobs.errors import ErrorDetails
-from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, NewJob, Transition, now_ms
-from fabric_jobs.server.store.base import JobFilter, ListQuery, SearchQuery, StoreError
-from fabric_jobs.server.store.error_column import error_to_column
+from fabric_jobs.server.model import JobStatus, now_ms
+from fabric_jobs.server.store.base import StoreError
 from fabric_jobs.server.store.migrations import Migration, load_migrations, newer_schema
-from fabric_jobs.server.store.page_token import encode_page_token
 from fabric_jobs.server.store.queries import load_named_queries
-from fabric_jobs.server.store.rows import (
-    filter_params,
-    key_from_row,
-    key_params,
-    list_params,
-    new_job_params,
-    page_key,
-    record_from_row,
-    search_page_key,
-    search_params,
-    transition_from_row,
-    transition_params,
-    transition_query,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +30,8 @@ CONNECTION_PRAGMAS = (
 )
 
 
-class SqliteStore:
-    """JobStore on SQLite (>= 3.35, for RETURNING). `path` is a file name or ":memory:"."""
+class SqliteConnector:
+    """The JobStore's connector to SQLite (>= 3.35, for RETURNING). `path` is a file name or ":memory:"."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -90,90 +71,18 @@ class SqliteStore:
             with _translated_errors():
                 connection.close()
 
-    async def insert(self, job: NewJob) -> tuple[JobRecord, bool]:
-        rows = self._run("insert_job", new_job_params(job))
-        if rows:
-            return record_from_row(rows[0]), True
-        existing = await self.get(job.key)
-        if existing is None:
-            raise StoreError(f"job {job.key} neither inserted nor found")
-        return existing, False
-
-    async def get(self, key: JobKey) -> JobRecord | None:
-        rows = self._run("get_job", key_params(key))
-        return record_from_row(rows[0]) if rows else None
-
-    async def transition(
-        self,
-        key: JobKey,
-        expected: Collection[JobStatus],
-        new: JobStatus,
-        *,
-        at_ms: int,
-        owner: str | None = None,
-        error: ErrorDetails | None = None,
-    ) -> JobRecord | None:
-        params = {**transition_params(key, new, at_ms, owner, error), "expected_statuses": _json_list(expected)}
-        rows = self._run(transition_query(new), params)
-        return record_from_row(rows[0]) if rows else None
-
-    async def cancel(self, key: JobKey, at_ms: int) -> JobRecord | None:
-        rows = self._run("cancel", {**key_params(key), "at_ms": at_ms})
-        return record_from_row(rows[0]) if rows else await self.get(key)
-
-    async def list(self, query: ListQuery) -> tuple[builtins.list[JobRecord], str | None]:
-        params = {**list_params(query), "statuses": _json_list(query.statuses) if query.statuses else None}
-        rows = self._run("list_jobs", params)
-        page = rows[: query.page_size]
-        next_token = encode_page_token(page_key(page[-1])) if len(rows) > query.page_size else None
-        return [record_from_row(row) for row in page], next_token
-
-    async def search(self, query: SearchQuery) -> tuple[builtins.list[JobRecord], str | None]:
-        params = {**search_params(query), "statuses": _any_of(query.filter.statuses)}
-        rows = self._run("search_jobs", params)
-        page = rows[: query.page_size]
-        next_token = encode_page_token(search_page_key(page[-1])) if len(rows) > query.page_size else None
-        return [record_from_row(row) for row in page], next_token
-
-    async def count_by_status(self, job_filter: JobFilter) -> dict[JobStatus, int]:
-        params = {**filter_params(job_filter), "statuses": _any_of(job_filter.statuses)}
-        rows = self._run("count_jobs_by_status", params)
-        return {JobStatus(row["status"]): row["count"] for row in rows}
-
-    async def transitions(self, key: JobKey) -> builtins.list[Transition]:
-        return [transition_from_row(row) for row in self._run("transitions_of_job", key_params(key))]
-
-    async def changes_after(self, seq: int, limit: int) -> builtins.list[tuple[int, JobRecord]]:
-        rows = self._run("changes_after", {"after_seq": seq, "limit": limit})
-        return [(row["change_seq"], record_from_row(row)) for row in rows]
-
-    async def last_change_seq(self) -> int:
-        rows = self._run("last_change_seq", {})
-        seq: int = rows[0]["seq"]
-        return seq
-
-    async def keys_with_status(self, status: JobStatus, limit: int) -> builtins.list[JobKey]:
-        rows = self._run("keys_with_status", {"status": status.value, "limit": limit})
-        return [key_from_row(row) for row in rows]
-
-    async def heartbeat(self, owner: str, at_ms: int) -> builtins.list[JobKey]:
-        self._run("renew_executor_lease", {"owner": owner, "at_ms": at_ms})
-        return [key_from_row(row) for row in self._run("cancel_requested_of_owner", {"owner": owner})]
-
-    async def fail_expired(self, lease_ms: int, at_ms: int, error: ErrorDetails) -> builtins.list[JobRecord]:
-        rows = self._run("fail_expired", {"lease_ms": lease_ms, "at_ms": at_ms, "error": error_to_column(error)})
-        self._run("forget_expired_executor_leases", {"lease_ms": lease_ms, "at_ms": at_ms})
-        return [record_from_row(row) for row in rows]
-
-    def _run(self, query: str, params: Mapping[str, object]) -> builtins.list[sqlite3.Row]:
-        with _translated_errors():
-            rows: builtins.list[sqlite3.Row] = self._open_connection().execute(QUERIES[query], params).fetchall()
-            return rows
-
-    def _open_connection(self) -> sqlite3.Connection:
+    async def run(self, query: str, params: Mapping[str, object], *, announce: bool = False) -> list[sqlite3.Row]:
+        """SQLite has no notifications (`announce` does nothing): a process sharing the file learns of changes by
+        polling (its executors' heartbeats, the job_transitions table)."""
         if self._connection is None:
             raise StoreError(f"the SQLite store {self.path!r} is not open")
-        return self._connection
+        with _translated_errors():
+            rows: list[sqlite3.Row] = self._connection.execute(QUERIES[query], params).fetchall()
+            return rows
+
+    def status_set(self, statuses: Collection[JobStatus]) -> str:
+        """A JSON array, which the queries read with json_each."""
+        return json.dumps(sorted(status.value for status in statuses))
 
 
 @contextmanager
@@ -236,12 +145,3 @@ def _statements(script: str) -> Iterator[str]:
             pending = ""
     if pending.strip():
         raise StoreError(f"incomplete SQL statement at the end of a migration: {pending.strip()[:80]!r}")
-
-
-def _json_list(statuses: Iterable[JobStatus]) -> str:
-    return json.dumps(sorted(status.value for status in statuses))
-
-
-def _any_of(statuses: Collection[JobStatus]) -> str | None:
-    """The statuses parameter of a filter: None for any status."""
-    return _json_list(statuses) if statuses else None

@@ -56,7 +56,7 @@ async function api(path, options = {}) {
       continue;
     }
     const body = await response.json();
-    if (!response.ok) throw new Error(body.error || `${response.status} ${response.statusText}`);
+    if (!response.ok) throw new Error(body.message || `${response.status} ${response.statusText}`);
     return body;
   }
 }

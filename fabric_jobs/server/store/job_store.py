@@ -1,0 +1,161 @@
+"""The store: every database call of the JobService, by name, over a connector to SQLite or PostgreSQL.
+
+Every state change is one atomic compare-and-set (`UPDATE ... WHERE <key> AND status IN (...) RETURNING *`);
+the first terminal write wins.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Collection
+
+from fabric_jobs.errors import ErrorDetails
+from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, NewJob, Transition
+from fabric_jobs.server.store.base import JobFilter, ListQuery, SearchQuery, StoreError
+from fabric_jobs.server.store.connector import Connector
+from fabric_jobs.server.store.error_column import error_to_column
+from fabric_jobs.server.store.page_token import encode_page_token
+from fabric_jobs.server.store.rows import (
+    filter_params,
+    key_from_row,
+    key_params,
+    list_params,
+    new_job_params,
+    page_key,
+    record_from_row,
+    search_page_key,
+    search_params,
+    transition_from_row,
+    transition_params,
+    transition_query,
+)
+
+
+class JobStore:
+    """Where job instances live. `connector` is the database: SqliteConnector or PostgresConnector."""
+
+    def __init__(self, connector: Connector) -> None:
+        self.connector = connector
+
+    async def migrate(self) -> None:
+        """Apply pending numbered migrations; harmless when run twice or concurrently. Raises StoreError."""
+        await self.connector.migrate()
+
+    async def open(self) -> None:
+        """Connect (the embedded SQLite store also applies pending migrations). Raises StoreError."""
+        await self.connector.open()
+
+    async def close(self) -> None:
+        await self.connector.close()
+
+    async def insert(self, job: NewJob) -> tuple[JobRecord, bool]:
+        """Store a NotStarted instance. Returns (record, True), or (existing record, False) if the key exists."""
+        rows = await self.connector.run("insert_job", new_job_params(job))
+        if rows:
+            return record_from_row(rows[0], job.key), True
+        existing = await self.get(job.key)
+        if existing is None:
+            raise StoreError(f"job {job.key} neither inserted nor found")
+        return existing, False
+
+    async def get(self, key: JobKey) -> JobRecord | None:
+        rows = await self.connector.run("get_job", key_params(key))
+        return record_from_row(rows[0], key) if rows else None
+
+    async def transition(
+        self,
+        key: JobKey,
+        expected: Collection[JobStatus],
+        new: JobStatus,
+        *,
+        at_ms: int,
+        owner: str | None = None,
+        error: ErrorDetails | None = None,
+    ) -> JobRecord | None:
+        """Atomically move the instance from one of `expected` to `new`, or do nothing.
+
+        Moving to InProgress sets start_time (and owner and heartbeat); moving to a terminal status
+        sets end_time (and error, when given). Returns the updated record, or None when the
+        instance is missing or its status was not in `expected`.
+        """
+        params = {
+            **transition_params(key, new, at_ms, owner, error),
+            "expected_statuses": self.connector.status_set(expected),
+        }
+        rows = await self.connector.run(transition_query(new), params, announce=True)
+        return record_from_row(rows[0], key) if rows else None
+
+    async def cancel(self, key: JobKey, at_ms: int) -> JobRecord | None:
+        """In one statement, end a NotStarted instance Cancelled (at at_ms) or mark an InProgress one cancel requested.
+
+        Returns the record as it is now (unchanged when terminal or already cancel requested), None if missing.
+        """
+        rows = await self.connector.run("cancel", {**key_params(key), "at_ms": at_ms}, announce=True)
+        return record_from_row(rows[0], key) if rows else await self.get(key)
+
+    async def list(self, query: ListQuery) -> tuple[builtins.list[JobRecord], str | None]:
+        """Newest first; returns the page and the token of the next one (None on the last page).
+
+        Raises ValueError for a page token it did not issue.
+        """
+        rows = await self.connector.run("list_jobs", {**list_params(query), "statuses": self._any_of(query.statuses)})
+        page = rows[: query.page_size]
+        next_token = encode_page_token(page_key(page[-1])) if len(rows) > query.page_size else None
+        return [record_from_row(row) for row in page], next_token
+
+    async def search(self, query: SearchQuery) -> tuple[builtins.list[JobRecord], str | None]:
+        """Across tenants, newest first; the page and the next one's token (None on the last page).
+
+        Raises ValueError for a page token it did not issue (a tenant listing's token included).
+        """
+        params = {**search_params(query), "statuses": self._any_of(query.filter.statuses)}
+        rows = await self.connector.run("search_jobs", params)
+        page = rows[: query.page_size]
+        next_token = encode_page_token(search_page_key(page[-1])) if len(rows) > query.page_size else None
+        return [record_from_row(row) for row in page], next_token
+
+    async def count_by_status(self, job_filter: JobFilter) -> dict[JobStatus, int]:
+        """How many jobs the filter covers in each status (statuses without jobs are left out)."""
+        params = {**filter_params(job_filter), "statuses": self._any_of(job_filter.statuses)}
+        rows = await self.connector.run("count_jobs_by_status", params)
+        return {JobStatus(row["status"]): row["count"] for row in rows}
+
+    async def transitions(self, key: JobKey) -> builtins.list[Transition]:
+        """The job's history, oldest first: its creation, each change of status, a cancel asked while running."""
+        return [transition_from_row(row) for row in await self.connector.run("transitions_of_job", key_params(key))]
+
+    async def changes_after(self, seq: int, limit: int) -> builtins.list[tuple[int, JobRecord]]:
+        """The changes of any job recorded after change `seq`, oldest first, each with the job as it is now."""
+        rows = await self.connector.run("changes_after", {"after_seq": seq, "limit": limit})
+        return [(row["change_seq"], record_from_row(row)) for row in rows]
+
+    async def last_change_seq(self) -> int:
+        """The sequence number of the newest change (0 when none): where a change feed starts."""
+        rows = await self.connector.run("last_change_seq", {})
+        seq: int = rows[0]["seq"]
+        return seq
+
+    async def keys_with_status(self, status: JobStatus, limit: int) -> builtins.list[JobKey]:
+        """Oldest first: the instances to (re)start after a restart."""
+        rows = await self.connector.run("keys_with_status", {"status": status.value, "limit": limit})
+        return [key_from_row(row) for row in rows]
+
+    async def heartbeat(self, owner: str, at_ms: int) -> builtins.list[JobKey]:
+        """Renew the lease of executor `owner` (one write, however many jobs it runs).
+
+        Returns its InProgress instances whose cancel was requested (through any process).
+        """
+        await self.connector.run("renew_executor_lease", {"owner": owner, "at_ms": at_ms})
+        return [key_from_row(row) for row in await self.connector.run("cancel_requested_of_owner", {"owner": owner})]
+
+    async def fail_expired(self, lease_ms: int, at_ms: int, error: ErrorDetails) -> builtins.list[JobRecord]:
+        """End Failed every InProgress instance claimed over lease_ms ago whose executor has not renewed its
+        lease within lease_ms; returns them."""
+        lease = {"lease_ms": lease_ms, "at_ms": at_ms}
+        rows = await self.connector.run("fail_expired", {**lease, "error": error_to_column(error)}, announce=True)
+        await self.connector.run("forget_expired_executor_leases", lease)
+        return [record_from_row(row) for row in rows]
+
+    def _any_of(self, statuses: Collection[JobStatus]) -> object:
+        """The statuses parameter of a filter: None for any status."""
+        return self.connector.status_set(statuses) if statuses else None
