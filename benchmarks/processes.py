@@ -169,7 +169,9 @@ def machine_cpu_seconds() -> tuple[float, float]:
 
 
 def _fabric_jobs(command: str, database: str, *extra: str) -> list[str]:
-    return [*fabric_jobs_command(), command, "--log-level", "WARNING", "--database", database, *extra]
+    """`fabric-jobs COMMAND` on `database` with the demo's job types, named as every process on PostgreSQL must."""
+    jobs = ("--jobs", "fabric_jobs.demo:registry")
+    return [*fabric_jobs_command(), command, "--log-level", "WARNING", "--database", database, *jobs, *extra]
 
 
 def serve(log_dir: Path, database: str, name: str = "serve", *extra: str) -> ServerProcess:

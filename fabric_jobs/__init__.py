@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from fabric_jobs.errors import ErrorSource, ExtendedInfo
+    from fabric_jobs.keys import JobKey
     from fabric_jobs.server.cancellation import CancellationToken, CancelReason, JobCancelled
-    from fabric_jobs.server.model import InvokeType, JobKey
     from fabric_jobs.server.registry import (
         Handler,
         InvalidPayload,
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         JobRegistry,
         PayloadValidator,
     )
+    from fabric_jobs.status import InvokeType
 
 from fabric_jobs._version import __version__
 
@@ -57,8 +58,8 @@ _HOMES = {
     "CancellationToken": "fabric_jobs.server.cancellation",
     "CancelReason": "fabric_jobs.server.cancellation",
     "JobCancelled": "fabric_jobs.server.cancellation",
-    "InvokeType": "fabric_jobs.server.model",
-    "JobKey": "fabric_jobs.server.model",
+    "InvokeType": "fabric_jobs.status",
+    "JobKey": "fabric_jobs.keys",
     "Handler": "fabric_jobs.server.registry",
     "InvalidPayload": "fabric_jobs.server.registry",
     "JobContext": "fabric_jobs.server.registry",

@@ -42,6 +42,7 @@ class ErrorCode(enum.StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "UnsupportedMediaType"
     JOB_EXECUTION_FAILED = "JobExecutionFailed"
     JOB_EXECUTOR_LOST = "JobExecutorLost"
+    JOB_INTERRUPTED = "JobInterrupted"
     SERVICE_UNAVAILABLE = "ServiceUnavailable"
     TIMEOUT = "Timeout"
     INTERNAL_ERROR = "InternalError"
@@ -176,7 +177,15 @@ ERRORS: tuple[ErrorRow, ...] = (
         None,
         None,
         True,
-        "in errorDetails of a Failed job: the process running it died (not permanent)",
+        "in errorDetails of a Failed job: the process running it died, or shut down with it still running (not "
+        "permanent)",
+    ),
+    ErrorRow(
+        ErrorCode.JOB_INTERRUPTED,
+        None,
+        None,
+        True,
+        "in errorDetails of a Failed job: its handler stopped when told the service shuts down (not permanent)",
     ),
     ErrorRow(
         ErrorCode.SERVICE_UNAVAILABLE,

@@ -1,4 +1,5 @@
-"""A job's key, defined once: its six parts in order, each with its names at every boundary and its rule.
+"""A job's key, defined once: JobKey, and its six parts in order, each with its names at every boundary and its
+rule.
 
 Every boundary derives what it does with a key from KEY_PARTS: the bridge's path checks and field names,
 the JobService's checks, the operators' JSON, the console's filters, the CLI's options, the store's columns.
@@ -9,6 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from fabric_jobs.v1 import job_service_pb2 as pb
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,255}")
@@ -80,6 +83,48 @@ KEY_PARTS = (
     KeyPart("job_instance_id", "jobInstanceId", None, UUID),
 )
 KEY_FIELDS = tuple(part.field for part in KEY_PARTS)
+TENANT = KEY_PARTS[0]
+"""The part Fabric sends in the x-ms-client-tenant-id header."""
 PATH_PARTS = KEY_PARTS[1:]
 """The parts in Fabric's REST path, in its order: /workspaces/{workspaceId}/items/{itemType}/{itemId}/..."""
 FILTER_PARTS = tuple(part for part in KEY_PARTS if part.filter_name is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class JobKey:
+    """The full identity of a job instance; a key differing in any field is another job. Its fields are
+    KEY_PARTS, in that order."""
+
+    tenant_id: str
+    workspace_id: str
+    item_type: str
+    item_id: str
+    job_type: str
+    job_instance_id: str
+
+    def __str__(self) -> str:
+        return f"{self.job_instance_id} ({self.item_type}/{self.job_type})"
+
+    def fields(self) -> dict[str, str]:
+        """The parts by field name: a JobInstanceKey's fields, a query's parameters."""
+        return {field: getattr(self, field) for field in KEY_FIELDS}
+
+    def to_text(self) -> str:
+        """The six parts joined by '/': a procrastinate lock, a NOTIFY payload. No part holds a '/'."""
+        return "/".join(getattr(self, field) for field in KEY_FIELDS)
+
+    @classmethod
+    def from_text(cls, text: str) -> JobKey | None:
+        """The key `to_text` wrote, or None for text it did not write."""
+        parts = text.split("/")
+        if len(parts) != len(KEY_FIELDS) or not all(parts):
+            return None
+        return cls(*parts)
+
+
+def key_to_pb(key: JobKey) -> pb.JobInstanceKey:
+    return pb.JobInstanceKey(**key.fields())
+
+
+def key_from_pb(key: pb.JobInstanceKey) -> JobKey:
+    return JobKey(*(getattr(key, field) for field in KEY_FIELDS))

@@ -85,7 +85,12 @@ def metadata() -> tuple[tuple[str, str], ...]:
     """The current ids as gRPC metadata (nothing for an id that is not set), percent-encoded: metadata takes
     printable ASCII only, and Fabric's headers may carry any byte (read as Latin-1)."""
     pairs = ((ACTIVITY_ID_METADATA, activity_id.get()), (REQUEST_ID_METADATA, request_id.get()))
-    return tuple((k, quote(v, safe=_PRINTABLE_BUT_PERCENT)) for k, v in pairs if v != "-")
+    return tuple((k, to_metadata(v)) for k, v in pairs if v != "-")
+
+
+def to_metadata(value: str) -> str:
+    """An id as gRPC metadata carries it: percent-encoded to printable ASCII."""
+    return quote(value, safe=_PRINTABLE_BUT_PERCENT)
 
 
 def from_metadata(value: str) -> str:
@@ -99,14 +104,23 @@ def ids() -> dict[str, str | None]:
     return {"activity_id": None if activity == "-" else activity, "request_id": None if request == "-" else request}
 
 
+TENANT_EXTRA = "context_tenant"
+JOB_EXTRA = "context_job"
+"""`extra` names for a line that states its tenant and job itself (the one line per REST request)."""
+
+
 class ContextFilter(logging.Filter):
-    """Stamps activity_id, request_id, tenant and job on each record ("-" for what is not set)."""
+    """Stamps activity_id, request_id, tenant and job on each record ("-" for what is not set). They always win over
+    fields of the same name a library passes as `extra` (procrastinate's `job` is its whole job as a dict)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.activity_id = activity_id.get()
         record.request_id = request_id.get()
-        if not hasattr(record, "job"):
-            key = job_key.get()
-            record.tenant = "-" if key is None else key.tenant_id
-            record.job = "-" if key is None else job_path(key)
+        if hasattr(record, JOB_EXTRA):
+            record.tenant = getattr(record, TENANT_EXTRA, "-")
+            record.job = getattr(record, JOB_EXTRA)
+            return True
+        key = job_key.get()
+        record.tenant = "-" if key is None else key.tenant_id
+        record.job = "-" if key is None else job_path(key)
         return True

@@ -154,7 +154,7 @@ async def _create_running(serve: Serve, body: dict[str, object]) -> str:
     pytest.fail(f"job {job} is still {state['status']}")
 
 
-async def test_a_running_job_interrupted_by_shutdown_is_failed_retriable_after_restart(tmp_path: Path) -> None:
+async def test_a_running_job_stopped_by_shutdown_is_failed_retriable_after_restart(tmp_path: Path) -> None:
     first = _start(tmp_path, "--shutdown-grace", "0.5")
     job = await _create_running(first, {"invokeType": "Manual", "creationPayload": {"durationSeconds": 60}})
     output = await asyncio.to_thread(stop, first)
@@ -165,7 +165,7 @@ async def test_a_running_job_interrupted_by_shutdown_is_failed_retriable_after_r
         async with httpx.AsyncClient(timeout=10) as client:
             state = (await client.get(_job_url(second, job), headers=HEADERS)).json()
         assert state["status"] == "Failed"
-        assert state["errorDetails"]["errorCode"] == "JobExecutorLost"
+        assert state["errorDetails"]["errorCode"] == "JobInterrupted"
         assert state["errorDetails"]["isPermanent"] is False
     finally:
         await asyncio.to_thread(stop, second)
@@ -243,7 +243,7 @@ def test_help_explains_every_option() -> None:
 async def test_accepted_connections_have_nagle_off() -> None:
     from fabric_jobs.cli.run import _listen
 
-    sock = _listen("127.0.0.1", 0)
+    sock = _listen("127.0.0.1", 0, "--rest-port")
     accepted: asyncio.Queue[int] = asyncio.Queue()
 
     def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

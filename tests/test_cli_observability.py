@@ -3,6 +3,7 @@ payload (the whole output read, spans printed by the console exporter included),
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
@@ -14,10 +15,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fabric_jobs import demo
 from fabric_jobs.observability import tracing
 from tests import tokens
 from tests.conftest import POLL_INTERVAL
 from tests.processes import REPOSITORY_ROOT, STARTUP_SECONDS, Processes, Serve, clean_env, command, launch, stop
+from tests.rest_bridge.client import Bridge, JobRef, client_at
 from tests.rest_bridge.jobs_for_tests import COMPLETES, ITEM_TYPE
 from tests.rest_bridge.metrics_scrape import parse
 
@@ -180,7 +183,10 @@ def test_tracing_stays_off_when_the_sdk_is_disabled() -> None:
 def test_a_worker_serves_metrics_on_its_metrics_port(postgres_url: str) -> None:
     with Processes() as processes:
         worker = processes.track(
-            launch(["worker", "--database", postgres_url, "--metrics-port=0"], started="fabric-jobs: worker started")
+            launch(
+                ["worker", "--database", postgres_url, "--jobs", "fabric_jobs.demo:registry", "--metrics-port=0"],
+                started="fabric-jobs: worker started",
+            )
         )
         response = httpx.get(metrics_url(worker), timeout=5)
         assert response.status_code == 200
@@ -188,3 +194,25 @@ def test_a_worker_serves_metrics_on_its_metrics_port(postgres_url: str) -> None:
         assert metrics.value("fabric_jobs_executor_threads_max") > 0
         assert "fabric_jobs_executor_lost_jobs" in metrics.families
         stop(worker)
+
+
+async def test_procrastinates_lines_keep_our_format_and_stay_below_warning(postgres_url: str) -> None:
+    """On PostgreSQL each job used to add procrastinate's INFO lines whose `job` field was its whole job dict."""
+    args = ["serve", "--dev", "--grpc-port=0", "--rest-port=0", f"--database={postgres_url}", "--log-format=json"]
+    with Processes() as processes:
+        serve = processes.track(launch([*args, "--jobs=fabric_jobs.demo:registry"], grpc=True, rest=True))
+        job = JobRef(item_type=demo.ITEM_TYPE, job_type=demo.JOB_TYPE)
+        async with client_at(serve.rest_url) as http:
+            bridge = Bridge(http)
+            body = {"invokeType": "Manual", "creationPayload": {"durationSeconds": 0}}
+            assert (await bridge.create(job, body)).status_code == 202
+            await bridge.wait_for(job, "Completed")
+        output = await asyncio.to_thread(stop, serve)
+
+    entries = [json.loads(line) for line in output.splitlines() if not line.startswith("fabric-jobs: ")]
+    assert all(isinstance(entry, dict) for entry in entries)
+    ours = f"{job.workspace_id}/{job.item_type}/{job.item_id}/{job.job_type}/{job.job_instance_id}"
+    assert any(entry["job"] == ours and "started" in entry["message"] for entry in entries), output
+    assert all(entry["job"] in (None, ours) for entry in entries), output
+    quiet = [entry for entry in entries if entry["logger"].startswith("procrastinate") and entry["level"] == "INFO"]
+    assert quiet == [], output

@@ -60,10 +60,11 @@ def test_migrate_twice_and_two_at_once_leave_the_schema_complete(unmigrated_post
     assert applied_migrations(unmigrated_postgres_url) == applied, "a second migrate applied something again"
 
 
+DEMO = ["--jobs", "fabric_jobs.demo:registry"]
 SERVICES = {
-    "grpc": ["--grpc-port", "0"],
-    "worker": [],
-    "serve": ["--dev", "--grpc-port", "0", "--rest-port", "0"],
+    "grpc": ["--grpc-port", "0", *DEMO],
+    "worker": DEMO,
+    "serve": ["--dev", "--grpc-port", "0", "--rest-port", "0", *DEMO],
 }
 
 
@@ -86,7 +87,7 @@ def test_an_unreachable_server_is_one_line_and_exit_2(command_name: str) -> None
 async def test_serve_on_postgresql_runs_a_job_end_to_end_and_stops_on_sigterm(
     postgres_url: str, processes: Processes
 ) -> None:
-    args = ["serve", "--dev", "--grpc-port", "0", "--rest-port", "0", "--database", postgres_url]
+    args = ["serve", "--dev", "--grpc-port", "0", "--rest-port", "0", "--database", postgres_url, *DEMO]
     serve = processes.track(launch([*args, "--shutdown-grace", "1"], grpc=True, rest=True))
     job = JobRef(item_type=demo.ITEM_TYPE, job_type=demo.JOB_TYPE)
     async with client_at(serve.rest_url) as http:
@@ -106,7 +107,9 @@ async def test_serve_on_postgresql_runs_a_job_end_to_end_and_stops_on_sigterm(
 
 
 def test_a_worker_without_jobs_stops_promptly_on_sigterm(postgres_url: str, processes: Processes) -> None:
-    worker = processes.track(launch(["worker", "--database", postgres_url], started="fabric-jobs: worker started"))
+    worker = processes.track(
+        launch(["worker", "--database", postgres_url, *DEMO], started="fabric-jobs: worker started")
+    )
     asked = time.monotonic()
     output = stop(worker)
     took = time.monotonic() - asked

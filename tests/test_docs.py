@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import fabric_jobs
+import fabric_jobs.client
 from fabric_jobs.cli.options import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,6 +118,8 @@ def test_the_generated_reference_pages_hold_every_option_method_and_metric(site:
     api = (site / "reference" / "python-api" / "index.html").read_text(encoding="utf-8")
     documented = {name for name in fabric_jobs.__all__ if f'id="fabric_jobs.{name}"' in api}
     assert set(fabric_jobs.__all__) - documented == set()
+    client_names = set(fabric_jobs.client.__all__)
+    assert {name for name in client_names if f'id="fabric_jobs.client.{name}"' not in api} == set()
 
 
 @pytest.mark.timeout(180)

@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from fabric_jobs.cli.config import config_from_args
 from fabric_jobs.cli.grpc_tls import grpc_client_tls
 from fabric_jobs.cli.options import ConfigError, build_parser
+from fabric_jobs.client import open_channel
 from fabric_jobs.server.app import SERVICE_NAME, JobServer, start_job_server
 from tests.processes import STARTUP_SECONDS, clean_env, command, launch, stop
 from tests.test_cli import _create_get_cancel_over_rest
@@ -73,7 +74,7 @@ def _client_channel(server: JobServer, options: list[str]) -> grpc.aio.Channel:
     """A channel made by the client options' one function, as a client command makes it."""
     tls = grpc_client_tls(build_parser().parse_args(["rest", "--dev", *options]))
     assert tls is not None
-    return tls.channel(server.address)
+    return open_channel(server.address, tls=tls)
 
 
 SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -77,11 +77,61 @@ def handler(ctx: JobContext) -> None:
 """
 
 
+CLIENT_USER = """
+from fabric_jobs.client import (
+    InvalidRequest,
+    JobInstanceNotFound,
+    JobKey,
+    JobsClient,
+    JobState,
+    JobStatus,
+    RetryPolicy,
+    SyncJobsClient,
+    Tls,
+)
+
+
+async def run(key: JobKey) -> JobStatus:
+    tls = Tls.from_files(ca="ca.pem", cert="client.pem", key="client.key")
+    async with JobsClient.connect("dns:///jobs:50051", tls=tls, retry=RetryPolicy(max_attempts=3)) as jobs:
+        created = await jobs.create(key, payload={"rows": 5})
+        assert created.created
+        try:
+            state: JobState = await jobs.wait(key, timeout=60)
+        except JobInstanceNotFound as exc:
+            print(exc.details.error_code, exc.details.is_permanent)
+            raise
+        except InvalidRequest as exc:
+            print([violation.field for violation in exc.field_violations])
+            raise
+        async for change in jobs.watch(key):
+            print(change.status, change.start_time)
+        return state.status
+
+
+def script(key: JobKey) -> None:
+    with SyncJobsClient.connect("ipv4:10.0.0.1:50051,10.0.0.2:50051") as jobs:
+        print(jobs.cancel(key).end_time)
+"""
+
+CLIENT_MISTAKES = """
+from fabric_jobs.client import JobKey, JobsClient
+
+
+async def wrong(jobs: JobsClient, key: JobKey) -> None:
+    await jobs.create("not a key")
+    state = await jobs.get(key)
+    state.cancel_requested = True
+    await jobs.wait(key, timeout="60")
+"""
+
+
 def test_every_public_name_is_the_internal_object() -> None:
     homes = {
         "fabric_jobs.errors": ["ErrorSource", "ExtendedInfo"],
         "fabric_jobs.server.cancellation": ["CancellationToken", "CancelReason", "JobCancelled"],
-        "fabric_jobs.server.model": ["InvokeType", "JobKey"],
+        "fabric_jobs.keys": ["JobKey"],
+        "fabric_jobs.status": ["InvokeType"],
         "fabric_jobs.server.registry": [
             "Handler",
             "InvalidPayload",
@@ -166,4 +216,31 @@ def test_mypy_strict_checks_an_authors_code_against_the_public_names(installed: 
     assert any('Module "fabric_jobs" has no attribute "JobRegisty"' in line for line in errors), out
     assert any("Unsupported target for indexed assignment" in line for line in errors), out
     assert any('Argument "error_code" to "JobFailed" has incompatible type "int"' in line for line in errors), out
+    assert len(errors) == 3, out
+
+
+def test_mypy_strict_checks_a_services_use_of_the_client(installed: Path, tmp_path: Path) -> None:
+    (tmp_path / "service.py").write_text(CLIENT_USER)
+    (tmp_path / "mistakes.py").write_text(CLIENT_MISTAKES)
+    command = [
+        sys.executable,
+        "-m",
+        "mypy",
+        "--config-file=",
+        "--strict",
+        "--no-incremental",
+        "service.py",
+        "mistakes.py",
+    ]
+    environment = {**os.environ, "PYTHONPATH": str(installed)}
+    done = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60)
+    out = done.stdout
+    assert done.returncode == 1, out + done.stderr
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert not [line for line in errors if line.startswith("service.py")], out
+    assert any('Argument 1 to "create" of "JobsClient" has incompatible type "str"' in line for line in errors), out
+    assert any('"cancel_requested" defined in "JobState" is read-only' in line for line in errors), out
+    assert any('Argument "timeout" to "wait" of "JobsClient" has incompatible type "str"' in line for line in errors), (
+        out
+    )
     assert len(errors) == 3, out

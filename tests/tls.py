@@ -40,8 +40,17 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
+SERVER_NAMES = ("localhost", "127.0.0.1")
+
+
 def _certificate(
-    subject: str, key: Key, issuer: tuple[str, Key] | None, *, ca: bool = False, server: bool = False
+    subject: str,
+    key: Key,
+    issuer: tuple[str, Key] | None,
+    *,
+    ca: bool = False,
+    server: bool = False,
+    server_names: tuple[str, ...] = SERVER_NAMES,
 ) -> x509.Certificate:
     now = datetime.datetime.now(datetime.UTC)
     issuer_name, issuer_key = issuer if issuer is not None else (subject, key)
@@ -59,9 +68,16 @@ def _certificate(
         usages = [ExtendedKeyUsageOID.CLIENT_AUTH] + ([ExtendedKeyUsageOID.SERVER_AUTH] if server else [])
         builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
     if server:
-        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        names = [_general_name(name) for name in server_names]
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
 
 
 def _write(directory: Path, name: str, certificate: x509.Certificate, key: Key | None = None) -> Path:
@@ -75,12 +91,15 @@ def _write(directory: Path, name: str, certificate: x509.Certificate, key: Key |
     return path
 
 
-def make_certificates(directory: Path) -> Certificates:
+def make_certificates(directory: Path, server_names: tuple[str, ...] = SERVER_NAMES) -> Certificates:
+    """The certificates, the server's valid for `server_names` (host names or IP addresses)."""
     keys = {name: ec.generate_private_key(ec.SECP256R1()) for name in ("ca", "server", "client", "other", "stray")}
     ca = _certificate("fabric-jobs test CA", keys["ca"], None, ca=True)
     other = _certificate("another CA", keys["other"], None, ca=True)
     issued = {
-        "server": _certificate("localhost", keys["server"], ("fabric-jobs test CA", keys["ca"]), server=True),
+        "server": _certificate(
+            server_names[0], keys["server"], ("fabric-jobs test CA", keys["ca"]), server=True, server_names=server_names
+        ),
         "client": _certificate("bridge", keys["client"], ("fabric-jobs test CA", keys["ca"])),
         "stray": _certificate("stray client", keys["stray"], ("another CA", keys["other"])),
     }

@@ -26,6 +26,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "jobs":
         return run_jobs_command(args)
+    if args.command == "dev-tokens":
+        from fabric_jobs.cli.dev_tokens import make_dev_tokens
+
+        return make_dev_tokens(args)
     if args.command == "manifest":
         try:
             return print_manifest(registry_from_args(args))

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import logging
+import os
+import sys
 from dataclasses import dataclass, field
 
 import grpc
 
-from fabric_jobs.cli.grpc_tls import ClientTls, grpc_client_tls, grpc_server_credentials, serve_bridge_tls
-from fabric_jobs.cli.options import MIN_ADMIN_TOKEN_LENGTH, ConfigError, flag_or_env
+from fabric_jobs.cli.grpc_tls import grpc_client_tls, grpc_server_credentials, serve_bridge_tls
+from fabric_jobs.cli.options import DEMO_JOBS, MIN_ADMIN_TOKEN_LENGTH, ConfigError, flag_or_env
+from fabric_jobs.client import Tls
 from fabric_jobs.rest_bridge.auth import Authenticator, AuthSettings
 from fabric_jobs.rest_bridge.console import ConsoleSettings
 from fabric_jobs.rest_bridge.settings import BridgeSettings, HttpLimits
+from fabric_jobs.server.backend import Backend, open_backend
 from fabric_jobs.server.registry import JobRegistry, load_registry
 from fabric_jobs.server.settings import ServiceSettings
+from fabric_jobs.server.store import StoreError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -24,9 +32,12 @@ class ServiceConfig:
     host: str
     port: int
     run_handlers: bool
-    """Whether this process runs handlers: always on SQLite; on PostgreSQL in `serve`, not in a `grpc` replica."""
+    """Whether this process runs handlers where workers could run them (`serve`), or leaves them to workers (a `grpc`
+    replica); on SQLite, which has no workers, handlers run here either way."""
     credentials: grpc.ServerCredentials | None = None
     """TLS of the gRPC port; None: plain text."""
+    jobs: str = ""
+    """Where the registry came from (--jobs), for the log."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +52,7 @@ class BridgeConfig:
     in_process: bool
     """Reach the JobService of this process over its in-process channel rather than its gRPC port."""
     limits: HttpLimits = field(default_factory=HttpLimits)
-    grpc_tls: ClientTls | None = None
+    grpc_tls: Tls | None = None
     """TLS of the calls to the JobService over gRPC; None: plain text."""
 
 
@@ -56,6 +67,8 @@ class ConsoleConfig:
 class WorkerConfig:
     settings: ServiceSettings
     registry: JobRegistry
+    jobs: str = ""
+    """Where the registry came from (--jobs), for the log."""
 
 
 @dataclass(frozen=True)
@@ -86,13 +99,18 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if args.command == "migrate":
         return Config(dev=False, migrate=args.database)
     if args.command == "worker":
-        if not _is_postgresql(args.database):
+        if not _backend(args.database).separate_workers:
             raise ConfigError(
                 f"a worker takes its jobs from PostgreSQL: set {flag_or_env('--database')} to postgresql://…"
             )
+        _require_named_registry(args)
         return Config(
-            dev=False, metrics=_metrics(args), worker=WorkerConfig(_service_settings(args), registry_from_args(args))
+            dev=False,
+            metrics=_metrics(args),
+            worker=WorkerConfig(_service_settings(args), registry_from_args(args), jobs_spec(args)),
         )
+    if args.command in ("serve", "grpc") and _backend(args.database).separate_workers:
+        _require_named_registry(args)
     service = _service(args) if args.command in ("serve", "grpc") else None
     serves_http = args.command in ("serve", "rest")
     console = _console(args) if serves_http and args.admin_port is not None else None
@@ -105,8 +123,11 @@ def _metrics(args: argparse.Namespace) -> MetricsConfig | None:
     return None if port is None else MetricsConfig(args.metrics_host, port)
 
 
-def _is_postgresql(database: str) -> bool:
-    return database.startswith(("postgresql://", "postgres://"))
+def _backend(database: str) -> Backend:
+    try:
+        return open_backend(database)
+    except StoreError as exc:
+        raise ConfigError(f"--database {database}: {exc}") from exc
 
 
 def _require_loopback(args: argparse.Namespace) -> None:
@@ -126,11 +147,37 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _require_named_registry(args: argparse.Namespace) -> None:
+    """On PostgreSQL, replicas validate Creates against the registry whose handlers workers run: the demo by default
+    would accept its own job types and refuse the workload's."""
+    if args.jobs is None:
+        raise ConfigError(
+            f"on PostgreSQL every grpc, worker and serve process needs the workload's job registry: set "
+            f"{flag_or_env('--jobs')} package.module:attribute, the same in each (--jobs {DEMO_JOBS} for the demo)"
+        )
+
+
 def registry_from_args(args: argparse.Namespace) -> JobRegistry:
+    """The registry of --jobs, imported with --app-dir (the current directory by default) first on sys.path, as
+    uvicorn and celery import an app; the demo when --jobs is not given."""
+    app_dir = os.path.abspath(args.app_dir)
+    if app_dir not in sys.path:
+        sys.path.insert(0, app_dir)
+    hint = f"is the package installed, or is it in {app_dir}? (--app-dir names another folder)"
     try:
-        return load_registry(args.jobs)
+        return load_registry(jobs_spec(args), not_found_hint=hint)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+
+
+def jobs_spec(args: argparse.Namespace) -> str:
+    return str(args.jobs or DEMO_JOBS)
+
+
+def log_registry(spec: str, registry: JobRegistry) -> None:
+    """The one line that says which job types a process serves, so that replicas and workers can be compared."""
+    names = ", ".join(f"{job.item_type}/{job.job_type}" for job in registry.job_types()) or "none"
+    logger.info("job registry %s: %d job type(s): %s", spec, len(registry.job_types()), names)
 
 
 def _service_settings(args: argparse.Namespace) -> ServiceSettings:
@@ -158,8 +205,9 @@ def _service(args: argparse.Namespace) -> ServiceConfig:
         registry=registry_from_args(args),
         host=args.grpc_host,
         port=args.grpc_port,
-        run_handlers=args.command == "serve" or not _is_postgresql(args.database),
+        run_handlers=args.command == "serve",
         credentials=credentials,
+        jobs=jobs_spec(args),
     )
 
 
@@ -201,11 +249,18 @@ def _console(args: argparse.Namespace) -> ConsoleConfig:
 
 
 def auth_settings_from_args(args: argparse.Namespace) -> AuthSettings:
-    if not args.auth_audience:
-        raise ConfigError(f"authentication needs the workload's audience: set {flag_or_env('--auth-audience')}")
-    if not args.auth_publisher_tenant_id:
+    missing = [
+        f"the {what}: set {flag_or_env(flag)}"
+        for flag, what in (
+            ("--auth-audience", "workload's audience"),
+            ("--auth-publisher-tenant-id", "publisher tenant id"),
+        )
+        if not getattr(args, flag.removeprefix("--").replace("-", "_"))
+    ]
+    if missing:
         raise ConfigError(
-            f"authentication needs the publisher tenant id: set {flag_or_env('--auth-publisher-tenant-id')}"
+            f"authentication needs {'; and '.join(missing)} (or run with --dev, no authentication, on loopback; "
+            "`fabric-jobs dev-tokens` makes local tokens to try it)"
         )
     if not args.auth_app_ids:
         raise ConfigError(f"{flag_or_env('--auth-app-ids')} must name at least one app id")

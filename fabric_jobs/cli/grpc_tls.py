@@ -2,7 +2,7 @@
 commands), and the credentials made from them, checked once with one line per mistake.
 
 A client command adds its options with add_grpc_client_tls_options and opens its channel with
-grpc_client_tls(args) (None: plain text) and ClientTls.channel(target).
+fabric_jobs.client.open_channel(target, tls=grpc_client_tls(args)) (None: plain text).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import argparse
 import os
 import pathlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 
 from fabric_jobs.cli.options import ConfigError, env_name, flag_or_env
 from fabric_jobs.cli.options import _option as option
+from fabric_jobs.client import Tls
 
 ChannelOptions = Sequence[tuple[str, Any]]
 
@@ -129,19 +129,7 @@ def grpc_server_credentials(args: argparse.Namespace) -> grpc.ServerCredentials 
     return grpc.ssl_server_credentials([pair], root_certificates=client_ca, require_client_auth=True)
 
 
-@dataclass(frozen=True)
-class ClientTls:
-    credentials: grpc.ChannelCredentials
-    server_name: str | None
-
-    def channel_options(self) -> list[tuple[str, Any]]:
-        return [] if self.server_name is None else [("grpc.ssl_target_name_override", self.server_name)]
-
-    def channel(self, target: str, options: ChannelOptions = ()) -> grpc.aio.Channel:
-        return grpc.aio.secure_channel(target, self.credentials, options=[*options, *self.channel_options()])
-
-
-def grpc_client_tls(args: argparse.Namespace) -> ClientTls | None:
+def grpc_client_tls(args: argparse.Namespace) -> Tls | None:
     """A client's TLS from its options, or None for plain text (no --grpc-tls-* option given)."""
     ca_path = args.grpc_tls_ca
     pair = _key_pair(args.grpc_tls_cert, args.grpc_tls_key)
@@ -152,10 +140,10 @@ def grpc_client_tls(args: argparse.Namespace) -> ClientTls | None:
     ca = None if ca_path is None else _certificates(ca_path, "--grpc-tls-ca")
     key, chain = pair if pair is not None else (None, None)
     credentials = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=chain)
-    return ClientTls(credentials, args.grpc_tls_server_name or None)
+    return Tls(credentials, args.grpc_tls_server_name or None)
 
 
-def serve_bridge_tls(args: argparse.Namespace) -> ClientTls | None:
+def serve_bridge_tls(args: argparse.Namespace) -> Tls | None:
     """In `serve`, the TLS of the bridge's calls over the gRPC port: TLS when the port serves it, presenting
     the server's own certificate when the port requires client certificates."""
     if args.grpc_tls_cert is None:
@@ -168,4 +156,4 @@ def serve_bridge_tls(args: argparse.Namespace) -> ClientTls | None:
     pair = _key_pair(args.grpc_tls_cert, args.grpc_tls_key) if args.grpc_tls_client_ca is not None else None
     key, chain = pair if pair is not None else (None, None)
     credentials = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=chain)
-    return ClientTls(credentials, args.grpc_tls_server_name or None)
+    return Tls(credentials, args.grpc_tls_server_name or None)

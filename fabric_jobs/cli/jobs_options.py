@@ -22,7 +22,7 @@ from fabric_jobs.cli.options import (
 from fabric_jobs.keys import FILTER_PARTS, UUID, Rule
 from fabric_jobs.rest_bridge.admin_json import STATUS_BY_NAME
 from fabric_jobs.rest_bridge.mapping import STATUS_NAMES
-from fabric_jobs.v1 import job_service_pb2 as pb
+from fabric_jobs.status import JobStatus
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
 _SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -38,7 +38,7 @@ def _key_part(rule: Rule) -> Callable[[str], str]:
     return converter
 
 
-def _statuses(value: str) -> list[pb.JobInstanceStatus.ValueType]:
+def _statuses(value: str) -> list[JobStatus]:
     statuses = []
     for part in (part.strip() for part in value.split(",")):
         if part.lower() not in STATUS_BY_NAME:

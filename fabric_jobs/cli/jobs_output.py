@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from fabric_jobs.client import JobState, Transition
 from fabric_jobs.rest_bridge.admin_json import job_json, transition_json
-from fabric_jobs.v1 import admin_service_pb2 as admin_pb
-from fabric_jobs.v1 import job_service_pb2 as pb
 
 TABLE_COLUMNS = ("CREATED (UTC)", "STATUS", "JOB INSTANCE", "JOB TYPE", "TENANT")
 
@@ -20,7 +19,7 @@ def _status(job: dict[str, object]) -> str:
     return f"{status} (cancelling)" if job["cancelRequested"] and status == "InProgress" else status
 
 
-def table(instances: Sequence[pb.JobInstance]) -> str:
+def table(instances: Sequence[JobState]) -> str:
     rows = [TABLE_COLUMNS]
     for instance in instances:
         job = job_json(instance)
@@ -39,7 +38,7 @@ def table(instances: Sequence[pb.JobInstance]) -> str:
     )
 
 
-def card(instance: pb.JobInstance, transitions: Sequence[admin_pb.JobInstanceTransition] = ()) -> str:
+def card(instance: JobState, transitions: Sequence[Transition] = ()) -> str:
     job = job_json(instance)
     lines = [
         ("Job instance", job["jobInstanceId"]),
@@ -69,7 +68,7 @@ def card(instance: pb.JobInstance, transitions: Sequence[admin_pb.JobInstanceTra
     return "\n".join(text)
 
 
-def change_line(instance: pb.JobInstance, seen_at: str) -> str:
+def change_line(instance: JobState, seen_at: str) -> str:
     """A change as `watch` prints it: when it was seen, then the state."""
     job = job_json(instance)
     line = f"{seen_at}  {_status(job)}"

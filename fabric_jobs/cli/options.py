@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 from fabric_jobs import __version__
 from fabric_jobs.rest_bridge.auth import FABRIC_APP_IDS, AuthSettings
 from fabric_jobs.rest_bridge.settings import BridgeSettings, HttpLimits
+from fabric_jobs.server.backend import database_url_problem
 from fabric_jobs.server.settings import DEFAULT_DATABASE, ServiceSettings
 
 ENV_PREFIX = "FABRIC_JOBS_"
@@ -104,15 +105,9 @@ def _grpc_target(value: str) -> str:
 
 def _database_url(value: str) -> str:
     url = value.strip()
-    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
-        raise argparse.ArgumentTypeError(
-            f"must be sqlite:///path/to/file.db or postgresql://user@host:port/dbname, not {value!r}"
-        )
-    if url.startswith("sqlite:///") and not url.removeprefix("sqlite:///").strip():
-        raise argparse.ArgumentTypeError(
-            "sqlite:/// needs a file path, e.g. sqlite:///./fabric-jobs.db "
-            "(sqlite:///:memory: for a database that lives only as long as the process)"
-        )
+    problem = database_url_problem(url)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return url
 
 
@@ -209,12 +204,21 @@ def _add_database(group: Any) -> None:
     )
 
 
+DEMO_JOBS = "fabric_jobs.demo:registry"
+
+
 def _add_jobs(group: Any) -> None:
     _option(
         group,
         "--jobs",
-        "the job registry to load, package.module:attribute (default: %(default)s, the demo)",
-        "fabric_jobs.demo:registry",
+        "the job registry to load, package.module:attribute, imported from --app-dir first (default: the demo, "
+        f"{DEMO_JOBS}; on PostgreSQL a grpc, worker or serve process must name it, the same in every process)",
+    )
+    _option(
+        group,
+        "--app-dir",
+        "folder put first on the import path for --jobs (default: the current directory)",
+        ".",
     )
 
 
@@ -242,8 +246,9 @@ def _add_service(parser: argparse.ArgumentParser, *, serves_grpc: bool = True, w
         (
             "--shutdown-grace",
             defaults.shutdown_grace,
-            "on SIGTERM/SIGINT, seconds running handlers may take to finish before they are stopped and recorded "
-            "Failed (retriable)",
+            "on SIGTERM/SIGINT running handlers are told at once (their token, reason SHUTDOWN) and get this many "
+            "seconds to stop; the process exits as soon as none runs, and those still running are stopped and "
+            "recorded Failed, JobExecutorLost (retriable)",
             True,
         ),
         (
@@ -483,4 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     from fabric_jobs.cli.jobs_options import add_jobs_command
 
     add_jobs_command(commands)
+    from fabric_jobs.cli.dev_tokens import add_dev_tokens_command
+
+    add_dev_tokens_command(commands)
     return parser

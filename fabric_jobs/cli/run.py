@@ -17,7 +17,15 @@ from typing import Any
 import grpc
 import prometheus_client
 
-from fabric_jobs.cli.config import BridgeConfig, Config, ConsoleConfig, MetricsConfig, ServiceConfig, WorkerConfig
+from fabric_jobs.cli.config import (
+    BridgeConfig,
+    Config,
+    ConsoleConfig,
+    MetricsConfig,
+    ServiceConfig,
+    WorkerConfig,
+    log_registry,
+)
 from fabric_jobs.cli.options import ConfigError
 from fabric_jobs.observability.event_loop import lag_monitor
 from fabric_jobs.rest_bridge.app import create_app
@@ -26,7 +34,7 @@ from fabric_jobs.rest_bridge.console import create_console_app
 from fabric_jobs.rest_bridge.http_protocol import http_protocol
 from fabric_jobs.rest_bridge.settings import HttpLimits
 from fabric_jobs.server.app import JobServer, run_worker, start_job_server
-from fabric_jobs.server.backend import open_store
+from fabric_jobs.server.backend import open_backend
 from fabric_jobs.server.store import StoreError
 
 DEV_BANNER = (
@@ -37,7 +45,8 @@ DEV_BANNER = (
 logger = logging.getLogger(__name__)
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _listen(host: str, port: int, option: str) -> socket.socket:
+    """A listening socket on host:port; a port that is taken is a ConfigError naming `option`."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -45,10 +54,33 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        raise ConfigError(f"{option}: cannot listen on {_url_host(host)}:{port}: {exc.strerror}") from exc
     sock.listen(2048)
     sock.setblocking(False)
     return sock
+
+
+def _check_free(host: str, port: int, option: str) -> None:
+    """Find a taken port before gRPC does, which says so only in a line of its own C core's log."""
+    if port != 0:
+        _listen(host, port, option).close()
+
+
+class _HttpSockets(contextlib.ExitStack):
+    """The REST and console ports, bound before anything starts, so that a taken one is found first."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self.rest: socket.socket | None = None
+        self.console: socket.socket | None = None
+        try:
+            if config.bridge is not None:
+                self.rest = self.enter_context(_listen(config.bridge.host, config.bridge.port, "--rest-port"))
+            if config.console is not None:
+                self.console = self.enter_context(_listen(config.console.host, config.console.port, "--admin-port"))
+        except BaseException:
+            self.close()
+            raise
 
 
 def _url_host(host: str) -> str:
@@ -87,24 +119,25 @@ async def _run_service(config: Config) -> None:
     if config.dev:
         print(DEV_BANNER, file=sys.stderr, flush=True)
         logger.warning("DEV MODE: authentication is off")
-    job_server = await _start_service(config.service) if config.service is not None else None
-    stop = asyncio.Event()
-    _settle_garbage_collector()
-    try:
-        with _stop_on_signals(stop):
-            if config.bridge is not None:
-                async with _channel_to_service(config.bridge, job_server) as (channel, target):
-                    await _serve_rest(config.bridge, channel, target, stop, config.console)
-            else:
-                await stop.wait()
-    finally:
-        if job_server is not None:
-            await job_server.stop()
+    with _HttpSockets(config) as sockets:
+        job_server = await _start_service(config.service) if config.service is not None else None
+        stop = asyncio.Event()
+        _settle_garbage_collector()
+        try:
+            with _stop_on_signals(stop):
+                if config.bridge is not None:
+                    async with _channel_to_service(config.bridge, job_server) as (channel, target):
+                        await _serve_rest(config.bridge, channel, target, stop, config.console, sockets)
+                else:
+                    await stop.wait()
+        finally:
+            if job_server is not None:
+                await job_server.stop()
 
 
 async def _migrate(database: str) -> None:
     try:
-        await open_store(database).migrate()
+        await open_backend(database).store.migrate()
     except StoreError as exc:
         raise ConfigError(f"--database {database}: {exc}") from exc
     _announce("database schema is up to date")
@@ -114,12 +147,18 @@ async def _run_worker(worker: WorkerConfig) -> None:
     stop = asyncio.Event()
     with _stop_on_signals(stop):
         try:
-            await run_worker(worker.settings, worker.registry, stop, started=lambda: _announce("worker started"))
+            await run_worker(worker.settings, worker.registry, stop, started=lambda: _worker_started(worker))
         except StoreError as exc:
             raise ConfigError(f"--database {worker.settings.database}: {exc}") from exc
 
 
+def _worker_started(worker: WorkerConfig) -> None:
+    log_registry(worker.jobs, worker.registry)
+    _announce("worker started")
+
+
 async def _start_service(service: ServiceConfig) -> JobServer:
+    _check_free(service.host, service.port, "--grpc-port")
     try:
         job_server = await start_job_server(
             service.settings,
@@ -132,7 +171,8 @@ async def _start_service(service: ServiceConfig) -> JobServer:
     except StoreError as exc:
         raise ConfigError(f"--database {service.settings.database}: {exc}") from exc
     except OSError as exc:
-        raise ConfigError(str(exc)) from exc
+        raise ConfigError(f"--grpc-port: {exc}") from exc
+    log_registry(service.jobs, service.registry)
     tls = "" if service.credentials is None else " (TLS)"
     _announce(f"gRPC JobService on {job_server.address}{tls}")
     return job_server
@@ -191,12 +231,7 @@ async def _channel_to_service(
     else:
         assert bridge.grpc_target is not None
         target = bridge.grpc_target
-    tls = bridge.grpc_tls
-    channel = (
-        job_service_channel(target)
-        if tls is None
-        else job_service_channel(target, tls.credentials, options=tls.channel_options())
-    )
+    channel = job_service_channel(target, bridge.grpc_tls)
     try:
         yield channel, target
     finally:
@@ -204,16 +239,23 @@ async def _channel_to_service(
 
 
 async def _serve_rest(
-    bridge: BridgeConfig, channel: grpc.aio.Channel, target: str, stop: asyncio.Event, console: ConsoleConfig | None
+    bridge: BridgeConfig,
+    channel: grpc.aio.Channel,
+    target: str,
+    stop: asyncio.Event,
+    console: ConsoleConfig | None,
+    sockets: _HttpSockets,
 ) -> None:
     app = create_app(bridge.settings, channel, authenticator=bridge.authenticator)
-    sock = _listen(bridge.host, bridge.port)
+    sock = sockets.rest
+    assert sock is not None
     port = sock.getsockname()[1]
     servers = [_serve_http(app, sock, stop, "the REST bridge", bridge.limits)]
     base = bridge.settings.base_path
     _announce(f"REST bridge on http://{_url_host(bridge.host)}:{port}{base} (JobService at {target})")
     if console is not None:
-        console_sock = _listen(console.host, console.port)
+        console_sock = sockets.console
+        assert console_sock is not None
         console_port = console_sock.getsockname()[1]
         console_app = create_console_app(console.settings, channel, stop)
         servers.append(_serve_http(console_app, console_sock, stop, "the web console", bridge.limits))

@@ -12,6 +12,9 @@ from fabric_jobs.request_context import ContextFilter
 
 FORMATS = ("text", "json")
 CONTEXT_FIELDS = ("activity_id", "request_id", "tenant", "job")
+QUIET_LIBRARIES = ("procrastinate",)
+"""Libraries whose INFO lines say nothing ours do not (procrastinate logs several per job): at WARNING and above
+unless --log-level DEBUG."""
 REQUEST_FIELDS = ("method", "route", "status", "duration_ms", "grpc_method", "grpc_code")
 """Fields of the one line per REST request and per gRPC call, passed as `extra`."""
 
@@ -59,3 +62,6 @@ def configure(level: str = "INFO", log_format: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    quiet = level if level == "DEBUG" else max(logging.getLevelNamesMapping()[level], logging.WARNING)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(quiet)

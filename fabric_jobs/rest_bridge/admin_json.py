@@ -1,45 +1,53 @@
-"""Job instances as operators read them in JSON (the console, `fabric-jobs jobs --json`): Fabric's names and times."""
+"""Job instances as operators read them in JSON (the console, `fabric-jobs jobs --json`): Fabric's names and times,
+from the client's results."""
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
-from fabric_jobs.keys import KEY_PARTS
-from fabric_jobs.rest_bridge.mapping import STATUS_NAMES, format_time, times_and_error
-from fabric_jobs.rest_bridge.validation import INVOKE_TYPES
-from fabric_jobs.v1 import admin_service_pb2 as admin_pb
-from fabric_jobs.v1 import job_service_pb2 as pb
+from fabric_jobs.client import Counts, JobState, Transition
+from fabric_jobs.keys import KEY_PARTS, JobKey
+from fabric_jobs.rest_bridge.errors import error_body
+from fabric_jobs.status import JobStatus
 
-STATUS_BY_NAME = {name.lower(): status for status, name in STATUS_NAMES.items()}
-INVOKE_TYPE_NAMES = {invoke_type: name for name, invoke_type in INVOKE_TYPES.items() if isinstance(name, str)}
+STATUS_BY_NAME = {status.value.lower(): status for status in JobStatus}
 
 
-def status_name(status: pb.JobInstanceStatus.ValueType) -> str:
-    return STATUS_NAMES.get(status, "Unknown")
+def format_datetime(moment: datetime.datetime) -> str:
+    """UTC, ISO 8601, exactly three fractional digits and Z, as Fabric's times: 2023-12-10T14:41:39.412Z."""
+    utc = moment.astimezone(datetime.UTC)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
 
 
-def key_json(key: pb.JobInstanceKey) -> dict[str, str]:
+def key_json(key: JobKey) -> dict[str, str]:
     return {part.json_name: getattr(key, part.field) for part in KEY_PARTS}
 
 
-def job_json(instance: pb.JobInstance) -> dict[str, Any]:
-    return {
-        **key_json(instance.key),
-        "status": status_name(instance.status),
-        "invokeType": INVOKE_TYPE_NAMES.get(instance.invoke_type, "Unknown"),
-        "createTimeUtc": format_time(instance.create_time),
-        "cancelRequested": instance.cancel_requested,
-        **times_and_error(instance),
+def job_json(job: JobState) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        **key_json(job.key),
+        "status": job.status.value,
+        "invokeType": job.invoke_type.value,
+        "createTimeUtc": format_datetime(job.create_time),
+        "cancelRequested": job.cancel_requested,
     }
+    if job.start_time is not None:
+        document["startTimeUtc"] = format_datetime(job.start_time)
+    if job.end_time is not None:
+        document["endTimeUtc"] = format_datetime(job.end_time)
+    if job.error_details is not None:
+        document["errorDetails"] = error_body(job.error_details)
+    return document
 
 
-def transition_json(transition: admin_pb.JobInstanceTransition) -> dict[str, Any]:
+def transition_json(transition: Transition) -> dict[str, Any]:
     return {
-        "status": status_name(transition.status),
+        "status": transition.status.value,
         "cancelRequested": transition.cancel_requested,
-        "timeUtc": format_time(transition.time),
+        "timeUtc": format_datetime(transition.time),
     }
 
 
-def counts_json(response: admin_pb.CountJobInstancesResponse) -> dict[str, Any]:
-    return {"counts": {status_name(entry.status): entry.count for entry in response.counts}, "total": response.total}
+def counts_json(counts: Counts) -> dict[str, Any]:
+    return {"counts": {status.value: count for status, count in counts.by_status.items()}, "total": counts.total}

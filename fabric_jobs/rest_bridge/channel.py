@@ -5,19 +5,17 @@ idempotent by key)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
-from typing import Any
-
 import grpc
 
+from fabric_jobs.client import Tls, open_channel
+from fabric_jobs.client.channel import ROUND_ROBIN
 from fabric_jobs.v1 import job_service_pb2 as pb
 
 _SERVICE = pb.DESCRIPTOR.services_by_name["JobService"].full_name
 _RETRIED = ("CreateJobInstance", "GetJobInstance", "CancelJobInstance")
 
 SERVICE_CONFIG = {
-    "loadBalancingConfig": [{"round_robin": {}}],
+    **ROUND_ROBIN,
     "methodConfig": [
         {
             "name": [{"service": _SERVICE, "method": method} for method in _RETRIED],
@@ -33,12 +31,7 @@ SERVICE_CONFIG = {
 }
 
 
-def job_service_channel(
-    target: str, credentials: grpc.ChannelCredentials | None = None, options: Sequence[tuple[str, Any]] = ()
-) -> grpc.aio.Channel:
-    """A channel to `target`: host:port, unix:path, dns:///name:port or ipv4:host1:port1,host2:port2; with TLS
-    when given `credentials`, else plain text."""
-    all_options = [("grpc.service_config", json.dumps(SERVICE_CONFIG)), ("grpc.enable_retries", 1), *options]
-    if credentials is None:
-        return grpc.aio.insecure_channel(target, options=all_options)
-    return grpc.aio.secure_channel(target, credentials, options=all_options)
+def job_service_channel(target: str, tls: Tls | None = None) -> grpc.aio.Channel:
+    """A channel to `target` (host:port, unix:path, dns:///name:port or ipv4:host1:port1,host2:port2), over TLS when
+    given `tls`, else plain text, retrying the bridge's calls as above."""
+    return open_channel(target, tls=tls, options=[("grpc.enable_retries", 1)], service_config=SERVICE_CONFIG)

@@ -11,14 +11,11 @@ from fabric_jobs.errors import details_from_pb
 from fabric_jobs.keys import KEY_PARTS
 from fabric_jobs.rest_bridge.errors import error_body
 from fabric_jobs.rest_bridge.validation import TENANT_HEADER, CreateBody
+from fabric_jobs.status import STATUS_FROM_PB
 from fabric_jobs.v1 import job_service_pb2 as pb
 
 STATUS_NAMES: dict[pb.JobInstanceStatus.ValueType, str] = {
-    pb.JOB_INSTANCE_STATUS_NOT_STARTED: "NotStarted",
-    pb.JOB_INSTANCE_STATUS_IN_PROGRESS: "InProgress",
-    pb.JOB_INSTANCE_STATUS_COMPLETED: "Completed",
-    pb.JOB_INSTANCE_STATUS_FAILED: "Failed",
-    pb.JOB_INSTANCE_STATUS_CANCELLED: "Cancelled",
+    value: status.value for value, status in STATUS_FROM_PB.items()
 }
 
 

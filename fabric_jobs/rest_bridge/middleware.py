@@ -37,7 +37,7 @@ def _job(scope: Scope) -> str:
 def _tenant(headers: Headers) -> str:
     """The caller's tenant if the header holds a valid one, else ""."""
     tenant = headers.get(TENANT_HEADER, "").strip()
-    return tenant if keys.is_uuid(tenant) else ""
+    return tenant if keys.TENANT.rule.holds(tenant) else ""
 
 
 class RequestMiddleware:
@@ -117,7 +117,7 @@ class RequestMiddleware:
                 "route": route,
                 "status": status or None,
                 "duration_ms": duration_ms,
-                "tenant": _tenant(headers) or "-",
-                "job": job,
+                request_context.TENANT_EXTRA: _tenant(headers) or "-",
+                request_context.JOB_EXTRA: job,
             },
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 from fabric_jobs import payload
 from fabric_jobs.errors import ErrorCode, FieldViolation
-from fabric_jobs.keys import PATH_PARTS, UUID_RULE, is_uuid
+from fabric_jobs.keys import PATH_PARTS, TENANT
 from fabric_jobs.request_context import MAX_ID_LENGTH
 from fabric_jobs.rest_bridge.errors import bad_request, http_error
 from fabric_jobs.v1 import job_service_pb2 as pb
@@ -52,8 +52,8 @@ def job_key(path_params: Mapping[str, Any], headers: Mapping[str, str]) -> pb.Jo
         if len(headers.get(name, "").strip()) > MAX_ID_LENGTH:
             violations.append(FieldViolation(name, f"header {name} is longer than {MAX_ID_LENGTH} characters"))
     tenant = headers.get(TENANT_HEADER, "").strip()
-    if tenant and not is_uuid(tenant):
-        violations.append(FieldViolation(TENANT_HEADER, f"header {TENANT_HEADER} {UUID_RULE}"))
+    if tenant and not TENANT.rule.holds(tenant):
+        violations.append(FieldViolation(TENANT_HEADER, f"header {TENANT_HEADER} {TENANT.rule.text}"))
     if violations:
         raise bad_request(violations)
     return pb.JobInstanceKey(tenant_id=tenant, **path)

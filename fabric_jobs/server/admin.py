@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fabric_jobs.errors import FieldViolation, invalid_argument
+from fabric_jobs.keys import KEY_FIELDS
 from fabric_jobs.server.changes import ChangeFeed
 from fabric_jobs.server.manager import not_found
 from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, Transition
@@ -79,17 +80,7 @@ class JobAdmin:
 def matches(job_filter: JobFilter, record: JobRecord) -> bool:
     key = record.key
     return (
-        all(
-            wanted is None or wanted == actual
-            for wanted, actual in (
-                (job_filter.tenant_id, key.tenant_id),
-                (job_filter.workspace_id, key.workspace_id),
-                (job_filter.item_type, key.item_type),
-                (job_filter.item_id, key.item_id),
-                (job_filter.job_type, key.job_type),
-                (job_filter.job_instance_id, key.job_instance_id),
-            )
-        )
+        all(getattr(job_filter, field) in (None, getattr(key, field)) for field in KEY_FIELDS)
         and (not job_filter.statuses or record.status in job_filter.statuses)
         and (job_filter.created_since_ms is None or record.create_time_ms >= job_filter.created_since_ms)
     )

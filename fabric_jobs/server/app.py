@@ -16,9 +16,8 @@ from grpc_reflection.v1alpha import reflection
 
 from fabric_jobs.server.admin import JobAdmin
 from fabric_jobs.server.admin_service import AdminService
-from fabric_jobs.server.backend import open_store
+from fabric_jobs.server.backend import open_backend
 from fabric_jobs.server.changes import ChangeFeed
-from fabric_jobs.server.execution import running_execution
 from fabric_jobs.server.inprocess import InProcessChannel
 from fabric_jobs.server.interceptors import RequestInterceptor
 from fabric_jobs.server.manager import JobManager
@@ -26,7 +25,6 @@ from fabric_jobs.server.registry import JobRegistry
 from fabric_jobs.server.service import JobService
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import StoreError
-from fabric_jobs.server.store.postgresql import PostgresConnector
 from fabric_jobs.v1 import admin_service_pb2, admin_service_pb2_grpc
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
@@ -107,13 +105,14 @@ async def start_job_server(
     """
     resources = contextlib.AsyncExitStack()
     try:
-        store = open_store(settings.database)
+        backend = open_backend(settings.database)
+        store = backend.store
         await store.open()
         resources.push_async_callback(store.close)
         server, bound_port = (None, None) if port is None else _listening_server(host, port, credentials)
         feed = ChangeFeed()
         dispatch = await resources.enter_async_context(
-            running_execution(store, registry, feed, settings, run_handlers=run_handlers)
+            backend.execution(registry, feed, settings, run_handlers=run_handlers)
         )
     except BaseException:
         await resources.aclose()
@@ -151,7 +150,8 @@ def _listening_server(host: str, port: int, credentials: grpc.ServerCredentials 
             return server, server.add_insecure_port(address)
         return server, server.add_secure_port(address, credentials)
     except RuntimeError as exc:
-        raise OSError(f"cannot listen on {address}: {exc}") from exc
+        reason = str(exc).split(";")[0]
+        raise OSError(f"cannot listen on {address}: {reason}") from exc
 
 
 async def run_worker(
@@ -159,12 +159,13 @@ async def run_worker(
 ) -> None:
     """Run handlers of job instances kept in PostgreSQL until `stop` is set; then give running handlers the
     shutdown grace and record the rest Failed (retriable). `started` is called once jobs are being taken."""
-    store = open_store(settings.database)
-    if not isinstance(store.connector, PostgresConnector):
+    backend = open_backend(settings.database)
+    if not backend.separate_workers:
         raise StoreError("a worker takes its jobs from PostgreSQL: give --database postgresql://…")
+    store = backend.store
     await store.open()
     try:
-        async with running_execution(store, registry, ChangeFeed(), settings, run_handlers=True):
+        async with backend.execution(registry, ChangeFeed(), settings, run_handlers=True):
             logger.info("worker running at most %d job(s) at once", settings.worker_concurrency)
             started()
             await stop.wait()

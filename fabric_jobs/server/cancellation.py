@@ -23,10 +23,16 @@ class CancellationToken:
         self._flag = threading.Event()
         self._event = asyncio.Event()
         self.reason: CancelReason | None = None
+        self.seen = False
+        """Whether the handler has seen the token set (read `cancelled` true, returned from a wait, or raised): a
+        handler that returns having seen a shutdown stopped because of it; one that never saw it finished its work."""
 
     @property
     def cancelled(self) -> bool:
-        return self._flag.is_set()
+        if self._flag.is_set():
+            self.seen = True
+            return True
+        return False
 
     def cancel(self, reason: CancelReason = CancelReason.CANCEL_REQUESTED) -> None:
         if self._flag.is_set():
@@ -38,11 +44,16 @@ class CancellationToken:
     async def wait(self) -> None:
         """Return once cancellation is requested."""
         await self._event.wait()
+        self.seen = True
 
     def wait_blocking(self, timeout: float | None = None) -> bool:
         """For plain (threaded) handlers: block up to `timeout`; True if cancelled."""
-        return self._flag.wait(timeout)
+        if self._flag.wait(timeout):
+            self.seen = True
+            return True
+        return False
 
     def raise_if_cancelled(self) -> None:
         if self._flag.is_set():
+            self.seen = True
             raise JobCancelled(self.reason.value if self.reason else "cancelled")

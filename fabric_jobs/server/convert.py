@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 from fabric_jobs.errors import details_to_pb
-from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, JobStatus
+from fabric_jobs.keys import key_to_pb
+from fabric_jobs.server.model import JobRecord
+from fabric_jobs.status import INVOKE_TYPE_FROM_PB, INVOKE_TYPE_TO_PB, STATUS_FROM_PB, STATUS_TO_PB
 from fabric_jobs.v1 import job_service_pb2 as pb
 
-STATUS_TO_PB = {
-    JobStatus.NOT_STARTED: pb.JOB_INSTANCE_STATUS_NOT_STARTED,
-    JobStatus.IN_PROGRESS: pb.JOB_INSTANCE_STATUS_IN_PROGRESS,
-    JobStatus.COMPLETED: pb.JOB_INSTANCE_STATUS_COMPLETED,
-    JobStatus.FAILED: pb.JOB_INSTANCE_STATUS_FAILED,
-    JobStatus.CANCELLED: pb.JOB_INSTANCE_STATUS_CANCELLED,
-}
-STATUS_FROM_PB = {value: key for key, value in STATUS_TO_PB.items()}
-
-INVOKE_TYPE_TO_PB = {
-    InvokeType.UNKNOWN_FUTURE_VALUE: pb.JOB_INVOKE_TYPE_UNKNOWN_FUTURE_VALUE,
-    InvokeType.SCHEDULED: pb.JOB_INVOKE_TYPE_SCHEDULED,
-    InvokeType.MANUAL: pb.JOB_INVOKE_TYPE_MANUAL,
-}
-INVOKE_TYPE_FROM_PB = {value: key for key, value in INVOKE_TYPE_TO_PB.items()}
-
-
-def key_to_pb(key: JobKey) -> pb.JobInstanceKey:
-    return pb.JobInstanceKey(**key.fields())
+__all__ = [
+    "INVOKE_TYPE_FROM_PB",
+    "INVOKE_TYPE_TO_PB",
+    "STATUS_FROM_PB",
+    "STATUS_TO_PB",
+    "key_to_pb",
+    "record_to_pb",
+]
 
 
 def record_to_pb(record: JobRecord) -> pb.JobInstance:

@@ -25,7 +25,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 
 from fabric_jobs import request_context
-from fabric_jobs.errors import ErrorCode, ErrorDetails, ErrorSource, job_executor_lost
+from fabric_jobs.errors import ErrorCode, ErrorDetails, ErrorSource, details_for, job_executor_lost
 from fabric_jobs.observability import metrics, tracing
 from fabric_jobs.server.cancellation import CancellationToken, CancelReason, JobCancelled
 from fabric_jobs.server.changes import ChangeFeed
@@ -57,6 +57,11 @@ class Run:
 INTERRUPTED = job_executor_lost(
     "The job was interrupted because the service shut down before it finished; it can be retried."
 )
+"""A handler still running at the end of the shutdown grace."""
+STOPPED_AT_SHUTDOWN = details_for(
+    ErrorCode.JOB_INTERRUPTED, "The job stopped because the service shut down before it finished; it can be retried."
+)
+"""A handler that stopped when told the service shuts down (returned having seen its token, or raised JobCancelled)."""
 
 
 class LocalExecutor:
@@ -102,7 +107,7 @@ class LocalExecutor:
         run = self._runs.get(key)
         if run is None:
             return
-        if not run.token.cancelled:
+        if run.token.reason is None:
             logger.info("job %s: telling its handler to cancel", key)
             run.token.cancel(CancelReason.CANCEL_REQUESTED)
             if run.started:
@@ -156,7 +161,7 @@ class LocalExecutor:
         run.started = True
         metrics.jobs_waiting.dec()
         self._feed.publish(record)
-        if record.cancel_requested or run.token.cancelled:
+        if record.cancel_requested or run.token.reason is not None:
             await self._finish(run.key, JobStatus.CANCELLED, None)
             return
         logger.info("job %s started", run.key)
@@ -179,6 +184,8 @@ class LocalExecutor:
                 metrics.handler_duration_of(run.key.job_type).observe(stopped - started)
                 if run.told_to_cancel_at is not None:
                     metrics.cancel_to_stop_of(run.key.job_type).observe(stopped - run.told_to_cancel_at)
+            if error is STOPPED_AT_SHUTDOWN and await self._cancel_was_asked(run):
+                status, error = JobStatus.CANCELLED, None
             if span is not None:
                 span.set_attribute("fabric.job.status", status.value)
                 if status is JobStatus.FAILED:
@@ -209,8 +216,8 @@ class LocalExecutor:
         try:
             await job_type.handler(context)  # type: ignore[misc]
         except Exception as exc:
-            return context.cancellation.cancelled, exc
-        return context.cancellation.cancelled, None
+            return context.cancellation.reason is not None, exc
+        return context.cancellation.reason is not None, None
 
     @staticmethod
     def _invoke_in_thread(run: Run, job_type: JobType, context: JobContext) -> tuple[bool, BaseException | None]:
@@ -218,21 +225,23 @@ class LocalExecutor:
         try:
             job_type.handler(context)
         except Exception as exc:
-            return context.cancellation.cancelled, exc
+            return context.cancellation.reason is not None, exc
         finally:
             run.thread_id = None
-        return context.cancellation.cancelled, None
+        return context.cancellation.reason is not None, None
 
     @staticmethod
     def _outcome(token: CancellationToken, cancelled_at_end: bool, exc: BaseException | None) -> Outcome:
-        if token.reason is CancelReason.SHUTDOWN:
-            return JobStatus.FAILED, INTERRUPTED
+        if isinstance(exc, JobFailed):
+            return JobStatus.FAILED, exc.details
+        if token.reason is CancelReason.SHUTDOWN and (isinstance(exc, JobCancelled) or (exc is None and token.seen)):
+            return JobStatus.FAILED, STOPPED_AT_SHUTDOWN
+        if token.reason is CancelReason.SHUTDOWN and exc is None:
+            return JobStatus.COMPLETED, None
         if cancelled_at_end:
             return JobStatus.CANCELLED, None
         if exc is None:
             return JobStatus.COMPLETED, None
-        if isinstance(exc, JobFailed):
-            return JobStatus.FAILED, exc.details
         handler_log.error("job handler raised", exc_info=exc)
         message = f"The job handler failed unexpectedly ({type(exc).__name__}); the workload's logs have the details."
         return JobStatus.FAILED, ErrorDetails(ErrorCode.JOB_EXECUTION_FAILED, message, source=ErrorSource.SYSTEM)
@@ -275,25 +284,41 @@ class LocalExecutor:
             return
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(run.thread_id), ctypes.py_object(JobCancelled))
 
+    async def _cancel_was_asked(self, run: Run) -> bool:
+        """Whether the job's cancel was asked, here or (on a shared database) through another process."""
+        if run.token.reason is CancelReason.CANCEL_REQUESTED:
+            return True
+        record = await self._store.get(run.key)
+        return record is not None and record.cancel_requested
+
     async def shutdown(self) -> None:
-        """Let running handlers finish within the shutdown grace, then record them Failed (retriable) and stop them.
+        """Tell running handlers (their token, reason SHUTDOWN) and give them the shutdown grace, returning as soon as
+        none runs. A job that stops within it ends as its handler ends it (Cancelled if its cancel was asked; Failed,
+        JobInterrupted, retriable if it returned or raised JobCancelled); one still running at its end is stopped by
+        force and recorded Cancelled if its cancel was asked, else Failed, JobExecutorLost, retriable.
 
         Jobs still queued stay NotStarted and run after the next start.
         """
         self._closing = True
         running = [run for run in self._runs.values() if run.started]
-        for run in self._runs.values():
-            if run.enforcer is not None:
-                run.enforcer.cancel()
+        for run in running:
+            run.token.cancel(CancelReason.SHUTDOWN)
         if running:
-            logger.info("waiting up to %.1fs for %d running job(s)", self._settings.shutdown_grace, len(running))
+            logger.info(
+                "told %d running job(s) to stop; waiting up to %.1fs", len(running), self._settings.shutdown_grace
+            )
             await asyncio.wait(
                 [asyncio.create_task(run.finished.wait()) for run in running], timeout=self._settings.shutdown_grace
             )
+        for run in self._runs.values():
+            if run.enforcer is not None:
+                run.enforcer.cancel()
         for run in running:
             if not run.finished.is_set():
-                await self._finish(run.key, JobStatus.FAILED, INTERRUPTED)
-                run.token.cancel(CancelReason.SHUTDOWN)
+                if await self._cancel_was_asked(run):
+                    await self._finish(run.key, JobStatus.CANCELLED, None)
+                else:
+                    await self._finish(run.key, JobStatus.FAILED, INTERRUPTED)
                 self._force_stop(run)
         for task in list(self._tasks):
             task.cancel()

@@ -55,7 +55,9 @@ class LocalDispatch:
     async def _recover(self) -> None:
         lease_ms = int(self._settings.lease_seconds * 1000)
         for record in await self._store.fail_expired(lease_ms, now_ms(), PROCESS_LOST):
-            logger.warning("job %s was left running by a stopped process: ended Failed (retriable)", record.key)
+            logger.warning(
+                "job %s was left running by a stopped process (%s): ended Failed (retriable)", record.key, record.owner
+            )
             metrics.executor_lost_of("process_lost").inc()
             metrics.jobs_ended_of(record.key.job_type, record.status.value).inc()
             self._feed.publish(record)

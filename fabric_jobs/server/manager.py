@@ -110,12 +110,10 @@ class JobManager:
         with self._feed.subscribe(key) as changes:
             record = await self.get(key)
             yield record
-            last = _visible(record)
             while not record.status.is_terminal:
                 await changes.wait(self._feed.poll_seconds)
-                record = changes.take(record) or await self.get(key)
-                if _visible(record) != last:
-                    last = _visible(record)
+                last, record = record, changes.take(record) or await self.get(key)
+                if record.version != last.version:
                     yield record
 
     async def _until_terminal(self, record: JobRecord, changes: Changes, seconds: float) -> JobRecord:
@@ -139,7 +137,3 @@ class JobManager:
 def _same_payload(stored: str, requested: CreationPayload) -> bool:
     """Compared as JSON values: key order, spaces and 5 against 5.0 do not make another request."""
     return stored == requested.text or payload.canonical(payload.loads(stored)) == payload.canonical(requested.fields)
-
-
-def _visible(record: JobRecord) -> tuple[object, ...]:
-    return (record.status, record.start_time_ms, record.end_time_ms, record.error, record.cancel_requested)

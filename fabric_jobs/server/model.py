@@ -2,68 +2,25 @@
 
 from __future__ import annotations
 
-import enum
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from fabric_jobs.errors import ErrorDetails
-from fabric_jobs.keys import KEY_FIELDS
+from fabric_jobs.keys import JobKey
+from fabric_jobs.status import TERMINAL_STATUSES, InvokeType, JobStatus
 
-
-class JobStatus(enum.StrEnum):
-    NOT_STARTED = "NotStarted"
-    IN_PROGRESS = "InProgress"
-    COMPLETED = "Completed"
-    FAILED = "Failed"
-    CANCELLED = "Cancelled"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in TERMINAL_STATUSES
-
-
-TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
-
-
-class InvokeType(enum.StrEnum):
-    """Fabric's JobInvokeType; Fabric also sends it as the integers 0, 1, 2 in this order."""
-
-    UNKNOWN_FUTURE_VALUE = "UnknownFutureValue"
-    SCHEDULED = "Scheduled"
-    MANUAL = "Manual"
-
-
-@dataclass(frozen=True, slots=True)
-class JobKey:
-    """The full identity of a job instance; a key differing in any field is another job. Its fields are
-    fabric_jobs.keys.KEY_PARTS, in that order."""
-
-    tenant_id: str
-    workspace_id: str
-    item_type: str
-    item_id: str
-    job_type: str
-    job_instance_id: str
-
-    def __str__(self) -> str:
-        return f"{self.job_instance_id} ({self.item_type}/{self.job_type})"
-
-    def fields(self) -> dict[str, str]:
-        """The parts by field name: a JobInstanceKey's fields, a query's parameters."""
-        return {field: getattr(self, field) for field in KEY_FIELDS}
-
-    def to_text(self) -> str:
-        """The six parts joined by '/': a procrastinate lock, a NOTIFY payload. No part holds a '/'."""
-        return "/".join(getattr(self, field) for field in KEY_FIELDS)
-
-    @classmethod
-    def from_text(cls, text: str) -> JobKey | None:
-        """The key `to_text` wrote, or None for text it did not write."""
-        parts = text.split("/")
-        if len(parts) != len(KEY_FIELDS) or not all(parts):
-            return None
-        return cls(*parts)
+__all__ = [
+    "TERMINAL_STATUSES",
+    "CreationPayload",
+    "InvokeType",
+    "JobKey",
+    "JobRecord",
+    "JobStatus",
+    "NewJob",
+    "Transition",
+    "now_ms",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +59,9 @@ class JobRecord:
     error: ErrorDetails | None
     cancel_requested: bool
     owner: str | None
+    """The executor that claimed the job (kept once it ends): named when its lease runs out."""
     version: int
+    """1 when created, one more at each change of the row: a watch yields the record when it moves."""
     trace_context: str | None = None
 
 

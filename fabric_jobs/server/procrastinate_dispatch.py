@@ -131,7 +131,7 @@ class ProcrastinateDispatch:
                     error=WORKER_LOST,
                 )
                 if record is not None:
-                    logger.warning("job %s: its worker stopped; ended Failed (retriable)", key)
+                    logger.warning("job %s: its worker (%s) stopped; ended Failed (retriable)", key, record.owner)
                     metrics.executor_lost_of("worker_lost").inc()
                     metrics.jobs_ended_of(key.job_type, record.status.value).inc()
                     self._feed.publish(record)

@@ -165,18 +165,28 @@ class JobRegistry:
         return on_demand, scheduled or on_demand
 
 
-def load_registry(spec: str) -> JobRegistry:
-    """Import `package.module:attribute` and return the JobRegistry it names. Raises ValueError."""
+def load_registry(spec: str, *, not_found_hint: str = "is the package installed?") -> JobRegistry:
+    """Import `package.module:attribute` and return the JobRegistry it names. Raises ValueError saying what is
+    wrong in one line; `not_found_hint` follows the message of a module that is not found."""
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise ValueError(f"--jobs must look like package.module:attribute, got {spec!r}")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"--jobs: cannot import {module_name!r}: {exc}") from exc
-    registry = getattr(module, attribute, None)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module_name.startswith(exc.name):
+            raise ValueError(f"--jobs: cannot import {module_name!r}: {exc}; {not_found_hint}") from exc
+        raise ValueError(f"--jobs: importing {module_name!r} failed: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:
+        raise ValueError(f"--jobs: importing {module_name!r} failed: {type(exc).__name__}: {exc}") from exc
+    if not hasattr(module, attribute):
+        found = [name for name, value in vars(module).items() if isinstance(value, JobRegistry)]
+        its = f" (its JobRegistry: {', '.join(found)})" if found else " (it holds no JobRegistry)"
+        raise ValueError(f"--jobs: module {module_name!r} has no attribute {attribute!r}{its}")
+    registry = getattr(module, attribute)
     if not isinstance(registry, JobRegistry):
-        raise ValueError(f"--jobs: {spec!r} is not a JobRegistry")
+        kind = "function" if inspect.isfunction(registry) else type(registry).__name__
+        raise ValueError(f"--jobs: {spec!r} is a {kind}, not a JobRegistry")
     return registry
 
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import procrastinate
+from procrastinate import exceptions as procrastinate_errors
 from procrastinate import worker as procrastinate_worker
 from procrastinate.job_context import JobContext
 
@@ -44,6 +45,11 @@ ABORT_POLL_SECONDS = 5.0
 RESTART_SECONDS = 1.0
 
 
+def process_name() -> str:
+    """How other processes name this one: host and process id."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
 class Worker:
     def __init__(
         self,
@@ -58,7 +64,7 @@ class Worker:
         self._app = app
         self._settings = settings
         self._concurrency = concurrency
-        self.name = f"{socket.gethostname()}-{os.getpid()}"
+        self.name = process_name()
         self.executor = LocalExecutor(store, registry, feed, settings, owner=f"worker-{self.name}")
         self._keys_by_job_id: dict[int, JobKey] = {}
         app.task(name=TASK_NAME, queue=QUEUE, pass_context=True)(self._run_job_instance)
@@ -82,9 +88,25 @@ class Worker:
             if stop.is_set():
                 await self.executor.shutdown()
                 return
+        heartbeat = asyncio.create_task(self._beat_while_stopping(worker), name="heartbeat while stopping")
         worker.stop()  # type: ignore[no-untyped-call]
-        await self.executor.shutdown()
+        try:
+            await self.executor.shutdown()
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
         await asyncio.gather(running, return_exceptions=True)
+
+    async def _beat_while_stopping(self, worker: procrastinate_worker.Worker) -> None:
+        """procrastinate stops its heartbeat as soon as it is told to stop; running handlers still have the shutdown
+        grace, and replicas would take a worker silent for --lease-seconds for a dead one and fail its jobs."""
+        interval = max(self._settings.lease_seconds / 3, 0.05)
+        while worker.worker_id is not None:
+            try:
+                await self._app.job_manager.update_heartbeat(worker.worker_id)
+            except procrastinate_errors.ConnectorException as exc:
+                logger.warning("could not renew this worker's heartbeat while stopping: %s", exc)
+            await asyncio.sleep(interval)
 
     def _procrastinate_worker(self) -> procrastinate_worker.Worker:
         return _AbortByLookup(

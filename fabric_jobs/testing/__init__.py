@@ -4,6 +4,7 @@ Installing fabric-jobs registers the plugin (entry point `pytest11`); its fixtur
 
 - `fabric_jobs_service`: a FabricJobsService: the JobService on a fresh SQLite file with your registry,
   the REST bridge before it, and helpers (create, wait_for, create_and_wait, cancel, cancel_and_wait);
+- `fabric_jobs_client`: a fabric_jobs.client.SyncJobsClient over the in-process channel;
 - `fabric_jobs_stub`: a blocking gRPC JobServiceStub over the in-process channel;
 - `fabric_jobs_rest`: an httpx.Client of the REST bridge, authentication off (needs httpx:
   `pip install 'fabric-jobs[testing]'`);

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from fabric_jobs.keys import KEY_FIELDS
+from fabric_jobs.keys import KEY_FIELDS, JobKey, key_to_pb
 from fabric_jobs.v1 import job_service_pb2 as pb
 
 TERMINAL = frozenset({"Completed", "Failed", "Cancelled"})
@@ -42,9 +42,14 @@ class JobRef:
         return {"ActivityId": _new_id(), "RequestId": _new_id(), "x-ms-client-tenant-id": self.tenant_id}
 
     @property
+    def job_key(self) -> JobKey:
+        """The key as fabric_jobs.client takes it."""
+        return JobKey(*(getattr(self, field) for field in KEY_FIELDS))
+
+    @property
     def key(self) -> pb.JobInstanceKey:
         """The key as the gRPC JobService takes it."""
-        return pb.JobInstanceKey(**{field: getattr(self, field) for field in KEY_FIELDS})
+        return key_to_pb(self.job_key)
 
     def __str__(self) -> str:
         return f"{self.job_instance_id} ({self.item_type}/{self.job_type})"

@@ -14,6 +14,7 @@ import pytest
 if TYPE_CHECKING:
     import httpx
 
+    from fabric_jobs.client import SyncJobsClient
     from fabric_jobs.server.registry import JobRegistry
     from fabric_jobs.testing.service import FabricJobsService
     from fabric_jobs.v1.job_service_pb2_grpc import JobServiceStub
@@ -60,7 +61,7 @@ def fabric_jobs_registry(request: pytest.FixtureRequest) -> JobRegistry:
     if not spec or not isinstance(spec, str):
         pytest.fail(NO_REGISTRY, pytrace=False)
     try:
-        return load_registry(spec.strip())
+        return load_registry(spec.strip(), not_found_hint="is the package installed, or on pytest's pythonpath?")
     except ValueError as exc:
         wrong = str(exc)
     pytest.fail(f"fabric_jobs: {wrong}", pytrace=False)
@@ -91,6 +92,12 @@ def fabric_jobs_service(
 def fabric_jobs_stub(fabric_jobs_service: FabricJobsService) -> JobServiceStub:
     """A blocking JobServiceStub over the in-process channel (replies, status codes and details as over gRPC)."""
     return fabric_jobs_service.stub
+
+
+@pytest.fixture
+def fabric_jobs_client(fabric_jobs_service: FabricJobsService) -> SyncJobsClient:
+    """A SyncJobsClient over the in-process channel: typed results, errors as fabric_jobs.client exceptions."""
+    return fabric_jobs_service.client
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ except ImportError as exc:  # pragma: no cover - exercised through the plugin's 
     raise ImportError("the fabric_jobs REST client needs httpx: pip install 'fabric-jobs[testing]' (or httpx)") from exc
 from starlette.types import ASGIApp
 
-from fabric_jobs.testing.loop import LoopThread
+from fabric_jobs.client._loop import LoopThread
 
 BASE_URL = "http://fabric-jobs.test"
 DEFAULT_TIMEOUT = 30.0

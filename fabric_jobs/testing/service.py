@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from fabric_jobs.client import JobsClient, JobsError, SyncJobsClient
+from fabric_jobs.client._loop import LoopThread
 from fabric_jobs.rest_bridge.app import create_app
 from fabric_jobs.rest_bridge.settings import BridgeSettings
 from fabric_jobs.server.app import JobServer, start_job_server
@@ -20,7 +21,6 @@ from fabric_jobs.server.registry import JobRegistry
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.testing.channel import BlockingChannel
 from fabric_jobs.testing.jobs import TERMINAL, JobRef, wait_failed
-from fabric_jobs.testing.loop import LoopThread
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:
@@ -31,15 +31,15 @@ TEST_SETTINGS: Mapping[str, Any] = {"cancel_grace": 5.0, "shutdown_grace": 0.1, 
 still running when its test ends is stopped at once."""
 SETTINGS_FIELDS = frozenset(field.name for field in dataclasses.fields(ServiceSettings)) - {"database"}
 START_TIMEOUT = 30.0
-POLL_INTERVAL = 0.02
 DEFAULT_WAIT = 10.0
 
 
 class FabricJobsService:
     """A started JobService with `registry`'s job types, its REST bridge (authentication off) and helpers.
 
-    `stub` is a blocking JobServiceStub; `rest` an httpx.Client of the bridge, answering exactly as Fabric
-    would be answered. The helpers go through REST and return the job's state as Fabric reads it.
+    `client` is a SyncJobsClient and `stub` a blocking JobServiceStub, both over the in-process channel; `rest` an
+    httpx.Client of the bridge, answering exactly as Fabric would be answered. The helpers call the bridge as
+    Fabric does, follow the job with the client's Watch, and return the job's state as Fabric reads it.
     """
 
     def __init__(self, registry: JobRegistry, database: str, *, listen: bool = False, **settings: Any) -> None:
@@ -57,6 +57,7 @@ class FabricJobsService:
             raise
         channel = self.server.in_process_channel
         self.stub = pb_grpc.JobServiceStub(BlockingChannel(self._loop, channel).as_channel())
+        self.client = SyncJobsClient(JobsClient(channel.as_channel()), self._loop)
         self.app = create_app(BridgeSettings(), channel.as_channel())
         self._rest: httpx.Client | None = None
         self._stopped = False
@@ -121,20 +122,25 @@ class FabricJobsService:
         return _json_object(response)
 
     def wait_for(self, job: JobRef, *statuses: str, timeout: float = DEFAULT_WAIT) -> dict[str, Any]:
-        """Poll Get until the job has one of `statuses` (default: any terminal one) and return its state.
+        """Follow the job's changes until it has one of `statuses` (default: any terminal one); its state then.
 
         Fails after `timeout` seconds, or at once when it ends in another terminal status, with its last state."""
         __tracebackhide__ = True
         wanted = statuses or tuple(sorted(TERMINAL))
-        deadline = time.monotonic() + timeout
-        while True:
-            state = self.state(job)
-            status = state.get("status")
-            if status in wanted:
-                return state
-            if status in TERMINAL or time.monotonic() >= deadline:
-                raise AssertionError(wait_failed(job, wanted, state, timeout))
-            time.sleep(POLL_INTERVAL)
+        try:
+            for change in self.client.watch(job.job_key, timeout=timeout):
+                if change.status in wanted or change.is_terminal:
+                    state = self.state(job)
+                    if state.get("status") in wanted:
+                        return state
+                    if state.get("status") in TERMINAL:
+                        break
+        except JobsError:
+            pass
+        state = self.state(job)
+        if state.get("status") in wanted:
+            return state
+        raise AssertionError(wait_failed(job, wanted, state, timeout))
 
     def create_and_wait(
         self,

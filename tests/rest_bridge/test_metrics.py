@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import pathlib
 import re
+from typing import cast
 
 import grpc
+import httpx
 from starlette.applications import Starlette
 
 from fabric_jobs.rest_bridge.app import create_app
+from fabric_jobs.rest_bridge.console import ConsoleSettings, create_console_app
 from fabric_jobs.rest_bridge.settings import BridgeSettings
 from fabric_jobs.server.app import JobServer
 from tests.rest_bridge.client import BASE_PATH, Bridge, JobRef, client_for
@@ -167,3 +171,39 @@ async def test_a_job_cancelled_while_waiting_is_counted_ended_once(job_server: J
         await bridge.wait_for(holding, "Cancelled")
     after = await scrape_until(app, lambda now: moved(before, now, [ended])[0][2] > 0)
     assert moved(before, after, [ended]) == [(*ended, 1.0)]
+
+
+async def test_no_created_series_are_exposed(channel: grpc.aio.Channel) -> None:
+    metrics = await scrape(bridge_app(channel))
+    created = sorted({sample.name for sample in metrics.samples if sample.name.endswith("_created")})
+    assert created == [], "prometheus-client's *_created series are noise: every counter and histogram had one"
+
+
+async def test_the_consoles_static_files_count_under_a_route_of_their_own(channel: grpc.aio.Channel) -> None:
+    app = bridge_app(channel)
+    console = create_console_app(ConsoleSettings(), channel, asyncio.Event())
+    before = await scrape(app)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=console), base_url="http://127.0.0.1") as client:
+        assert (await client.get("/console/static/console.js")).status_code == 200
+        assert (await client.get("/console/static/no-such-file.js")).status_code == 404
+        assert (await client.get("/console/nowhere")).status_code == 404
+    after = await scrape(app)
+    wanted: Wanted = [
+        ("fabric_jobs_http_requests_total", {"route": "Console_static", "status_code": "200"}),
+        ("fabric_jobs_http_requests_total", {"route": "Console_static", "status_code": "404"}),
+        ("fabric_jobs_http_requests_total", {"route": "unmatched", "status_code": "404"}),
+        ("fabric_jobs_http_requests_total", {"route": "unmatched", "status_code": "200"}),
+    ]
+    assert moved(before, after, wanted) == [
+        (name, labels, count) for (name, labels), count in zip(wanted, (1, 1, 1, 0), strict=True)
+    ]
+
+
+def test_the_metrics_guide_names_every_route_label(channel: grpc.aio.Channel) -> None:
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "operating.md").read_text()
+    metric_row = next(line for line in readme.splitlines() if line.startswith("| `fabric_jobs_http_requests_total` |"))
+    apps = (bridge_app(channel), create_console_app(ConsoleSettings(), channel, asyncio.Event()))
+    route_names = [cast(dict[object, str], app.user_middleware[0].kwargs["route_names"]) for app in apps]
+    names = {name for names_of_app in route_names for name in names_of_app.values()}
+    assert names
+    assert [name for name in sorted(names) if f"`{name}`" not in metric_row] == []

@@ -22,6 +22,7 @@ from tests.conftest import RunningServer, new_key, rpc_error, status_details, wa
 from tests.scaleout import jobs
 from tests.scaleout.conftest import (
     CANCEL_GRACE_SECONDS,
+    EXIT_SECONDS,
     LEASE_SECONDS,
     SHUTDOWN_GRACE_SECONDS,
     ServiceFactory,
@@ -347,14 +348,15 @@ async def test_a_job_of_a_killed_worker_ends_failed_retriable_and_never_runs_aga
 
 
 @pytest.mark.slow
-async def test_sigterm_gives_running_handlers_the_shutdown_grace_then_records_them_failed_retriable(
+async def test_sigterm_tells_handlers_then_records_what_outlives_the_grace_failed_retriable(
     service: RunningServer, start_worker: WorkerFactory
 ) -> None:
     worker = await start_worker()
-    long_key, _ = await create(service.stub, jobs.COOPERATIVE)
+    long_key, _ = await create(service.stub, jobs.IGNORES_TOKEN)
+    told_key, _ = await create(service.stub, jobs.COOPERATIVE)
     short_key, _ = await create(service.stub, jobs.QUICK, delaySeconds=SHUTDOWN_GRACE_SECONDS / 2)
-    await wait_for_status(service.stub, long_key, IN_PROGRESS, within=RUN_SECONDS)
-    await wait_for_status(service.stub, short_key, IN_PROGRESS, within=RUN_SECONDS)
+    for key in (long_key, told_key, short_key):
+        await wait_for_status(service.stub, key, IN_PROGRESS, within=RUN_SECONDS)
 
     terminated_at = time.time()
     worker.signal(signal.SIGTERM)
@@ -366,8 +368,36 @@ async def test_sigterm_gives_running_handlers_the_shutdown_grace_then_records_th
     assert interrupted.error_details.error_code == "JobExecutorLost"
     assert not interrupted.error_details.is_permanent
     assert seconds(interrupted.end_time) - terminated_at >= SHUTDOWN_GRACE_SECONDS - 0.01
+    told = await get(service.stub, told_key)
+    assert (told.status, told.error_details.error_code, told.error_details.is_permanent) == (
+        FAILED,
+        "JobInterrupted",
+        False,
+    )
     finished = await get(service.stub, short_key)
     assert finished.status == COMPLETED, finished
+
+
+@pytest.mark.slow
+async def test_a_worker_keeps_its_heartbeat_through_a_grace_longer_than_the_lease(
+    service: RunningServer, start_worker: WorkerFactory
+) -> None:
+    """Replicas must not take a stopping worker for a dead one: its job ends as the worker records it, and the
+    worker logs no error (procrastinate's finish of a job a replica had failed was an ERROR with a traceback)."""
+    grace = 3 * LEASE_SECONDS
+    worker = await start_worker("--shutdown-grace", str(grace))
+    key, _ = await create(service.stub, jobs.IGNORES_TOKEN)
+    await wait_for_status(service.stub, key, IN_PROGRESS, within=RUN_SECONDS)
+
+    worker.signal(signal.SIGTERM)
+    assert await worker.wait(within=EXIT_SECONDS + grace) == 0, worker.text()
+
+    ended = await get(service.stub, key)
+    assert ended.status == FAILED, ended
+    assert "the service shut down" in ended.error_details.message, ended
+    output = worker.text()
+    assert " ERROR " not in output, output
+    assert "Traceback" not in output, output
 
 
 async def test_cancel_from_a_second_replica_reaches_the_worker(

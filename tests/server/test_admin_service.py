@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import grpc
 import pytest
 
+from fabric_jobs.keys import KEY_FIELDS
+from fabric_jobs.server.admin import matches
 from fabric_jobs.server.app import ADMIN_SERVICE_NAME
+from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, JobStatus
+from fabric_jobs.server.store import JobFilter
 from fabric_jobs.v1 import admin_service_pb2 as admin_pb
 from fabric_jobs.v1 import admin_service_pb2_grpc as admin_grpc
 from fabric_jobs.v1 import job_service_pb2 as pb
@@ -184,3 +189,14 @@ async def test_watch_changes_streams_every_change_of_the_jobs_its_filter_covers(
 
 def test_the_admin_service_has_its_own_name() -> None:
     assert ADMIN_SERVICE_NAME == "fabric_jobs.v1.AdminService"
+
+
+@pytest.mark.parametrize("field", KEY_FIELDS)
+def test_a_change_watch_filters_on_each_key_part(field: str) -> None:
+    key = JobKey(*(str(uuid.uuid4()) for _ in KEY_FIELDS))
+    record = JobRecord(key, JobStatus.IN_PROGRESS, InvokeType.MANUAL, "{}", 1_000, 2_000, None, None, False, "o", 2)
+    same: dict[str, Any] = {field: getattr(key, field)}
+    other: dict[str, Any] = {field: str(uuid.uuid4())}
+    assert matches(JobFilter(**same), record)
+    assert not matches(JobFilter(**other), record)
+    assert matches(JobFilter(), record)

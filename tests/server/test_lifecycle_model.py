@@ -48,6 +48,7 @@ MAX_THREADS = 2
 DEADLINE = 5.0
 TERMINAL = frozenset({"Completed", "Failed", "Cancelled"})
 LOST = "Failed:JobExecutorLost"
+STOPPED = "Failed:JobInterrupted"
 INVOKE_TYPES = (pb.JOB_INVOKE_TYPE_MANUAL, pb.JOB_INVOKE_TYPE_SCHEDULED)
 
 
@@ -266,15 +267,21 @@ class LifecycleMachine(RuleBasedStateMachine):
     def restart(self) -> None:
         interrupted = self._running()
         for job in interrupted:
-            job.allowed.add(LOST)
+            job.allowed |= self._restart_outcomes(job)
         self.loop.run(lambda: self.server.stop())
         poll(lambda: not self.handlers.running(), lambda: f"handlers still running: {self.handlers.running()}")
         self.server = self._start()
         for job in interrupted:
             state = self.get(job)
-            assert state.outcome == LOST, f"interrupted by the restart, yet {state}"
+            assert state.outcome in self._restart_outcomes(job), f"interrupted by the restart, yet {state}"
             assert not state.is_permanent, f"interrupted by the restart, yet permanent: {state}"
         self.settle()
+
+    @staticmethod
+    def _restart_outcomes(job: Job) -> set[str]:
+        """A handler told of the shutdown stops (JobInterrupted) unless the short grace ends first (JobExecutorLost);
+        one that ignores its token always outlives the grace."""
+        return {STOPPED, LOST} if job.job_type in (steered.HONOURS, steered.HONOURS_THREAD) else {LOST}
 
     @invariant()
     def every_job_as_the_model_allows(self) -> None:

@@ -236,7 +236,7 @@ def test_a_missing_or_wrong_configuration_is_a_clear_error(author: pytest.Pytest
     result.stdout.fnmatch_lines(
         [
             "*fabric_jobs: which job registry? Name it with @pytest.mark.fabric_jobs(registry=*",
-            "*fabric_jobs: --jobs: 'jobs:nothing_here' is not a JobRegistry*",
+            "*fabric_jobs: --jobs: module 'jobs' has no attribute 'nothing_here'*",
             "*@pytest.mark.fabric_jobs: unknown fabric_jobs option(s) cancel_wiat; known: listen, cancel_grace*",
         ]
     )

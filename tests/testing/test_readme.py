@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,25 @@ def test_the_handler_example_passes_its_tests(
     pytester.syspathinsert()
     result = pytester.runpytest("-p", "no:asyncio", "-W", "error", "--strict-markers", "tests")
     result.assert_outcomes(passed=passed)
+
+
+PYTHONPATH_CONFIG = re.compile(r"```toml\n# pyproject.toml\n(?P<config>.*?)```", re.DOTALL)
+
+
+@pytest.mark.timeout(120)
+def test_the_guides_test_commands_work_as_shown(pytester: pytest.Pytester) -> None:
+    """`python -m pytest` from the project's folder, and plain `pytest` with the guide's pyproject.toml: the package
+    under test is not installed, and neither command is given a path."""
+    guide = _section("docs/handlers.md", None)
+    files = {match["path"]: match["code"] for match in FILE_BLOCK.finditer(guide)}
+    pytester.makepyfile(**{"mypkg/__init__": ""})
+    for path, code in files.items():
+        pytester.makepyfile(**{path.removesuffix(".py"): code})
+    as_module = pytester.run(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", timeout=100)
+    assert as_module.parseoutcomes().get("passed") == 4, as_module.stdout.str()
+
+    config = PYTHONPATH_CONFIG.search(guide)
+    assert config is not None, "the guide shows no pyproject.toml for plain pytest"
+    (pytester.path / "pyproject.toml").write_text(config["config"])
+    plain = pytester.run(Path(sys.executable).parent / "pytest", "-p", "no:cacheprovider", timeout=100)
+    assert plain.parseoutcomes().get("passed") == 4, plain.stdout.str()

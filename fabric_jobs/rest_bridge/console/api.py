@@ -16,16 +16,13 @@ import grpc
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from fabric_jobs.client import AdminClient, JobFilter, JobKey, JobsClient, RetryBudget
 from fabric_jobs.errors import FieldViolation, invalid_request
 from fabric_jobs.keys import FILTER_PARTS, KEY_PARTS
 from fabric_jobs.rest_bridge.admin_json import STATUS_BY_NAME, counts_json, job_json, transition_json
 from fabric_jobs.rest_bridge.console.access import Tickets
 from fabric_jobs.rest_bridge.console.events import EventStream
 from fabric_jobs.rest_bridge.errors import HttpError
-from fabric_jobs.v1 import admin_service_pb2 as admin_pb
-from fabric_jobs.v1 import admin_service_pb2_grpc as admin_grpc
-from fabric_jobs.v1 import job_service_pb2 as pb
-from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 
 PAGE_SIZE = 100
 
@@ -37,7 +34,7 @@ class BadParameter(HttpError):
         super().__init__(400, invalid_request([FieldViolation(name, rule)]))
 
 
-def job_filter(params: Any, *, with_statuses: bool = True) -> admin_pb.JobInstanceFilter:
+def job_filter(params: Any, *, with_statuses: bool = True) -> JobFilter:
     fields: dict[str, Any] = {}
     for part in FILTER_PARTS:
         assert part.filter_name is not None
@@ -45,66 +42,55 @@ def job_filter(params: Any, *, with_statuses: bool = True) -> admin_pb.JobInstan
             if not part.rule.holds(value):
                 raise BadParameter(part.filter_name, part.rule.text)
             fields[part.field] = value
-    result = admin_pb.JobInstanceFilter(**fields)
     if with_statuses and (statuses := params.get("status", "").strip()):
         for part in statuses.split(","):
             if part.strip().lower() not in STATUS_BY_NAME:
                 raise BadParameter("status", f"must name statuses, not {part!r}")
-            result.statuses.append(STATUS_BY_NAME[part.strip().lower()])
+        fields["statuses"] = frozenset(STATUS_BY_NAME[part.strip().lower()] for part in statuses.split(","))
     if since := params.get("since", "").strip():
         try:
-            moment = datetime.datetime.fromisoformat(since)
+            fields["created_since"] = datetime.datetime.fromisoformat(since)
         except ValueError:
             raise BadParameter("since", "must be an ISO 8601 time") from None
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(datetime.UTC).replace(tzinfo=None)
-        result.created_since.FromDatetime(moment)
-    return result
+    return JobFilter(**fields)
 
 
-def job_key(values: Any) -> pb.JobInstanceKey:
+def job_key(values: Any) -> JobKey:
     fields = {}
     for part in KEY_PARTS:
         value = values.get(part.json_name, "")
         if not isinstance(value, str) or not part.rule.holds(value):
             raise BadParameter(part.json_name, part.rule.text)
         fields[part.field] = value
-    return pb.JobInstanceKey(**fields)
+    return JobKey(**fields)
 
 
 class ConsoleApi:
     def __init__(self, channel: grpc.aio.Channel, tickets: Tickets, timeout: float, stop: asyncio.Event) -> None:
-        self._jobs = pb_grpc.JobServiceStub(channel)
-        self._admin = admin_grpc.AdminServiceStub(channel)
+        budget = RetryBudget()
+        self._jobs = JobsClient(channel, timeout=timeout, budget=budget)
+        self._admin = AdminClient(channel, timeout=timeout, budget=budget)
         self._tickets = tickets
-        self._timeout = timeout
         self._events = EventStream(self._admin, stop)
 
     async def jobs(self, request: Request) -> Response:
-        search = admin_pb.SearchJobInstancesRequest(
-            filter=job_filter(request.query_params),
-            page_size=PAGE_SIZE,
-            page_token=request.query_params.get("pageToken", ""),
+        page = await self._admin.search(
+            job_filter(request.query_params), page_size=PAGE_SIZE, page_token=request.query_params.get("pageToken")
         )
-        reply = await self._admin.SearchJobInstances(search, timeout=self._timeout)
         return JSONResponse(
-            {"jobInstances": [job_json(job) for job in reply.job_instances], "nextPageToken": reply.next_page_token}
+            {"jobInstances": [job_json(job) for job in page.jobs], "nextPageToken": page.next_page_token or ""}
         )
 
     async def counts(self, request: Request) -> Response:
-        count = admin_pb.CountJobInstancesRequest(filter=job_filter(request.query_params, with_statuses=False))
-        reply = await self._admin.CountJobInstances(count, timeout=self._timeout)
-        return JSONResponse(counts_json(reply))
+        counts = await self._admin.count(job_filter(request.query_params, with_statuses=False))
+        return JSONResponse(counts_json(counts))
 
     async def job(self, request: Request) -> Response:
-        key = job_key(request.query_params)
-        reply = await self._admin.ListJobInstanceTransitions(
-            admin_pb.ListJobInstanceTransitionsRequest(key=key), timeout=self._timeout
-        )
+        history = await self._admin.history(job_key(request.query_params))
         return JSONResponse(
             {
-                "jobInstance": job_json(reply.job_instance),
-                "transitions": [transition_json(step) for step in reply.transitions],
+                "jobInstance": job_json(history.job),
+                "transitions": [transition_json(step) for step in history.transitions],
             }
         )
 
@@ -115,9 +101,8 @@ class ConsoleApi:
             raise BadParameter("body", "must be JSON") from None
         if not isinstance(body, dict):
             raise BadParameter("body", "must be a JSON object naming the job")
-        key = job_key(body)
-        reply = await self._jobs.CancelJobInstance(pb.CancelJobInstanceRequest(key=key), timeout=self._timeout)
-        return JSONResponse({"jobInstance": job_json(reply.job_instance)})
+        job = await self._jobs.cancel(job_key(body))
+        return JSONResponse({"jobInstance": job_json(job)})
 
     async def ticket(self, request: Request) -> Response:
         return JSONResponse({"ticket": self._tickets.issue()})

@@ -15,10 +15,11 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from fabric_jobs.client import ServiceError, TransportError
 from fabric_jobs.rest_bridge.console.access import ConsoleAccess, Tickets
 from fabric_jobs.rest_bridge.console.api import ConsoleApi
 from fabric_jobs.rest_bridge.errors import HttpError, error_response
-from fabric_jobs.rest_bridge.grpc_errors import from_rpc_error
+from fabric_jobs.rest_bridge.grpc_errors import from_client_error
 from fabric_jobs.rest_bridge.middleware import RequestMiddleware
 
 logger = logging.getLogger(__name__)
@@ -52,9 +53,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
-async def _rpc_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, grpc.aio.AioRpcError)
-    return error_response(from_rpc_error(exc))
+async def _call_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError | TransportError)
+    return error_response(from_client_error(exc))
 
 
 async def _to_console(request: Request) -> Response:
@@ -78,9 +79,10 @@ def create_console_app(settings: ConsoleSettings, channel: grpc.aio.Channel, sto
         Route("/console/api/events", api.events, methods=["GET"]),
         Mount("/console/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    route_names = {
+    route_names: dict[object, str] = {
         route.endpoint: f"Console_{route.endpoint.__name__.lstrip('_')}" for route in routes if isinstance(route, Route)
     }
+    route_names.update({route.app: f"Console_{route.name}" for route in routes if isinstance(route, Mount)})
     middleware = [
         Middleware(RequestMiddleware, route_names=route_names),
         Middleware(ConsoleAccess, token=settings.token, tickets=tickets),
@@ -88,7 +90,7 @@ def create_console_app(settings: ConsoleSettings, channel: grpc.aio.Channel, sto
     console = Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers={HttpError: _http_error, grpc.aio.AioRpcError: _rpc_error},
+        exception_handlers={HttpError: _http_error, ServiceError: _call_error, TransportError: _call_error},
     )
     console.router.redirect_slashes = False
     return console

@@ -23,3 +23,20 @@ WHERE job.status = 'NotStarted'
     )
 ORDER BY job.create_time_ms
 LIMIT %(limit)s;
+
+-- name: publish_job_types
+WITH gone AS (
+    DELETE FROM worker_job_types WHERE seen_ms < %(stale_before_ms)s
+)
+INSERT INTO worker_job_types (worker, job_types, seen_ms)
+VALUES (%(worker)s, %(job_types)s, %(now_ms)s)
+ON CONFLICT (worker) DO UPDATE SET job_types = EXCLUDED.job_types, seen_ms = EXCLUDED.seen_ms;
+
+-- name: withdraw_job_types
+DELETE FROM worker_job_types WHERE worker = %(worker)s;
+
+-- name: workers_job_types
+SELECT worker, job_types
+FROM worker_job_types
+WHERE seen_ms >= %(stale_before_ms)s AND worker <> %(worker)s
+ORDER BY worker;

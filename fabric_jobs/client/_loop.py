@@ -1,4 +1,4 @@
-"""An asyncio event loop in a thread of its own, so plain (sync) tests can drive the async JobService."""
+"""An asyncio event loop in a thread of its own, so blocking code (SyncJobsClient, plain tests) drives async calls."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ T = TypeVar("T")
 class LoopThread:
     """Runs coroutines on its loop from any other thread and waits for them (bounded)."""
 
-    def __init__(self, name: str = "fabric-jobs-testing") -> None:
+    def __init__(self, name: str = "fabric-jobs-client") -> None:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()

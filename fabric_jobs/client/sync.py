@@ -1,0 +1,160 @@
+"""SyncJobsClient: JobsClient for blocking code (scripts, plain functions), each call run on an event loop in a
+thread of its own and waited for."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import random
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
+from types import TracebackType
+from typing import Any, Self, TypeVar, Unpack
+
+from fabric_jobs.client._calls import CallOptions
+from fabric_jobs.client._loop import LoopThread
+from fabric_jobs.client._service import DEFAULT_TIMEOUT
+from fabric_jobs.client.channel import ChannelOptions, Tls
+from fabric_jobs.client.jobs import POLL_INTERVAL, JobsClient
+from fabric_jobs.client.results import Created, JobState, Page
+from fabric_jobs.client.retries import RetryBudget, RetryPolicy
+from fabric_jobs.keys import JobKey
+from fabric_jobs.status import InvokeType, JobStatus
+
+T = TypeVar("T")
+_END = object()
+
+
+class SyncJobsClient:
+    """JobsClient's calls, blocking: the same arguments, results and exceptions.
+
+    `SyncJobsClient.connect(target, ...)` opens a channel (and a loop thread) of its own; `SyncJobsClient(jobs,
+    loop)` drives an existing JobsClient on the loop its channel belongs to (the pytest plugin's in-process one).
+    """
+
+    def __init__(self, jobs: JobsClient, loop: LoopThread) -> None:
+        self.jobs = jobs
+        self._loop = loop
+        self._owns_loop = False
+
+    @classmethod
+    def connect(
+        cls,
+        target: str,
+        *,
+        tls: Tls | None = None,
+        options: ChannelOptions = (),
+        timeout: float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        budget: RetryBudget | None = None,
+        rng: random.Random | None = None,
+    ) -> Self:
+        loop = LoopThread("fabric-jobs-client")
+
+        async def connect() -> JobsClient:
+            return JobsClient.connect(
+                target, tls=tls, options=options, timeout=timeout, retry=retry, budget=budget, rng=rng
+            )
+
+        try:
+            client = cls(loop.run(connect(), timeout), loop)
+        except BaseException:
+            loop.close()
+            raise
+        client._owns_loop = True
+        return client
+
+    def _run(self, call: Coroutine[Any, Any, T]) -> T:
+        return self._loop.run(call, None)
+
+    def close(self) -> None:
+        """Close the channel and stop the loop thread, if this client opened them."""
+        if self._owns_loop:
+            self._run(self.jobs.close())
+            self._loop.close()
+            self._owns_loop = False
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def create(
+        self,
+        key: JobKey,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        invoke_type: InvokeType = InvokeType.MANUAL,
+        **options: Unpack[CallOptions],
+    ) -> Created:
+        return self._run(self.jobs.create(key, payload, invoke_type=invoke_type, **options))
+
+    def get(self, key: JobKey, **options: Unpack[CallOptions]) -> JobState:
+        return self._run(self.jobs.get(key, **options))
+
+    def cancel(self, key: JobKey, **options: Unpack[CallOptions]) -> JobState:
+        return self._run(self.jobs.cancel(key, **options))
+
+    def list(
+        self,
+        tenant_id: str,
+        *,
+        workspace_id: str = "",
+        item_type: str = "",
+        item_id: str = "",
+        job_type: str = "",
+        statuses: Iterable[JobStatus] = (),
+        page_size: int = 0,
+        page_token: str | None = None,
+        **options: Unpack[CallOptions],
+    ) -> Page:
+        return self._run(
+            self.jobs.list(
+                tenant_id,
+                workspace_id=workspace_id,
+                item_type=item_type,
+                item_id=item_id,
+                job_type=job_type,
+                statuses=statuses,
+                page_size=page_size,
+                page_token=page_token,
+                **options,
+            )
+        )
+
+    def watch(self, key: JobKey, **options: Unpack[CallOptions]) -> Iterator[JobState]:
+        """The job's current state, then each change, ending after a terminal state; leaving the loop early
+        cancels the stream."""
+        return _blocking(self._loop, self.jobs.watch(key, **options))
+
+    def wait(self, key: JobKey, *, poll_interval: float = POLL_INTERVAL, **options: Unpack[CallOptions]) -> JobState:
+        return self._run(self.jobs.wait(key, poll_interval=poll_interval, **options))
+
+
+def _blocking(loop: LoopThread, items: AsyncIterator[T]) -> Iterator[T]:
+    """The items of an async iterator read on `loop`, handed to this thread one by one."""
+    handed: queue.Queue[tuple[bool, Any]] = queue.Queue()
+
+    async def pump() -> None:
+        try:
+            async for item in items:
+                handed.put((True, item))
+        except Exception as exc:
+            handed.put((False, exc))
+        else:
+            handed.put((False, _END))
+
+    future = asyncio.run_coroutine_threadsafe(pump(), loop.loop)
+    try:
+        while True:
+            more, value = handed.get()
+            if more:
+                yield value
+            elif value is _END:
+                return
+            else:
+                raise value
+    finally:
+        future.cancel()
