@@ -21,6 +21,7 @@ import grpc
 from fabric_jobs.demo import ITEM_TYPE, JOB_TYPE
 from fabric_jobs.server.convert import key_to_pb
 from fabric_jobs.server.model import InvokeType, JobKey, NewJob
+from fabric_jobs.server.store.rows import new_job_params
 from fabric_jobs.server.store.sqlite import QUERIES, SqliteConnector
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
@@ -119,16 +120,7 @@ def _new_jobs(keys: Iterator[JobKey], base_ms: int) -> Iterator[NewJob]:
 
 def insert_not_started(path: Path, jobs: Iterable[NewJob]) -> None:
     """Insert NotStarted jobs, skipping keys that exist, with the store's own insert_job query in one transaction."""
-    params = (
-        {
-            **job.key.fields(),
-            "invoke_type": job.invoke_type.value,
-            "creation_payload": job.creation_payload,
-            "create_time_ms": job.create_time_ms,
-            "trace_context": job.trace_context,
-        }
-        for job in jobs
-    )
+    params = (new_job_params(job) for job in jobs)
     with contextlib.closing(sqlite3.connect(path)) as connection, connection:
         connection.executemany(QUERIES["insert_job"], params)
 

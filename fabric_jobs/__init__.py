@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from fabric_jobs.errors import ErrorSource, ExtendedInfo
+    from fabric_jobs.identity import Caller, TokenUnavailable
     from fabric_jobs.keys import JobKey
     from fabric_jobs.server.cancellation import CancellationToken, CancelReason, JobCancelled
     from fabric_jobs.server.registry import (
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 from fabric_jobs._version import __version__
 
 __all__ = [
+    "Caller",
     "CancelReason",
     "CancellationToken",
     "ErrorSource",
@@ -49,10 +51,13 @@ __all__ = [
     "JobKey",
     "JobRegistry",
     "PayloadValidator",
+    "TokenUnavailable",
     "__version__",
 ]
 
 _HOMES = {
+    "Caller": "fabric_jobs.identity",
+    "TokenUnavailable": "fabric_jobs.identity",
     "ErrorSource": "fabric_jobs.errors",
     "ExtendedInfo": "fabric_jobs.errors",
     "CancellationToken": "fabric_jobs.server.cancellation",

@@ -42,6 +42,7 @@ class ErrorCode(enum.StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "UnsupportedMediaType"
     JOB_EXECUTION_FAILED = "JobExecutionFailed"
     JOB_EXECUTOR_LOST = "JobExecutorLost"
+    USER_TOKEN_UNAVAILABLE = "UserTokenUnavailable"
     JOB_INTERRUPTED = "JobInterrupted"
     SERVICE_UNAVAILABLE = "ServiceUnavailable"
     TIMEOUT = "Timeout"
@@ -186,6 +187,14 @@ ERRORS: tuple[ErrorRow, ...] = (
         None,
         True,
         "in errorDetails of a Failed job: its handler stopped when told the service shuts down (not permanent)",
+    ),
+    ErrorRow(
+        ErrorCode.USER_TOKEN_UNAVAILABLE,
+        None,
+        None,
+        False,
+        "in errorDetails of a Failed job: no token on behalf of its user; Entra's error and correlation id in "
+        "moreDetails, permanent unless Entra may answer later",
     ),
     ErrorRow(
         ErrorCode.SERVICE_UNAVAILABLE,

@@ -36,7 +36,8 @@ def _commands(parser: argparse.ArgumentParser, prefix: str) -> Iterator[tuple[st
 
 def cli_reference() -> str:
     """Every command and option of `fabric-jobs`, as its own `--help` prints them, and a table of each option."""
-    from fabric_jobs.cli.options import build_parser, env_name
+    from fabric_jobs.cli.option_kit import env_name
+    from fabric_jobs.cli.options import build_parser
 
     previous = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = HELP_WIDTH  # argparse wraps to the terminal; the page must not depend on it

@@ -1,48 +1,31 @@
-"""Shared fixtures: a real JobService on a free port over a real SQLite file, and small helpers."""
+"""Shared fixtures over the harness (tests/harness.py): a real JobService on a free port over a real SQLite file,
+and small helpers."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
 
 import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from fabric_jobs import JobRegistry
-from fabric_jobs.server.app import JobServer, ServiceSettings, start_job_server
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
+from tests.harness import POLL_INTERVAL as POLL_INTERVAL
+from tests.harness import RunningServer as RunningServer
+from tests.harness import ServerFactory as ServerFactory
+from tests.harness import eventually, server_factory
+from tests.harness import start_running_server as start_running_server
 
 pytest_plugins = ("tests.postgres", "pytester")
 
-POLL_INTERVAL = 0.02
 SEED_VARIABLE = "FABRIC_JOBS_TEST_SEED"
-
-
-@dataclass
-class RunningServer:
-    """A started JobServer and a stub connected to it. `stop()` is idempotent."""
-
-    server: JobServer
-    channel: grpc.aio.Channel
-    stub: pb_grpc.JobServiceAsyncStub
-    settings: ServiceSettings
-
-    async def stop(self) -> None:
-        await self.channel.close(None)
-        await self.server.stop(grace=1.0)
-
-
-class ServerFactory(Protocol):
-    def __call__(self, registry: JobRegistry, **settings: Any) -> Awaitable[RunningServer]: ...
 
 
 @pytest.fixture
@@ -56,13 +39,6 @@ def rng() -> random.Random:
     return random.Random(seed)
 
 
-async def start_running_server(settings: ServiceSettings, registry: JobRegistry, **options: Any) -> RunningServer:
-    """A JobServer on a free port (`options` as start_job_server takes them) and a stub connected to it."""
-    server = await start_job_server(settings, registry, port=0, **options)
-    channel = grpc.aio.insecure_channel(server.address)
-    return RunningServer(server, channel, pb_grpc.JobServiceStub(channel), settings)
-
-
 @pytest.fixture
 def database(tmp_path: Path) -> str:
     return "sqlite:///" + str(tmp_path / "jobs.db")
@@ -71,19 +47,8 @@ def database(tmp_path: Path) -> str:
 @pytest.fixture
 async def start_server(database: str) -> AsyncIterator[ServerFactory]:
     """Start servers on `database` (tests may start several in turn); every one is stopped at the end."""
-    started: list[RunningServer] = []
-    defaults = ServiceSettings(
-        database=database, cancel_wait=0.5, cancel_grace=1.0, shutdown_grace=0.5, lease_seconds=2.0, max_threads=4
-    )
-
-    async def start(registry: JobRegistry, **settings: Any) -> RunningServer:
-        running = await start_running_server(replace(defaults, **settings), registry)
-        started.append(running)
-        return running
-
-    yield start
-    for running in reversed(started):
-        await running.stop()
+    async with server_factory(database) as start:
+        yield start
 
 
 def new_key(item_type: str, job_type: str, *, tenant_id: str | None = None, **fields: str) -> pb.JobInstanceKey:
@@ -105,23 +70,17 @@ async def wait_for_status(
     within: float = 5.0,
 ) -> pb.JobInstance:
     """Poll Get until the instance has `status`; fail with the last state seen after `within` seconds."""
-    job = pb.JobInstance()
-    for _ in range(max(1, int(within / POLL_INTERVAL))):
+
+    async def reached() -> pb.JobInstance | None:
         job = (await stub.GetJobInstance(pb.GetJobInstanceRequest(key=key))).job_instance
-        if job.status == status:
-            return job
-        await asyncio.sleep(POLL_INTERVAL)
-    name = pb.JobInstanceStatus.Name(status)
-    raise AssertionError(f"job never reached {name} within {within}s; last state:\n{job}")
+        return job if job.status == status else None
+
+    return await eventually(reached, within=within, what=f"the job reaching {pb.JobInstanceStatus.Name(status)}")
 
 
 async def wait_until(condition: Callable[[], bool], within: float = 5.0, what: str = "condition") -> None:
     """Poll a plain condition with a bounded loop."""
-    for _ in range(max(1, int(within / POLL_INTERVAL))):
-        if condition():
-            return
-        await asyncio.sleep(POLL_INTERVAL)
-    raise AssertionError(f"{what} did not hold within {within}s")
+    await eventually(condition, within=within, what=what)
 
 
 async def rpc_error(call: Awaitable[object]) -> grpc.aio.AioRpcError:

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fabric_jobs.server.app import SERVICE_NAME
-from tests.conftest import POLL_INTERVAL
+from tests.harness import eventually_blocking
 
 STARTUP_SECONDS = 30
 NOTEWORTHY = re.compile(r" (WARNING|ERROR|CRITICAL) |Traceback|Error")
@@ -103,11 +102,16 @@ def launch(
 
 def _wait_until_ready(serve: Serve, credentials: grpc.ChannelCredentials | None) -> None:
     """Poll the bridge's /readyz, or the JobService's gRPC health when there is no bridge, with a deadline."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while not _ready(serve, credentials):
-        if time.monotonic() > deadline or serve.process.poll() is not None:
-            pytest.fail(f"fabric-jobs at {serve.rest_url or serve.grpc_address} never became ready:\n" + serve.text())
-        time.sleep(POLL_INTERVAL)
+
+    def ready() -> bool:
+        if serve.process.poll() is not None:
+            pytest.fail(f"fabric-jobs at {serve.rest_url or serve.grpc_address} stopped at start:\n" + serve.text())
+        return _ready(serve, credentials)
+
+    try:
+        eventually_blocking(ready, within=STARTUP_SECONDS, what="fabric-jobs becoming ready")
+    except AssertionError as exc:
+        pytest.fail(f"{exc}:\n{serve.text()}")
 
 
 def _ready(serve: Serve, credentials: grpc.ChannelCredentials | None) -> bool:

@@ -16,6 +16,7 @@ import pytest
 
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
+from tests.harness import eventually
 from tests.processes import STARTUP_SECONDS, Serve, clean_env, command, kill_if_running, launch, stop
 
 WORKSPACE = "e5ef604d-e14f-4a59-9133-75d5a0cb9334"
@@ -146,12 +147,13 @@ async def _create_running(serve: Serve, body: dict[str, object]) -> str:
     async with httpx.AsyncClient(timeout=10) as client:
         response = await client.post(_job_url(serve, job), json=body, headers=HEADERS)
         assert response.status_code == 202
-        for _ in range(200):
+
+        async def running() -> bool:
             state = (await client.get(_job_url(serve, job), headers=HEADERS)).json()
-            if state["status"] == "InProgress":
-                return job
-            await asyncio.sleep(0.05)
-    pytest.fail(f"job {job} is still {state['status']}")
+            return bool(state["status"] == "InProgress")
+
+        await eventually(running, within=10, what=f"job {job} InProgress")
+    return job
 
 
 async def test_a_running_job_stopped_by_shutdown_is_failed_retriable_after_restart(tmp_path: Path) -> None:
@@ -241,9 +243,9 @@ def test_help_explains_every_option() -> None:
 
 
 async def test_accepted_connections_have_nagle_off() -> None:
-    from fabric_jobs.cli.run import _listen
+    from fabric_jobs.cli.run import listen_socket
 
-    sock = _listen("127.0.0.1", 0, "--rest-port")
+    sock = listen_socket("127.0.0.1", 0, "--rest-port")
     accepted: asyncio.Queue[int] = asyncio.Queue()
 
     def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

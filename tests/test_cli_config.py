@@ -9,13 +9,16 @@ import pathlib
 import pytest
 
 from fabric_jobs.cli.config import Config, auth_settings_from_args, config_from_args
-from fabric_jobs.cli.options import DEFAULT_GRPC_TARGET, ConfigError, build_parser
+from fabric_jobs.cli.option_kit import DEFAULT_GRPC_TARGET, ConfigError
+from fabric_jobs.cli.options import build_parser
 from fabric_jobs.rest_bridge.auth import FABRIC_APP_IDS, AuthError, AuthSettings
 from fabric_jobs.rest_bridge.settings import BridgeSettings
 from fabric_jobs.server.settings import ServiceSettings
 from tests import tokens
 
 TENANT = tokens.PUBLISHER_TENANT_ID
+ENTRA_OPTIONS: tuple[str, ...] = ("entra-client-id", "entra-client-secret-file", "entra-client-certificate-file")
+ENTRA_OPTIONS += ("entra-authority", "entra-ca-file", "token-key-file", "token-old-key-file")
 
 
 @pytest.fixture(autouse=True)
@@ -127,6 +130,26 @@ def test_environment_gives_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 @pytest.mark.parametrize(
+    ("command", "switch", "variable"),
+    [
+        (("serve",), "dev", "FABRIC_JOBS_DEV"),
+        (("grpc",), "grpc_insecure", "FABRIC_JOBS_GRPC_INSECURE"),
+        (("jobs", "list"), "json", "FABRIC_JOBS_JSON"),
+    ],
+)
+def test_every_switch_is_on_from_its_variable_when_it_says_yes(
+    monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...], switch: str, variable: str
+) -> None:
+    assert getattr(parse(*command), switch) is False
+    for yes in ("1", "true", "yes", "TRUE", " Yes "):
+        monkeypatch.setenv(variable, yes)
+        assert getattr(parse(*command), switch) is True, yes
+    for no in ("0", "false", "no", "", "on"):
+        monkeypatch.setenv(variable, no)
+        assert getattr(parse(*command), switch) is False, no
+
+
+@pytest.mark.parametrize(
     ("argv", "says"),
     [
         ((f"--auth-publisher-tenant-id={TENANT}",), "set --auth-audience or FABRIC_JOBS_AUTH_AUDIENCE"),
@@ -191,6 +214,7 @@ def test_dev_refuses_hosts_off_loopback() -> None:
         ("serve", ("http-header-timeout", "http-body-timeout", "http-keepalive-timeout", "http-max-connections")),
         ("serve", ("http-max-header-bytes", "grpc-tls-cert", "grpc-tls-key", "grpc-tls-client-ca", "grpc-insecure")),
         ("serve", ("grpc-tls-ca", "grpc-tls-server-name")),
+        *((command, ENTRA_OPTIONS) for command in ("serve", "grpc", "worker")),
         ("grpc", ("grpc-host", "lease-seconds", "max-threads", "shutdown-grace", "log-level")),
         ("grpc", ("grpc-tls-cert", "grpc-tls-key", "grpc-tls-client-ca", "grpc-insecure")),
         (

@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import POLL_INTERVAL
+from tests.harness import eventually_blocking
 from tests.processes import Serve, clean_env, command, kill_if_running, launch
 
 WORKSPACE = "e5ef604d-e14f-4a59-9133-75d5a0cb9334"
@@ -102,10 +101,7 @@ class Lines:
                 self.lines.append(line.rstrip("\n"))
 
     def wait_for(self, text: str, within: float = 10.0) -> None:
-        deadline = time.monotonic() + within
-        while not any(text in line for line in self.lines):
-            assert time.monotonic() < deadline, f"no line with {text!r} within {within}s: {self.lines}"
-            time.sleep(POLL_INTERVAL)
+        eventually_blocking(lambda: any(text in line for line in self.lines), within=within, what=f"a line {text!r}")
 
     def finish(self) -> int:
         """Wait for the exit; its status (stderr is kept in `stderr`)."""
@@ -160,6 +156,12 @@ def test_list_shows_every_tenant_newest_first_as_a_table_or_one_json_document(se
         "cancelRequested": False,
         "createTimeUtc": "",
         "startTimeUtc": "",
+        "caller": {  # --dev: the development identity
+            "tenantId": "00000000-0000-0000-0000-000000000000",
+            "objectId": "00000000-0000-0000-0000-0000000000de",
+            "userPrincipalName": "dev-user@fabric-jobs.invalid",
+            "appId": "00000000-0000-0000-0000-000000000000",
+        },
     }
     assert len(limited["jobInstances"]) == 2
     assert limited["more"] is True

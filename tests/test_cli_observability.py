@@ -8,7 +8,6 @@ import json
 import re
 import socket
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -18,11 +17,11 @@ import pytest
 from fabric_jobs import demo
 from fabric_jobs.observability import tracing
 from tests import tokens
-from tests.conftest import POLL_INTERVAL
+from tests.harness import eventually_blocking
+from tests.jobs import COMPLETES, ITEM_TYPE
 from tests.processes import REPOSITORY_ROOT, STARTUP_SECONDS, Processes, Serve, clean_env, command, launch, stop
 from tests.rest_bridge.client import Bridge, JobRef, client_at
-from tests.rest_bridge.jobs_for_tests import COMPLETES, ITEM_TYPE
-from tests.rest_bridge.metrics_scrape import parse
+from tests.rest_bridge.metrics_scrape import Scrape, parse
 
 METRICS_URL = re.compile(r"fabric-jobs: metrics on (http://\S+)")
 PAYLOAD_SECRET = "payload-secret-5f0c9d2e"
@@ -52,7 +51,7 @@ def test_no_token_authorization_header_or_payload_reaches_any_line_of_output(tmp
         "--grpc-port=0",
         "--rest-port=0",
         f"--database=sqlite:///{tmp_path / 'jobs.db'}",
-        "--jobs=tests.rest_bridge.jobs_for_tests:registry",
+        "--jobs=tests.jobs:registry",
         f"--auth-audience={tokens.TEST_AUDIENCE}",
         f"--auth-publisher-tenant-id={tokens.PUBLISHER_TENANT_ID}",
         f"--auth-jwks-file={jwks}",
@@ -104,15 +103,14 @@ def test_a_grpc_replica_serves_metrics_on_its_metrics_port(tmp_path: Path) -> No
     with Processes() as processes:
         serve = processes.track(launch(args, grpc=True))
         url = metrics_url(serve)
-        deadline = time.monotonic() + 10
-        while True:
+
+        def measured() -> Scrape | None:
             response = httpx.get(url, timeout=5)
             assert response.status_code == 200
-            metrics = parse(response.text)
-            if metrics.value("fabric_jobs_event_loop_lag_seconds_count") > 0:
-                break
-            assert time.monotonic() < deadline, "the event-loop lag was never measured"
-            time.sleep(POLL_INTERVAL)
+            scraped = parse(response.text)
+            return scraped if scraped.value("fabric_jobs_event_loop_lag_seconds_count") > 0 else None
+
+        metrics = eventually_blocking(measured, within=10, what="the event-loop lag measured")
         assert metrics.value("process_resident_memory_bytes") > 0
         assert "fabric_jobs_grpc_server_handled" in metrics.families
         stop(serve)

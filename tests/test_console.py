@@ -109,6 +109,7 @@ def test_a_job_created_over_rest_appears_live_and_the_cancel_button_cancels_it(
     expect(page.locator("#detail")).to_be_visible()
     expect(page.locator("#detail-history li")).to_have_count(4)
     expect(page.locator("#detail-history li").last).to_contain_text("Cancelled")
+    expect(page.locator("#detail-fields")).to_contain_text("dev-user@fabric-jobs.invalid")  # --dev's caller
     assert httpx.get(f"{serve.rest_url}/console").status_code == 404
     page.close()
 

@@ -17,7 +17,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fabric_jobs.cli.config import config_from_args
 from fabric_jobs.cli.grpc_tls import grpc_client_tls
-from fabric_jobs.cli.options import ConfigError, build_parser
+from fabric_jobs.cli.option_kit import ConfigError
+from fabric_jobs.cli.options import build_parser
 from fabric_jobs.client import open_channel
 from fabric_jobs.server.app import SERVICE_NAME, JobServer, start_job_server
 from tests.processes import STARTUP_SECONDS, clean_env, command, launch, stop

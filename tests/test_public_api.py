@@ -129,6 +129,7 @@ async def wrong(jobs: JobsClient, key: JobKey) -> None:
 def test_every_public_name_is_the_internal_object() -> None:
     homes = {
         "fabric_jobs.errors": ["ErrorSource", "ExtendedInfo"],
+        "fabric_jobs.identity": ["Caller", "TokenUnavailable"],
         "fabric_jobs.server.cancellation": ["CancellationToken", "CancelReason", "JobCancelled"],
         "fabric_jobs.keys": ["JobKey"],
         "fabric_jobs.status": ["InvokeType"],

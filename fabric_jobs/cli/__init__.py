@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from fabric_jobs.cli.config import config_from_args, registry_from_args
 from fabric_jobs.cli.jobs import run_jobs_command
 from fabric_jobs.cli.manifest import print_manifest
-from fabric_jobs.cli.options import ConfigError, build_parser
+from fabric_jobs.cli.option_kit import ConfigError
+from fabric_jobs.cli.options import build_parser
 from fabric_jobs.cli.run import leave_blocked_handler_threads, run, run_loop
 from fabric_jobs.observability import logs, tracing
 

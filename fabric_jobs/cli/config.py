@@ -12,12 +12,22 @@ from dataclasses import dataclass, field
 import grpc
 
 from fabric_jobs.cli.grpc_tls import grpc_client_tls, grpc_server_credentials, serve_bridge_tls
-from fabric_jobs.cli.options import DEMO_JOBS, MIN_ADMIN_TOKEN_LENGTH, ConfigError, flag_or_env
+from fabric_jobs.cli.option_kit import ConfigError, flag_or_env
+from fabric_jobs.cli.options import DEMO_JOBS, MIN_ADMIN_TOKEN_LENGTH
 from fabric_jobs.client import Tls
 from fabric_jobs.rest_bridge.auth import Authenticator, AuthSettings
 from fabric_jobs.rest_bridge.console import ConsoleSettings
 from fabric_jobs.rest_bridge.settings import BridgeSettings, HttpLimits
 from fabric_jobs.server.backend import Backend, open_backend
+from fabric_jobs.server.on_behalf_of.entra import (
+    EntraApp,
+    EntraConfigError,
+    EntraSettings,
+    read_client_certificate,
+    read_client_secret,
+)
+from fabric_jobs.server.on_behalf_of.sealing import KeyFileError, Sealer, read_key_file
+from fabric_jobs.server.on_behalf_of.tokens import EntraUserTokens
 from fabric_jobs.server.registry import JobRegistry, load_registry
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import StoreError
@@ -183,6 +193,7 @@ def log_registry(spec: str, registry: JobRegistry) -> None:
 def _service_settings(args: argparse.Namespace) -> ServiceSettings:
     defaults = ServiceSettings()
     return ServiceSettings(
+        user_tokens=user_tokens_from_args(args),
         database=args.database,
         cancel_wait=getattr(args, "cancel_wait", defaults.cancel_wait),
         cancel_grace=args.cancel_grace,
@@ -278,3 +289,49 @@ def _authenticator(args: argparse.Namespace) -> Authenticator:
         return Authenticator(auth_settings_from_args(args))
     except ValueError as exc:
         raise ConfigError(f"authentication: {exc}") from exc
+
+
+ENTRA_FLAGS = (
+    "--entra-client-id",
+    "--entra-client-secret-file",
+    "--entra-client-certificate-file",
+    "--token-key-file",
+    "--token-old-key-file",
+)
+
+
+def user_tokens_from_args(args: argparse.Namespace) -> EntraUserTokens | None:
+    """Tokens on behalf of jobs' users, when the Entra options are set; None when none is. ConfigError otherwise."""
+    given = [flag for flag in ENTRA_FLAGS if getattr(args, flag.removeprefix("--").replace("-", "_"), None)]
+    if not given:
+        return None
+    if not args.entra_client_id:
+        raise ConfigError(f"{given[0]} needs the workload's app id: set {flag_or_env('--entra-client-id')}")
+    secret_file, certificate_file = args.entra_client_secret_file, args.entra_client_certificate_file
+    if (secret_file is None) == (certificate_file is None):
+        raise ConfigError(
+            f"--entra-client-id needs exactly one app credential: {flag_or_env('--entra-client-secret-file')} or "
+            f"{flag_or_env('--entra-client-certificate-file')}"
+        )
+    if args.token_key_file is None:
+        raise ConfigError(
+            f"--entra-client-id needs the key that encrypts the credentials it keeps: set "
+            f"{flag_or_env('--token-key-file')}"
+        )
+    if args.entra_ca_file is not None and not args.entra_ca_file.is_file():
+        raise ConfigError(f"{flag_or_env('--entra-ca-file')}: no file {args.entra_ca_file}")
+    try:
+        sealer = Sealer(
+            read_key_file(args.token_key_file),
+            None if args.token_old_key_file is None else read_key_file(args.token_old_key_file),
+        )
+        settings = EntraSettings(
+            client_id=args.entra_client_id,
+            client_secret=None if secret_file is None else read_client_secret(secret_file),
+            client_certificate=None if certificate_file is None else read_client_certificate(certificate_file),
+            authority=args.entra_authority,
+            ca_file=args.entra_ca_file,
+        )
+    except (KeyFileError, EntraConfigError) as exc:
+        raise ConfigError(str(exc)) from None
+    return EntraUserTokens(EntraApp(settings), sealer)

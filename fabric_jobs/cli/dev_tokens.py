@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from fabric_jobs.cli.options import _comma_separated, _option, _positive_float
+from fabric_jobs.cli.option_kit import comma_separated, option, positive_float
 from fabric_jobs.keys import is_uuid
 from fabric_jobs.rest_bridge.auth import FABRIC_SCOPE
 
@@ -52,23 +52,23 @@ def add_dev_tokens_command(commands: Any) -> None:
         "for calls of --tenant. stderr says the server options that accept them; the --auth-… options and their "
         "environment variables are the server's, so that both agree. For local tests only.",
     )
-    _option(
+    option(
         parser,
         "--tenant",
         "the caller's tenant id (GUID), sent as x-ms-client-tenant-id (required)",
         None,
         _tenant_guid,
     )
-    _option(parser, "--auth-jwks-file", "the JWKS to write (default: %(default)s)", DEV_JWKS_FILE)
-    _option(parser, "--auth-audience", f"the tokens' audience (default: {DEV_AUDIENCE})", None, _comma_separated)
-    _option(
+    option(parser, "--auth-jwks-file", "the JWKS to write (default: %(default)s)", DEV_JWKS_FILE)
+    option(parser, "--auth-audience", f"the tokens' audience (default: {DEV_AUDIENCE})", None, comma_separated)
+    option(
         parser,
         "--auth-publisher-tenant-id",
         f"the tenant the app token is issued in (default: {DEV_PUBLISHER_TENANT_ID})",
         None,
         _tenant_guid,
     )
-    _option(parser, "--token-lifetime", "seconds the tokens are valid (default: %(default)s)", "3600", _positive_float)
+    option(parser, "--token-lifetime", "seconds the tokens are valid (default: %(default)s)", "3600", positive_float)
 
 
 def private_key_file(jwks_file: pathlib.Path) -> pathlib.Path:

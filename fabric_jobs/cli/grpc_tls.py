@@ -8,7 +8,6 @@ fabric_jobs.client.open_channel(target, tls=grpc_client_tls(args)) (None: plain 
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 from collections.abc import Sequence
 from typing import Any
@@ -17,8 +16,7 @@ import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from fabric_jobs.cli.options import ConfigError, env_name, flag_or_env
-from fabric_jobs.cli.options import _option as option
+from fabric_jobs.cli.option_kit import ConfigError, flag_or_env, option, switch
 from fabric_jobs.client import Tls
 
 ChannelOptions = Sequence[tuple[str, Any]]
@@ -40,13 +38,7 @@ def add_grpc_server_tls_options(group: Any) -> None:
         "such a certificate is refused (default: any client)",
         converter=pathlib.Path,
     )
-    group.add_argument(
-        "--grpc-insecure",
-        action="store_true",
-        default=os.environ.get(env_name("--grpc-insecure")) in ("1", "true", "yes"),
-        help="serve plain-text gRPC on a --grpc-host that is not loopback (refused without it) "
-        f"[env {env_name('--grpc-insecure')}=1]",
-    )
+    switch(group, "--grpc-insecure", "serve plain-text gRPC on a --grpc-host that is not loopback (refused without it)")
 
 
 def add_grpc_client_tls_options(group: Any, *, client_certificate: bool = True) -> None:

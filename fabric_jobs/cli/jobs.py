@@ -20,7 +20,7 @@ import grpc
 
 from fabric_jobs.cli.grpc_tls import grpc_client_tls
 from fabric_jobs.cli.jobs_output import card, change_line, table
-from fabric_jobs.cli.options import ConfigError
+from fabric_jobs.cli.option_kit import ConfigError
 from fabric_jobs.client import (
     AdminClient,
     JobFilter,

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import re
 from collections.abc import Callable
 from typing import Any
 
 from fabric_jobs.cli.grpc_tls import add_grpc_client_tls_options
-from fabric_jobs.cli.options import (
+from fabric_jobs.cli.option_kit import (
     DEFAULT_GRPC_TARGET,
-    _grpc_target,
-    _option,
-    _Parser,
-    _positive_float,
-    _positive_int,
-    env_name,
+    Parser,
+    grpc_target,
+    option,
+    positive_float,
+    positive_int,
+    switch,
 )
 from fabric_jobs.keys import FILTER_PARTS, UUID, Rule
 from fabric_jobs.rest_bridge.admin_json import STATUS_BY_NAME
@@ -64,34 +63,28 @@ def _since(value: str) -> datetime.datetime:
 
 def _add_target(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("connection")
-    _option(
+    option(
         group,
         "--grpc-target",
         "the service to talk to (its gRPC port): host:port, unix:path or dns:///name:port (default: %(default)s)",
         DEFAULT_GRPC_TARGET,
-        _grpc_target,
+        grpc_target,
     )
-    _option(
+    option(
         group,
         "--timeout",
         "seconds each call may take (default: %(default)s)",
         "10",
-        _positive_float,
+        positive_float,
     )
     add_grpc_client_tls_options(parser.add_argument_group("TLS of the gRPC connection"))
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        default=os.environ.get(env_name("--json")) in ("1", "true", "yes"),
-        help="print one JSON document instead of text (watch: one JSON object per change) "
-        f"[env {env_name('--json')}=1]",
-    )
+    switch(parser, "--json", "print one JSON document instead of text (watch: one JSON object per change)")
 
 
 def _add_key_parts(group: Any, *, what: str) -> None:
     for part in FILTER_PARTS:
         a_uuid = " (a UUID)" if part.rule.is_uuid else ""
-        _option(group, part.option, f"{what} of this {part.noun}{a_uuid}", converter=_key_part(part.rule))
+        option(group, part.option, f"{what} of this {part.noun}{a_uuid}", converter=_key_part(part.rule))
 
 
 def add_jobs_command(commands: Any) -> None:
@@ -101,21 +94,21 @@ def add_jobs_command(commands: Any) -> None:
         description="Operate the jobs of a running fabric-jobs service over its gRPC port (JobService and "
         "AdminService): across tenants unless --tenant is given. Text for people, --json for scripts.",
     )
-    actions = jobs.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Parser)
+    actions = jobs.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=Parser)
     listing = actions.add_parser(
         "list", help="list job instances, newest first", description="List job instances, newest first."
     )
     filters = listing.add_argument_group("filters")
     _add_key_parts(filters, what="only jobs")
-    _option(filters, "--status", f"only jobs in these statuses, comma-separated ({STATUS_CHOICES})", None, _statuses)
-    _option(
+    option(filters, "--status", f"only jobs in these statuses, comma-separated ({STATUS_CHOICES})", None, _statuses)
+    option(
         filters,
         "--since",
         "only jobs created at or after this UTC time (2026-11-29T06:00:00Z) or this long ago (30m, 2h, 7d)",
         None,
         _since,
     )
-    _option(listing, "--limit", "at most this many jobs, read page by page (default: %(default)s)", "50", _positive_int)
+    option(listing, "--limit", "at most this many jobs, read page by page (default: %(default)s)", "50", positive_int)
     _add_target(listing)
     for action, help_text in (
         ("show", "show a job instance: its state, error details and history"),

@@ -19,6 +19,15 @@ def _status(job: dict[str, object]) -> str:
     return f"{status} (cancelling)" if job["cancelRequested"] and status == "InProgress" else status
 
 
+def _caller(caller: object) -> str:
+    if not isinstance(caller, dict):
+        return "-"
+    who = caller["objectId"]
+    if "userPrincipalName" in caller:
+        who = f"{caller['userPrincipalName']} ({who})"
+    return f"{who}, tenant {caller['tenantId']}, app {caller['appId']}"
+
+
 def table(instances: Sequence[JobState]) -> str:
     rows = [TABLE_COLUMNS]
     for instance in instances:
@@ -51,6 +60,7 @@ def card(instance: JobState, transitions: Sequence[Transition] = ()) -> str:
         ("Created", job["createTimeUtc"]),
         ("Started", job.get("startTimeUtc", "-")),
         ("Ended", job.get("endTimeUtc", "-")),
+        ("Asked by", _caller(job.get("caller"))),
     ]
     error = job.get("errorDetails")
     if isinstance(error, dict):

@@ -26,7 +26,7 @@ from fabric_jobs.cli.config import (
     WorkerConfig,
     log_registry,
 )
-from fabric_jobs.cli.options import ConfigError
+from fabric_jobs.cli.option_kit import ConfigError
 from fabric_jobs.observability.event_loop import lag_monitor
 from fabric_jobs.rest_bridge.app import create_app
 from fabric_jobs.rest_bridge.channel import job_service_channel
@@ -45,7 +45,7 @@ DEV_BANNER = (
 logger = logging.getLogger(__name__)
 
 
-def _listen(host: str, port: int, option: str) -> socket.socket:
+def listen_socket(host: str, port: int, option: str) -> socket.socket:
     """A listening socket on host:port; a port that is taken is a ConfigError naming `option`."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -63,7 +63,7 @@ def _listen(host: str, port: int, option: str) -> socket.socket:
 def _check_free(host: str, port: int, option: str) -> None:
     """Find a taken port before gRPC does, which says so only in a line of its own C core's log."""
     if port != 0:
-        _listen(host, port, option).close()
+        listen_socket(host, port, option).close()
 
 
 class _HttpSockets(contextlib.ExitStack):
@@ -75,9 +75,11 @@ class _HttpSockets(contextlib.ExitStack):
         self.console: socket.socket | None = None
         try:
             if config.bridge is not None:
-                self.rest = self.enter_context(_listen(config.bridge.host, config.bridge.port, "--rest-port"))
+                self.rest = self.enter_context(listen_socket(config.bridge.host, config.bridge.port, "--rest-port"))
             if config.console is not None:
-                self.console = self.enter_context(_listen(config.console.host, config.console.port, "--admin-port"))
+                self.console = self.enter_context(
+                    listen_socket(config.console.host, config.console.port, "--admin-port")
+                )
         except BaseException:
             self.close()
             raise

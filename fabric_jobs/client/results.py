@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from google.protobuf import timestamp_pb2
 
 from fabric_jobs.errors import ErrorDetails, details_from_pb
+from fabric_jobs.identity import Caller, caller_from_pb
 from fabric_jobs.keys import JobKey, key_from_pb
 from fabric_jobs.status import INVOKE_TYPE_FROM_PB, STATUS_FROM_PB, STATUS_TO_PB, InvokeType, JobStatus
 from fabric_jobs.v1 import admin_service_pb2 as admin_pb
@@ -29,6 +30,8 @@ class JobState:
     error_details: ErrorDetails | None = None
     cancel_requested: bool = False
     """True once a cancel was asked for, even while the handler is still stopping."""
+    caller: Caller | None = None
+    """Who asked for the job (from the Create's subjectToken); None for a job created without one."""
 
     @property
     def is_terminal(self) -> bool:
@@ -111,6 +114,7 @@ def job_from_pb(instance: pb.JobInstance) -> JobState:
         end_time=time_from_pb(instance.end_time) if instance.HasField("end_time") else None,
         error_details=details_from_pb(instance.error_details) if instance.HasField("error_details") else None,
         cancel_requested=instance.cancel_requested,
+        caller=caller_from_pb(instance.caller) if instance.HasField("caller") else None,
     )
 
 

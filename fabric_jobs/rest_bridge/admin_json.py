@@ -7,6 +7,7 @@ import datetime
 from typing import Any
 
 from fabric_jobs.client import Counts, JobState, Transition
+from fabric_jobs.identity import Caller
 from fabric_jobs.keys import KEY_PARTS, JobKey
 from fabric_jobs.rest_bridge.errors import error_body
 from fabric_jobs.status import JobStatus
@@ -38,7 +39,17 @@ def job_json(job: JobState) -> dict[str, Any]:
         document["endTimeUtc"] = format_datetime(job.end_time)
     if job.error_details is not None:
         document["errorDetails"] = error_body(job.error_details)
+    if job.caller is not None:
+        document["caller"] = caller_json(job.caller)
     return document
+
+
+def caller_json(caller: Caller) -> dict[str, str]:
+    """Who asked for the job (never a token)."""
+    fields = {"tenantId": caller.tenant_id, "objectId": caller.object_id, "appId": caller.app_id}
+    if caller.user_principal_name:
+        fields["userPrincipalName"] = caller.user_principal_name
+    return fields
 
 
 def transition_json(transition: Transition) -> dict[str, Any]:

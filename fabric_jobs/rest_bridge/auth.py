@@ -16,10 +16,12 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
+
+from fabric_jobs.identity import Caller
 
 FABRIC_APP_IDS = frozenset({"00000009-0000-0000-c000-000000000000", "d2450708-699c-41e3-8077-b0c8341509aa"})
 FABRIC_SCOPE = "FabricWorkloadControl"
@@ -32,6 +34,15 @@ _LIFETIME_CLAIMS = ("exp", "nbf", "iat")
 _FETCH_TIMEOUT_SECONDS = 10.0
 _MAX_JWKS_BYTES = 1 << 20
 _RETRY_AFTER_FAILED_FETCH_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    """A call that passed: the user's validated subjectToken (for the JobService to act on their behalf) and who
+    they are."""
+
+    subject_token: str = field(repr=False)
+    caller: Caller
 
 
 class AuthError(Exception):
@@ -133,7 +144,7 @@ class Authenticator:
             if not self._keys:
                 raise ValueError(f"JWKS file {settings.jwks_file}: it holds no RSA signing key")
 
-    async def authenticate(self, authorization: str | None, client_tenant_id: str | None) -> None:
+    async def authenticate(self, authorization: str | None, client_tenant_id: str | None) -> Authenticated:
         """Raises AuthError unless the header carries a valid pair of a Fabric app and a user of the client tenant."""
         subject_token, app_token = parse_authorization(authorization)
         if not client_tenant_id:
@@ -162,6 +173,7 @@ class Authenticator:
             raise AuthError("subjectToken: tenant does not match x-ms-client-tenant-id")
         if not isinstance(subject_claims.get("oid") or subject_claims.get("sub"), str):
             raise AuthError("subjectToken: token has no oid or sub claim")
+        return Authenticated(subject_token, Caller.from_claims(subject_claims))
 
     async def _verify(self, name: str, token: str) -> tuple[dict[str, Any], str, str]:
         """The verified claims, tenant id and app id of one token."""

@@ -13,9 +13,10 @@ from starlette.routing import Route
 
 from fabric_jobs import request_context
 from fabric_jobs.errors import ErrorCode
+from fabric_jobs.identity import DEV_CALLER, caller_to_pb
 from fabric_jobs.observability import tracing
 from fabric_jobs.rest_bridge import mapping, validation
-from fabric_jobs.rest_bridge.auth import Authenticator, AuthError
+from fabric_jobs.rest_bridge.auth import Authenticated, Authenticator, AuthError
 from fabric_jobs.rest_bridge.body import read_body
 from fabric_jobs.rest_bridge.errors import http_error
 from fabric_jobs.rest_bridge.grpc_errors import from_rpc_error
@@ -45,10 +46,17 @@ class JobsEndpoints:
         ]
 
     async def create(self, request: Request) -> Response:
-        key = await self._key(request)
+        authenticated = await self._authenticate(request)
+        key = self._job_key(request)
         validation.require_json_content_type(request.headers.get("content-type"))
         body = validation.parse_create_body(await read_body(request, self._settings.max_body_bytes))
-        reply = await self._call(self._stub.CreateJobInstance, mapping.create_request(key, body))
+        message = mapping.create_request(key, body)
+        if authenticated is None:
+            message.caller.CopyFrom(caller_to_pb(DEV_CALLER))
+        else:
+            message.caller.CopyFrom(caller_to_pb(authenticated.caller))
+            message.user_assertion = authenticated.subject_token
+        reply = await self._call(self._stub.CreateJobInstance, message)
         logger.info("job instance %s (created: %s)", key.job_instance_id, reply.created)
         return Response(status_code=202)
 
@@ -63,15 +71,24 @@ class JobsEndpoints:
         return JSONResponse(mapping.job_state(reply.job_instance))
 
     async def _key(self, request: Request) -> pb.JobInstanceKey:
-        if self._authenticator is not None:
-            try:
-                await self._authenticator.authenticate(
-                    request.headers.get(validation.AUTHORIZATION_HEADER),
-                    request.headers.get(validation.TENANT_HEADER),
-                )
-            except AuthError as exc:
-                logger.info("authentication failed: %s", exc.message)
-                raise http_error(ErrorCode.AUTH_ERROR, exc.message) from None
+        await self._authenticate(request)
+        return self._job_key(request)
+
+    async def _authenticate(self, request: Request) -> Authenticated | None:
+        """The validated caller and token; None in dev mode (no authentication)."""
+        if self._authenticator is None:
+            return None
+        try:
+            return await self._authenticator.authenticate(
+                request.headers.get(validation.AUTHORIZATION_HEADER),
+                request.headers.get(validation.TENANT_HEADER),
+            )
+        except AuthError as exc:
+            logger.info("authentication failed: %s", exc.message)
+            raise http_error(ErrorCode.AUTH_ERROR, exc.message) from None
+
+    @staticmethod
+    def _job_key(request: Request) -> pb.JobInstanceKey:
         return validation.job_key(request.path_params, request.headers)
 
     async def _call(

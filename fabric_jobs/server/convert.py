@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fabric_jobs.errors import details_to_pb
+from fabric_jobs.identity import caller_to_pb
 from fabric_jobs.keys import key_to_pb
 from fabric_jobs.server.model import JobRecord
 from fabric_jobs.status import INVOKE_TYPE_FROM_PB, INVOKE_TYPE_TO_PB, STATUS_FROM_PB, STATUS_TO_PB
@@ -32,4 +33,6 @@ def record_to_pb(record: JobRecord) -> pb.JobInstance:
         message.end_time.FromMilliseconds(record.end_time_ms)
     if record.error is not None:
         message.error_details.CopyFrom(details_to_pb(record.error))
+    if record.caller is not None:
+        message.caller.CopyFrom(caller_to_pb(record.caller))
     return message

@@ -26,10 +26,14 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from fabric_jobs import request_context
 from fabric_jobs.errors import ErrorCode, ErrorDetails, ErrorSource, details_for, job_executor_lost
+from fabric_jobs.identity import TokenUnavailable
 from fabric_jobs.observability import metrics, tracing
 from fabric_jobs.server.cancellation import CancellationToken, CancelReason, JobCancelled
 from fabric_jobs.server.changes import ChangeFeed
 from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, now_ms
+from fabric_jobs.server.on_behalf_of.credential import AsyncUserCredential, UserCredential
+from fabric_jobs.server.on_behalf_of.errors import token_unavailable_details
+from fabric_jobs.server.on_behalf_of.tokens import NOT_CONFIGURED, TokenSource
 from fabric_jobs.server.registry import JobContext, JobFailed, JobRegistry, JobType
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import JobStore
@@ -166,12 +170,19 @@ class LocalExecutor:
             return
         logger.info("job %s started", run.key)
         metrics.jobs_started_of(run.key.job_type).inc()
+        tokens = self._token_source(run.key)
+        credential = (
+            AsyncUserCredential(tokens) if job_type.is_async else UserCredential(tokens, asyncio.get_running_loop())
+        )
         context = JobContext(
             key=run.key,
             invoke_type=record.invoke_type,
             payload=json.loads(record.creation_payload),
             cancellation=run.token,
             logger=handler_log,
+            caller=record.caller,
+            credential=credential,
+            tokens=tokens,
         )
         metrics.jobs_running.inc()
         started = time.perf_counter()
@@ -191,6 +202,10 @@ class LocalExecutor:
                 if status is JobStatus.FAILED:
                     span.set_status(Status(StatusCode.ERROR, error.error_code if error else "Failed"))
             await self._finish(run.key, status, error)
+
+    def _token_source(self, key: JobKey) -> TokenSource:
+        provider = self._settings.user_tokens
+        return NOT_CONFIGURED if provider is None else provider.source(key, self._store)
 
     async def _count_if_cancelled_before_start(self, key: JobKey) -> None:
         """A job this executor was given that a Cancel ended while it was NotStarted ends here, for the metrics."""
@@ -242,6 +257,9 @@ class LocalExecutor:
             return JobStatus.CANCELLED, None
         if exc is None:
             return JobStatus.COMPLETED, None
+        if isinstance(exc, TokenUnavailable):
+            handler_log.warning("job handler got no user token: %s", exc)
+            return JobStatus.FAILED, token_unavailable_details(exc)
         handler_log.error("job handler raised", exc_info=exc)
         message = f"The job handler failed unexpectedly ({type(exc).__name__}); the workload's logs have the details."
         return JobStatus.FAILED, ErrorDetails(ErrorCode.JOB_EXECUTION_FAILED, message, source=ErrorSource.SYSTEM)

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 from fabric_jobs import payload
 from fabric_jobs.errors import ErrorCode, FabricError, FieldViolation, error, invalid_argument
+from fabric_jobs.identity import Caller
 from fabric_jobs.observability import metrics, tracing
 from fabric_jobs.server.changes import ChangeFeed, Changes
 from fabric_jobs.server.dispatch import Dispatch
@@ -43,7 +44,13 @@ class JobManager:
         self._feed = feed
 
     async def create(
-        self, key: JobKey, invoke_type: InvokeType, creation_payload: CreationPayload
+        self,
+        key: JobKey,
+        invoke_type: InvokeType,
+        creation_payload: CreationPayload,
+        *,
+        caller: Caller | None = None,
+        assertion: str | None = None,
     ) -> tuple[JobRecord, bool]:
         job_type = self._registry.get(key.item_type, key.job_type)
         if job_type is None:
@@ -63,8 +70,9 @@ class JobManager:
             except InvalidPayload as exc:
                 raise invalid_argument([FieldViolation(f"{field}.{exc.field}", str(exc))]) from exc
         trace_context = tracing.current_context_text() if tracing.enabled() else None
+        credential = await self._first_exchange(key, job_type.user_scopes, assertion)
         record, created = await self._store.insert(
-            NewJob(key, invoke_type, creation_payload.text, now_ms(), trace_context)
+            NewJob(key, invoke_type, creation_payload.text, now_ms(), trace_context, caller, credential)
         )
         if not created:
             if record.invoke_type != invoke_type or not _same_payload(record.creation_payload, creation_payload):
@@ -79,6 +87,13 @@ class JobManager:
         metrics.jobs_created_of(key.job_type).inc()
         await self._dispatch.submit(key)
         return record, True
+
+    async def _first_exchange(self, key: JobKey, scopes: tuple[str, ...], assertion: str | None) -> bytes | None:
+        """For a new job that acts for its user: the sealed material of the on-behalf-of exchange of the assertion."""
+        provider = self._settings.user_tokens
+        if provider is None or not scopes or not assertion or await self._store.get(key) is not None:
+            return None
+        return await provider.first_exchange(key, assertion, scopes)
 
     async def get(self, key: JobKey) -> JobRecord:
         record = await self._store.get(key)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fabric_jobs.errors import ErrorDetails
+from fabric_jobs.identity import Caller
 from fabric_jobs.keys import JobKey
 from fabric_jobs.status import TERMINAL_STATUSES, InvokeType, JobStatus
 
@@ -43,6 +44,9 @@ class NewJob:
     create_time_ms: int
     trace_context: str | None = None
     """The W3C trace context of the Create (JSON of traceparent and tracestate), while tracing is on."""
+    caller: Caller | None = None
+    credential: bytes | None = field(default=None, repr=False)
+    """Sealed credential material for tokens on the caller's behalf, stored with the job until it ends."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,7 @@ class JobRecord:
     version: int
     """1 when created, one more at each change of the row: a watch yields the record when it moves."""
     trace_context: str | None = None
+    caller: Caller | None = None
 
 
 @dataclass(frozen=True, slots=True)

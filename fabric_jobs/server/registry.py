@@ -22,25 +22,41 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from fabric_jobs.errors import ErrorCode, ErrorDetails, ErrorSource, ExtendedInfo
+from fabric_jobs.identity import Caller
 from fabric_jobs.server.cancellation import CancellationToken
 from fabric_jobs.server.model import InvokeType, JobKey
+from fabric_jobs.server.on_behalf_of.credential import scopes_of
+from fabric_jobs.server.on_behalf_of.tokens import NOT_CONFIGURED, TokenSource
 
 
 @dataclass(frozen=True)
 class JobContext:
     """What a handler receives: the job's key, how it was invoked, its creationPayload, its cancellation
-    token, and a logger whose lines carry the Create request's ActivityId and RequestId."""
+    token, and a logger whose lines carry the Create request's ActivityId and RequestId.
+
+    For jobs that act for the user: `caller`, who asked (None for a job created without a user); `credential`,
+    azure-core's token credential on the user's behalf (sync for plain handlers, async for async ones), for
+    any Azure SDK client; and `await ctx.access_token(*scopes)`, a token's text. Both raise TokenUnavailable.
+    """
 
     key: JobKey
     invoke_type: InvokeType
     payload: Mapping[str, Any]
     cancellation: CancellationToken
     logger: logging.Logger
+    caller: Caller | None = None
+    credential: Any = field(default=None, repr=False)
+    tokens: TokenSource = field(default=NOT_CONFIGURED, repr=False)
+
+    async def access_token(self, *scopes: str) -> str:
+        """A token for `scopes` (e.g. "https://storage.azure.com/.default") on behalf of the job's user, from
+        Entra's on-behalf-of flow, cached and refreshed before it expires. Raises TokenUnavailable."""
+        return (await self.tokens.token(scopes_of(scopes))).value
 
 
 Deduplication = Literal["None", "PerItem", "PerUser"]
@@ -85,6 +101,7 @@ class JobType:
     is_async: bool
     deduplication: Deduplication | None = None
     scheduled_deduplication: Deduplication | None = None
+    user_scopes: tuple[str, ...] = ()
 
 
 class JobRegistry:
@@ -101,6 +118,7 @@ class JobRegistry:
         validate: PayloadValidator | None = None,
         deduplication: Deduplication | None = None,
         scheduled_deduplication: Deduplication | None = None,
+        user_scopes: Sequence[str] = (),
     ) -> Callable[[Handler], Handler]:
         """Decorator form of `add`; returns the handler unchanged."""
 
@@ -112,6 +130,7 @@ class JobRegistry:
                 validate=validate,
                 deduplication=deduplication,
                 scheduled_deduplication=scheduled_deduplication,
+                user_scopes=user_scopes,
             )
             return handler
 
@@ -126,11 +145,14 @@ class JobRegistry:
         validate: PayloadValidator | None = None,
         deduplication: Deduplication | None = None,
         scheduled_deduplication: Deduplication | None = None,
+        user_scopes: Sequence[str] = (),
     ) -> None:
         """Register `handler` (async or plain) for (item_type, job_type); `validate` runs at Create and may
         raise InvalidPayload; `deduplication` and `scheduled_deduplication` (None, PerItem, PerUser) are the
-        item type's options in Fabric's item manifest. Registering the same pair twice, or options that
-        disagree within an item type, is a ValueError."""
+        item type's options in Fabric's item manifest. `user_scopes` makes the job act for its user: the Create
+        exchanges the user's token for these scopes (on behalf of the user) and keeps what the job needs to get
+        tokens for any scope until it ends. Registering the same pair twice, or options that disagree within an
+        item type, is a ValueError."""
         if (item_type, job_type) in self._types:
             raise ValueError(f"job type {item_type}/{job_type} is registered twice")
         for name, value in (("deduplication", deduplication), ("scheduled_deduplication", scheduled_deduplication)):
@@ -139,7 +161,8 @@ class JobRegistry:
                     f"{name} of {item_type}/{job_type} must be one of {DEDUPLICATION_OPTIONS}, not {value!r}"
                 )
         is_async = inspect.iscoroutinefunction(handler)
-        new = JobType(item_type, job_type, handler, validate, is_async, deduplication, scheduled_deduplication)
+        scopes = scopes_of(tuple(user_scopes)) if user_scopes else ()
+        new = JobType(item_type, job_type, handler, validate, is_async, deduplication, scheduled_deduplication, scopes)
         for other in self.job_types():
             if other.item_type == item_type and _deduplication_conflict(other, new):
                 raise ValueError(

@@ -23,8 +23,10 @@ class JobService(pb_grpc.JobServiceServicer):
     async def CreateJobInstance(
         self, request: pb.CreateJobInstanceRequest, context: Context
     ) -> pb.CreateJobInstanceResponse:
-        key, invoke_type, creation_payload = validation.create_request(request)
-        record, created = await self._manager.create(key, invoke_type, creation_payload)
+        key, invoke_type, creation_payload, on_behalf_of = validation.create_request(request)
+        record, created = await self._manager.create(
+            key, invoke_type, creation_payload, caller=on_behalf_of.caller, assertion=on_behalf_of.assertion
+        )
         return pb.CreateJobInstanceResponse(job_instance=record_to_pb(record), created=created)
 
     async def GetJobInstance(self, request: pb.GetJobInstanceRequest, context: Context) -> pb.GetJobInstanceResponse:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fabric_jobs.server.on_behalf_of.tokens import UserTokenProvider
+
 DEFAULT_DATABASE = "sqlite:///./fabric-jobs.db"
 
 
@@ -24,3 +26,6 @@ class ServiceSettings:
     """On PostgreSQL, how many jobs one worker runs at once."""
     max_payload_bytes: int = 65536
     """The largest creationPayload accepted, as compact JSON."""
+    user_tokens: UserTokenProvider | None = None
+    """Where tokens on behalf of a job's user come from (Entra, with the workload's app credentials); None: nowhere,
+    ctx.access_token then says which options to set."""

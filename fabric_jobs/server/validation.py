@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from google.protobuf import json_format
 
 from fabric_jobs import payload
 from fabric_jobs.errors import FieldViolation, invalid_argument
-from fabric_jobs.keys import FILTER_PARTS, KEY_PARTS, KeyPart
+from fabric_jobs.identity import Caller
+from fabric_jobs.keys import FILTER_PARTS, KEY_PARTS, UUID, KeyPart, Rule
 from fabric_jobs.server.convert import INVOKE_TYPE_FROM_PB, STATUS_FROM_PB
 from fabric_jobs.server.model import CreationPayload, InvokeType, JobKey, JobStatus
 from fabric_jobs.server.store import ListQuery
@@ -17,6 +19,7 @@ from fabric_jobs.v1 import admin_service_pb2 as admin_pb
 from fabric_jobs.v1 import job_service_pb2 as pb
 
 MAX_PAGE_SIZE = 1000
+MAX_ASSERTION_CHARS = 16384
 DEFAULT_PAGE_SIZE = 100
 
 
@@ -26,7 +29,10 @@ class _Checker:
 
     def key_part(self, field: str, part: KeyPart, value: str, *, required: bool = True) -> str:
         """`value` as the store keeps it (UUIDs in lower case); a violation of `field` when it breaks the rule."""
-        rule = part.rule
+        return self.following(field, part.rule, value, required=required)
+
+    def following(self, field: str, rule: Rule, value: str, *, required: bool = True) -> str:
+        """`value` in the rule's one spelling; a violation of `field` when it breaks the rule."""
         if not value:
             if required:
                 self.violations.append(FieldViolation(field, "is required"))
@@ -61,16 +67,50 @@ def job_key(
     return key
 
 
-def create_request(request: pb.CreateJobInstanceRequest) -> tuple[JobKey, InvokeType, CreationPayload]:
+@dataclass(frozen=True)
+class OnBehalfOf:
+    """Who a Create is for, and their token, when it carries them."""
+
+    caller: Caller | None = None
+    assertion: str | None = field(default=None, repr=False)
+
+
+def create_request(request: pb.CreateJobInstanceRequest) -> tuple[JobKey, InvokeType, CreationPayload, OnBehalfOf]:
     check = _Checker()
     key = _key(check, request.key, request.HasField("key"))
     invoke_type = INVOKE_TYPE_FROM_PB.get(request.invoke_type)
     if invoke_type is None:
         check.violations.append(FieldViolation("invoke_type", "is required: UNKNOWN_FUTURE_VALUE, SCHEDULED or MANUAL"))
     creation_payload = _creation_payload(check, request)
+    on_behalf_of = _on_behalf_of(check, request)
     check.raise_if_any()
     assert invoke_type is not None
-    return key, invoke_type, creation_payload
+    return key, invoke_type, creation_payload, on_behalf_of
+
+
+def _on_behalf_of(check: _Checker, request: pb.CreateJobInstanceRequest) -> OnBehalfOf:
+    """The caller as given, else from the assertion's claims (the JobService's callers validated it). Never echoes
+    the assertion."""
+    assertion = request.user_assertion or None
+    if assertion is not None and len(assertion) > MAX_ASSERTION_CHARS:
+        check.violations.append(FieldViolation("user_assertion", f"is longer than {MAX_ASSERTION_CHARS} characters"))
+        return OnBehalfOf()
+    if request.HasField("caller"):
+        given = request.caller
+        caller = Caller(
+            tenant_id=check.following("caller.tenant_id", UUID, given.tenant_id),
+            object_id=check.following("caller.object_id", UUID, given.object_id),
+            user_principal_name=given.user_principal_name or None,
+            app_id=check.following("caller.app_id", UUID, given.app_id),
+        )
+        return OnBehalfOf(caller, assertion)
+    if assertion is None:
+        return OnBehalfOf()
+    try:
+        return OnBehalfOf(Caller.from_assertion(assertion), assertion)
+    except ValueError:
+        check.violations.append(FieldViolation("user_assertion", "is not a JWT"))
+        return OnBehalfOf()
 
 
 def _creation_payload(check: _Checker, request: pb.CreateJobInstanceRequest) -> CreationPayload:

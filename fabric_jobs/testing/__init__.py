@@ -8,6 +8,9 @@ Installing fabric-jobs registers the plugin (entry point `pytest11`); its fixtur
 - `fabric_jobs_stub`: a blocking gRPC JobServiceStub over the in-process channel;
 - `fabric_jobs_rest`: an httpx.Client of the REST bridge, authentication off (needs httpx:
   `pip install 'fabric-jobs[testing]'`);
+- `fabric_jobs_user_tokens`: a UserTokens that the service gets its tokens on behalf of users from, instead of
+  Entra: handlers' ctx.access_token and ctx.credential answer `token_for(*scopes)`, `requested` records the
+  scopes, `fail_with(TokenUnavailable(...))` makes them raise;
 - `fabric_jobs_registry`: the JobRegistry under test, named by `@pytest.mark.fabric_jobs(registry=...)`
   or the `fabric_jobs_registry` ini option; override the fixture to build one in code.
 
@@ -23,10 +26,15 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from fabric_jobs.testing.jobs import JobRef
     from fabric_jobs.testing.service import FabricJobsService
+    from fabric_jobs.testing.user_tokens import UserTokens
 
-__all__ = ["FabricJobsService", "JobRef"]
+__all__ = ["FabricJobsService", "JobRef", "UserTokens"]
 
-_HOMES = {"FabricJobsService": "fabric_jobs.testing.service", "JobRef": "fabric_jobs.testing.jobs"}
+_HOMES = {
+    "FabricJobsService": "fabric_jobs.testing.service",
+    "JobRef": "fabric_jobs.testing.jobs",
+    "UserTokens": "fabric_jobs.testing.user_tokens",
+}
 
 if not TYPE_CHECKING:  # loaded on first use: the plugin imports this package while pytest starts
 

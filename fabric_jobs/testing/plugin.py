@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from fabric_jobs.client import SyncJobsClient
     from fabric_jobs.server.registry import JobRegistry
     from fabric_jobs.testing.service import FabricJobsService
+    from fabric_jobs.testing.user_tokens import UserTokens
     from fabric_jobs.v1.job_service_pb2_grpc import JobServiceStub
 
 MARKER = "fabric_jobs"
@@ -68,14 +69,27 @@ def fabric_jobs_registry(request: pytest.FixtureRequest) -> JobRegistry:
 
 
 @pytest.fixture
+def fabric_jobs_user_tokens() -> UserTokens:
+    """Tokens on behalf of the job's user without Entra: ctx.access_token and ctx.credential answer each scope set
+    with `token_for(*scopes)`, `requested` lists the scopes asked for, `fail_with(TokenUnavailable(...))` refuses."""
+    from fabric_jobs.testing.user_tokens import UserTokens
+
+    return UserTokens()
+
+
+@pytest.fixture
 def fabric_jobs_service(
-    request: pytest.FixtureRequest, fabric_jobs_registry: JobRegistry, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    fabric_jobs_registry: JobRegistry,
+    fabric_jobs_user_tokens: UserTokens,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[FabricJobsService]:
     """The JobService on a fresh SQLite file with the registry's job types, its REST bridge, and helpers."""
     from fabric_jobs.testing.service import FabricJobsService
 
     options = _marker_options(request)
     options.pop("registry", None)
+    options.setdefault("user_tokens", fabric_jobs_user_tokens)
     database = "sqlite:///" + str(tmp_path_factory.mktemp("fabric_jobs") / "jobs.db")
     try:
         service = FabricJobsService(fabric_jobs_registry, database, **options)

@@ -238,6 +238,7 @@ class JobInstance(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     ERROR_DETAILS_FIELD_NUMBER: _builtins.int
     CANCEL_REQUESTED_FIELD_NUMBER: _builtins.int
+    CALLER_FIELD_NUMBER: _builtins.int
     status: Global___JobInstanceStatus.ValueType
     invoke_type: Global___JobInvokeType.ValueType
     cancel_requested: _builtins.bool
@@ -260,6 +261,12 @@ class JobInstance(_message.Message):
     def error_details(self) -> Global___ErrorDetails:
         """Set when the instance failed."""
 
+    @_builtins.property
+    def caller(self) -> Global___Caller:
+        """Who asked for the job: from the validated subjectToken of its Create (a fixed development identity
+        in dev mode); unset for jobs created without one. Never holds a token.
+        """
+
     def __init__(
         self,
         *,
@@ -271,14 +278,51 @@ class JobInstance(_message.Message):
         end_time: _timestamp_pb2.Timestamp | None = ...,
         error_details: Global___ErrorDetails | None = ...,
         cancel_requested: _builtins.bool = ...,
+        caller: Global___Caller | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "error_details", b"error_details", "key", b"key", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "create_time", b"create_time", "end_time", b"end_time", "error_details", b"error_details", "key", b"key", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_requested", b"cancel_requested", "create_time", b"create_time", "end_time", b"end_time", "error_details", b"error_details", "invoke_type", b"invoke_type", "key", b"key", "start_time", b"start_time", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "cancel_requested", b"cancel_requested", "create_time", b"create_time", "end_time", b"end_time", "error_details", b"error_details", "invoke_type", b"invoke_type", "key", b"key", "start_time", b"start_time", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___JobInstance: _TypeAlias = JobInstance  # noqa: Y015
+
+@_typing.final
+class Caller(_message.Message):
+    """The user a job acts for and the app that called on their behalf, from the claims of the Create's
+    subjectToken.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    OBJECT_ID_FIELD_NUMBER: _builtins.int
+    USER_PRINCIPAL_NAME_FIELD_NUMBER: _builtins.int
+    APP_ID_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """The user's tenant (the token's tid), a UUID."""
+    object_id: _builtins.str
+    """The user's object id in that tenant (oid)."""
+    user_principal_name: _builtins.str
+    """The user principal name (upn, else preferred_username), when the token has one."""
+    app_id: _builtins.str
+    """The calling app's id (appid or azp): one of Fabric's apps for Creates from Fabric."""
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        object_id: _builtins.str = ...,
+        user_principal_name: _builtins.str = ...,
+        app_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "object_id", b"object_id", "tenant_id", b"tenant_id", "user_principal_name", b"user_principal_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Caller: _TypeAlias = Caller  # noqa: Y015
 
 @_typing.final
 class CreateJobInstanceRequest(_message.Message):
@@ -288,12 +332,20 @@ class CreateJobInstanceRequest(_message.Message):
     INVOKE_TYPE_FIELD_NUMBER: _builtins.int
     CREATION_PAYLOAD_FIELD_NUMBER: _builtins.int
     CREATION_PAYLOAD_JSON_FIELD_NUMBER: _builtins.int
+    USER_ASSERTION_FIELD_NUMBER: _builtins.int
+    CALLER_FIELD_NUMBER: _builtins.int
     invoke_type: Global___JobInvokeType.ValueType
     """Required: UNSPECIFIED is rejected."""
     creation_payload_json: _builtins.str
     """The creation payload as JSON text: one JSON object (UTF-8, no NaN or Infinity), bounded in size
     and depth. Given to the handler exactly: integers stay integers of any size, floats stay floats,
     key order and text are kept. Empty means no payload ({}).
+    """
+    user_assertion: _builtins.str
+    """The user's delegated token to the workload (Fabric's subjectToken), already validated by the caller,
+    for jobs that act for the user: a job type registered with user_scopes exchanges it on behalf of the
+    user at Create and keeps what it needs encrypted until the job ends. It travels here, in the request
+    body, never in metadata; it is never stored or returned as it is. Empty: the job has no user token.
     """
     @_builtins.property
     def key(self) -> Global___JobInstanceKey: ...
@@ -306,6 +358,12 @@ class CreateJobInstanceRequest(_message.Message):
         INVALID_ARGUMENT.
         """
 
+    @_builtins.property
+    def caller(self) -> Global___Caller:
+        """Who asks: the user the job acts for. Optional; when empty and user_assertion is set, it is read from
+        the assertion's claims.
+        """
+
     def __init__(
         self,
         *,
@@ -313,10 +371,12 @@ class CreateJobInstanceRequest(_message.Message):
         invoke_type: Global___JobInvokeType.ValueType = ...,
         creation_payload: _struct_pb2.Struct | None = ...,
         creation_payload_json: _builtins.str = ...,
+        user_assertion: _builtins.str = ...,
+        caller: Global___Caller | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["creation_payload", b"creation_payload", "key", b"key"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "creation_payload", b"creation_payload", "key", b"key"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["creation_payload", b"creation_payload", "creation_payload_json", b"creation_payload_json", "invoke_type", b"invoke_type", "key", b"key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "creation_payload", b"creation_payload", "creation_payload_json", b"creation_payload_json", "invoke_type", b"invoke_type", "key", b"key", "user_assertion", b"user_assertion"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -13,8 +13,8 @@ import pytest
 
 from fabric_jobs.client import AdminClient, JobKey, JobsClient, RetryPolicy
 from fabric_jobs.server.app import JobServer, ServiceSettings
+from tests import jobs
 from tests.conftest import RunningServer, start_running_server
-from tests.scaleout import jobs
 from tests.scaleout.conftest import (  # noqa: F401  (fixtures)
     CANCEL_GRACE_SECONDS,
     CANCEL_WAIT_SECONDS,

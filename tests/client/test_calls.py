@@ -15,8 +15,8 @@ from fabric_jobs.client import (
     JobInstanceNotFound,
     JobStatus,
 )
+from tests import jobs
 from tests.client.conftest import Stack, new_key
-from tests.scaleout import jobs
 
 WAIT = 20.0
 
@@ -55,12 +55,12 @@ async def test_a_failed_job_carries_its_error_details(stack: Stack) -> None:
         jobs.FAILED_ERROR_CODE,
         ErrorSource.EXTERNAL,
         False,
-        ("scaleout",),
+        ("x",),
     )
 
 
 async def test_cancel_watch_and_the_admin_calls(stack: Stack) -> None:
-    key = new_key(jobs.COOPERATIVE)
+    key = new_key(jobs.COOPERATES)
     tenant = JobFilter(tenant_id=key.tenant_id)
     watch = stack.jobs.watch(key, timeout=WAIT)
     await stack.jobs.create(key)

@@ -26,8 +26,8 @@ from fabric_jobs.client import (
 )
 from fabric_jobs.client.errors import SERVICE_ERRORS
 from fabric_jobs.errors import ERRORS, ErrorCode
+from tests import jobs
 from tests.client.conftest import Backend, Stack, new_key
-from tests.scaleout import jobs
 
 WAIT = 20.0
 

@@ -23,10 +23,10 @@ from fabric_jobs.client import (
     ServiceUnavailable,
     TransportError,
 )
+from tests import jobs
 from tests.client.conftest import FAST_RETRIES, Backend, new_key
 from tests.client.proxy import Failure, Proxy
 from tests.conftest import RunningServer, wait_until
-from tests.scaleout import jobs
 
 WAIT = 20.0
 GET = "GetJobInstance"
@@ -162,7 +162,7 @@ async def test_wait_survives_a_watch_whose_replica_stopped(backend: Backend, rng
         await backend.start_worker()
     upstreams = [grpc.aio.insecure_channel(replica.server.address) for replica in replicas]
     proxies = [await Proxy(upstream).start() for upstream in upstreams]
-    key = new_key(jobs.COOPERATIVE)
+    key = new_key(jobs.COOPERATES)
     try:
         async with JobsClient.connect(
             "ipv4:" + ",".join(proxy.address for proxy in proxies), retry=FAST_RETRIES, rng=rng
@@ -191,7 +191,7 @@ async def test_wait_survives_a_watch_whose_replica_stopped(backend: Backend, rng
 
 
 async def test_wait_raises_wait_timeout_with_the_last_state(proxy: Proxy, rng: random.Random) -> None:
-    key = new_key(jobs.COOPERATIVE)
+    key = new_key(jobs.COOPERATES)
     async with client_of(proxy, rng) as client:
         await client.create(key)
         with pytest.raises(TimeoutError) as raised:

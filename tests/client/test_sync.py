@@ -18,8 +18,8 @@ from fabric_jobs.client import (
     TransportError,
 )
 from fabric_jobs.testing import FabricJobsService
+from tests import jobs
 from tests.client.conftest import TEST_SETTINGS, new_key
-from tests.scaleout import jobs
 
 WAIT = 20.0
 
@@ -57,7 +57,7 @@ def test_every_call(client: SyncJobsClient) -> None:
     assert client.list(key.tenant_id).jobs == (final,)
     assert client.cancel(key) == final
 
-    cooperative = new_key(jobs.COOPERATIVE)
+    cooperative = new_key(jobs.COOPERATES)
     client.create(cooperative)
     for change in client.watch(cooperative, timeout=WAIT):
         if change.status is JobStatus.IN_PROGRESS:

@@ -14,7 +14,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from fabric_jobs.cli.options import ENV_PREFIX, build_parser, env_name
+from fabric_jobs.cli.option_kit import ENV_PREFIX, env_name
+from fabric_jobs.cli.options import build_parser
 from tests.processes import REPOSITORY_ROOT
 
 KUBERNETES = REPOSITORY_ROOT / "deploy" / "kubernetes"

@@ -2,49 +2,32 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from starlette.applications import Starlette
 
-from tests.rest_bridge.jobs_for_tests import COMPLETES, ITEM_TYPE
+from fabric_jobs import testing
+from tests.harness import eventually
+from tests.jobs import COMPLETES, ITEM_TYPE
 from tests.rest_bridge.schemas import check_response
 
 BASE_PATH = "/workload"
 TERMINAL = frozenset({"Completed", "Failed", "Cancelled"})
 
 
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
 @dataclass(frozen=True)
-class JobRef:
-    tenant_id: str = dataclasses.field(default_factory=new_id)
-    workspace_id: str = dataclasses.field(default_factory=new_id)
-    item_type: str = ITEM_TYPE
-    item_id: str = dataclasses.field(default_factory=new_id)
-    job_type: str = COMPLETES
-    job_instance_id: str = dataclasses.field(default_factory=new_id)
+class JobRef(testing.JobRef):
+    """The plugin's JobRef of a bridge test job (tests/jobs.py), with headers to override."""
 
-    @property
-    def path(self) -> str:
-        return (
-            f"/workspaces/{self.workspace_id}/items/{self.item_type}/{self.item_id}"
-            f"/jobTypes/{self.job_type}/instances/{self.job_instance_id}"
-        )
+    item_type: str = ITEM_TYPE
+    job_type: str = COMPLETES
 
     def headers(self, **overrides: str | None) -> dict[str, str]:
-        headers: dict[str, str | None] = {
-            "ActivityId": new_id(),
-            "RequestId": new_id(),
-            "x-ms-client-tenant-id": self.tenant_id,
-            **overrides,
-        }
+        """Fabric's headers; an override of None leaves that header out."""
+        headers: dict[str, str | None] = {**super().headers(), **overrides}
         return {name: value for name, value in headers.items() if value is not None}
 
     def but(self, **changes: str) -> JobRef:
@@ -96,11 +79,11 @@ class Bridge:
         state: dict[str, Any] = response.json()
         return state
 
-    async def wait_for(self, job: JobRef, *statuses: str, attempts: int = 400) -> dict[str, Any]:
+    async def wait_for(self, job: JobRef, *statuses: str, within: float = 8.0) -> dict[str, Any]:
         """Poll Get (bounded) until the job has one of `statuses`."""
-        for _ in range(attempts):
+
+        async def reached() -> dict[str, Any] | None:
             state = await self.state(job)
-            if state["status"] in statuses:
-                return state
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"job never reached {statuses}; last state {state}")
+            return state if state["status"] in statuses else None
+
+        return await eventually(reached, within=within, what=f"job {job} reaching {' or '.join(statuses)}")

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import pathlib
 from collections.abc import AsyncIterator
 from typing import Any, NoReturn
 
@@ -10,40 +9,29 @@ from google.protobuf.message import Message
 
 from fabric_jobs.rest_bridge.app import create_app
 from fabric_jobs.rest_bridge.settings import BridgeSettings
-from fabric_jobs.server.app import JobServer, ServiceSettings, start_job_server
+from fabric_jobs.server.app import JobServer
 from fabric_jobs.server.inprocess import InProcessChannel
 from fabric_jobs.v1 import job_service_pb2_grpc
+from tests.harness import CHANNELS, RunningServer, ServerFactory
+from tests.jobs import registry
 from tests.rest_bridge.client import BASE_PATH, Bridge, client_for
-from tests.rest_bridge.jobs_for_tests import registry
-
-CANCEL_WAIT = 0.5
-CANCEL_GRACE = 1.0
 
 
 @pytest.fixture
-async def job_server(tmp_path: pathlib.Path) -> AsyncIterator[JobServer]:
-    settings = ServiceSettings(
-        database="sqlite:///" + str(tmp_path / "jobs.db"),
-        cancel_wait=CANCEL_WAIT,
-        cancel_grace=CANCEL_GRACE,
-        shutdown_grace=0.5,
-        max_threads=1,
-    )
-    server = await start_job_server(settings, registry)
-    try:
-        yield server
-    finally:
-        await server.stop(0)
+async def bridge_server(start_server: ServerFactory) -> RunningServer:
+    """The JobService the bridge tests call, running their jobs (tests/jobs.py) one at a time."""
+    return await start_server(registry, max_threads=1)
 
 
-@pytest.fixture(params=["inprocess", "grpc"])
-async def channel(request: pytest.FixtureRequest, job_server: JobServer) -> AsyncIterator[grpc.aio.Channel]:
+@pytest.fixture
+def job_server(bridge_server: RunningServer) -> JobServer:
+    return bridge_server.server
+
+
+@pytest.fixture(params=CHANNELS)
+def channel(request: pytest.FixtureRequest, bridge_server: RunningServer) -> grpc.aio.Channel:
     """The JobService's in-process channel (what `serve` uses), then a real gRPC channel to its port."""
-    if request.param == "inprocess":
-        yield job_server.in_process_channel.as_channel()
-        return
-    async with grpc.aio.insecure_channel(job_server.address) as channel:
-        yield channel
+    return bridge_server.channel_of(request.param)
 
 
 @pytest.fixture

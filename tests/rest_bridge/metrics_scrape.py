@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 import httpx
@@ -10,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from starlette.applications import Starlette
 
-from tests.conftest import POLL_INTERVAL
+from tests.harness import eventually
 from tests.rest_bridge.client import BASE_PATH
 
 Labels = frozenset[tuple[str, str]]
@@ -45,9 +44,9 @@ async def scrape(app: Starlette) -> Scrape:
 
 async def scrape_until(app: Starlette, condition: Callable[[Scrape], bool], within: float = 5.0) -> Scrape:
     """Scrape until `condition` holds (what a handler records as it stops comes just after its job's end)."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
+
+    async def holding() -> Scrape | None:
         metrics = await scrape(app)
-        if condition(metrics) or asyncio.get_running_loop().time() > deadline:
-            return metrics
-        await asyncio.sleep(POLL_INTERVAL)
+        return metrics if condition(metrics) else None
+
+    return await eventually(holding, within=within, what="the scraped metrics' condition")

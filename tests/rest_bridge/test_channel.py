@@ -11,7 +11,8 @@ import pytest
 from fabric_jobs.rest_bridge.channel import job_service_channel
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
-from tests.conftest import ServerFactory, new_key, wait_for_status, wait_until
+from tests.conftest import new_key, wait_for_status, wait_until
+from tests.harness import ServerFactory
 from tests.server.handlers import IGNORES_ASYNC, ITEM_TYPE, TestJobs
 
 

@@ -15,7 +15,9 @@ import pytest
 from fabric_jobs.rest_bridge.console import ConsoleSettings, create_console_app
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
-from tests.rest_bridge.jobs_for_tests import COOPERATES, FAILS, ITEM_TYPE
+from tests.conftest import new_key
+from tests.harness import eventually
+from tests.jobs import COOPERATES, FAILS, ITEM_TYPE
 from tests.rest_bridge.schemas import validate
 
 TOKEN = "console-token-for-tests"
@@ -34,14 +36,7 @@ async def console(channel: grpc.aio.Channel) -> AsyncIterator[httpx.AsyncClient]
 
 
 async def create(channel: grpc.aio.Channel, job_type: str, tenant: str) -> pb.JobInstanceKey:
-    key = pb.JobInstanceKey(
-        tenant_id=tenant,
-        workspace_id=str(uuid.uuid4()),
-        item_type=ITEM_TYPE,
-        item_id=str(uuid.uuid4()),
-        job_type=job_type,
-        job_instance_id=str(uuid.uuid4()),
-    )
+    key = new_key(ITEM_TYPE, job_type, tenant_id=tenant)
     stub = pb_grpc.JobServiceStub(channel)
     await stub.CreateJobInstance(pb.CreateJobInstanceRequest(key=key, invoke_type=pb.JOB_INVOKE_TYPE_MANUAL))
     return key
@@ -59,12 +54,11 @@ def key_query(key: pb.JobInstanceKey) -> dict[str, str]:
 
 
 async def until_status(console: httpx.AsyncClient, key: pb.JobInstanceKey, status: str) -> Any:
-    for _ in range(250):
+    async def reached() -> Any:
         job = (await console.get("/console/api/job", params=key_query(key))).json()
-        if job["jobInstance"]["status"] == status:
-            return job
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"never {status}: {job}")
+        return job if job["jobInstance"]["status"] == status else None
+
+    return await eventually(reached, what=f"the console showing the job {status}")
 
 
 async def test_jobs_counts_detail_and_cancel(console: httpx.AsyncClient, channel: grpc.aio.Channel) -> None:

@@ -36,8 +36,8 @@ from fabric_jobs.server.grpc_errors import to_grpc_status
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc
 from tests.conftest import rpc_error as failed_call
+from tests.jobs import IGNORES_CANCEL, VALIDATED
 from tests.rest_bridge.client import BASE_PATH, Bridge, JobRef, client_for
-from tests.rest_bridge.jobs_for_tests import IGNORES_CANCEL, VALIDATED
 from tests.rest_bridge.schemas import validate
 
 

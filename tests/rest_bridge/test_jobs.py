@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.rest_bridge.client import TERMINAL, Bridge, JobRef
-from tests.rest_bridge.jobs_for_tests import (
+from tests.jobs import (
     COMPLETES,
     COOPERATES,
     CRASHES,
@@ -15,6 +14,7 @@ from tests.rest_bridge.jobs_for_tests import (
     SYNC_COMPLETES,
     runs,
 )
+from tests.rest_bridge.client import TERMINAL, Bridge, JobRef
 
 
 async def test_create_answers_202_with_an_empty_body_and_the_job_runs(bridge: Bridge) -> None:

@@ -10,8 +10,8 @@ import pytest
 from fabric_jobs.rest_bridge.app import create_app
 from fabric_jobs.rest_bridge.settings import BridgeSettings
 from fabric_jobs.server.settings import ServiceSettings
-from tests.conftest import start_running_server
-from tests.rest_bridge import jobs_for_tests
+from tests import jobs as test_jobs
+from tests.harness import start_running_server
 from tests.rest_bridge.client import Bridge, JobRef, client_for
 
 JSON = {"Content-Type": "application/json"}
@@ -43,21 +43,21 @@ async def create_raw(bridge: Bridge, job: JobRef, payload_text: str) -> int:
     ids=["fabric-example", "nested-and-escaped", "empty"],
 )
 async def test_the_payload_reaches_the_handler_as_sent(bridge: Bridge, payload_text: str) -> None:
-    job = JobRef(job_type=jobs_for_tests.RECORDS_PAYLOAD)
+    job = JobRef(job_type=test_jobs.RECORDS_PAYLOAD)
 
     assert await create_raw(bridge, job, payload_text) == 202
     await bridge.wait_for(job, "Completed")
 
-    received = jobs_for_tests.payloads[job.job_instance_id]
+    received = test_jobs.payloads[job.job_instance_id]
     assert typed(received) == typed(json.loads(payload_text))
 
 
 async def test_the_fabric_example_keeps_integers_floats_order_and_text(bridge: Bridge) -> None:
-    job = JobRef(job_type=jobs_for_tests.RECORDS_PAYLOAD)
+    job = JobRef(job_type=test_jobs.RECORDS_PAYLOAD)
     assert await create_raw(bridge, job, FABRIC_PAYLOAD) == 202
     await bridge.wait_for(job, "Completed")
 
-    received = jobs_for_tests.payloads[job.job_instance_id]
+    received = test_jobs.payloads[job.job_instance_id]
     assert typed(received) == [
         ("rows", ("int", 5)),
         ("big", ("int", 12345678901234567890)),
@@ -75,11 +75,11 @@ async def test_the_fabric_example_keeps_integers_floats_order_and_text(bridge: B
     ids=["other-key-order", "spaces-escapes-and-number-spelling"],
 )
 async def test_the_same_payload_written_otherwise_is_the_same_request(bridge: Bridge, again: str) -> None:
-    job = JobRef(job_type=jobs_for_tests.RECORDS_PAYLOAD)
+    job = JobRef(job_type=test_jobs.RECORDS_PAYLOAD)
     assert await create_raw(bridge, job, FABRIC_PAYLOAD) == 202
     assert await create_raw(bridge, job, again) == 202
     await bridge.wait_for(job, "Completed")
-    assert list(jobs_for_tests.payloads[job.job_instance_id]) == ["rows", "big", "ratio", "name"]
+    assert list(test_jobs.payloads[job.job_instance_id]) == ["rows", "big", "ratio", "name"]
 
 
 @pytest.mark.parametrize(
@@ -92,7 +92,7 @@ async def test_the_same_payload_written_otherwise_is_the_same_request(bridge: Br
     ids=["big-plus-one", "other-text", "number-as-text"],
 )
 async def test_another_payload_is_a_conflict(bridge: Bridge, other: str) -> None:
-    job = JobRef(job_type=jobs_for_tests.RECORDS_PAYLOAD)
+    job = JobRef(job_type=test_jobs.RECORDS_PAYLOAD)
     assert await create_raw(bridge, job, FABRIC_PAYLOAD) == 202
     response = await bridge.create(
         job,
@@ -111,7 +111,7 @@ async def test_another_payload_is_a_conflict(bridge: Bridge, other: str) -> None
 async def test_a_number_that_cannot_be_kept_exactly_is_400_naming_creation_payload(
     bridge: Bridge, payload_text: str
 ) -> None:
-    job = JobRef(job_type=jobs_for_tests.RECORDS_PAYLOAD)
+    job = JobRef(job_type=test_jobs.RECORDS_PAYLOAD)
     response = await bridge.create(
         job,
         content=f'{{"invokeType": "Manual", "creationPayload": {payload_text}}}'.encode(),
@@ -122,24 +122,24 @@ async def test_a_number_that_cannot_be_kept_exactly_is_400_naming_creation_paylo
 
 
 async def test_numbers_of_100_characters_are_kept(bridge: Bridge) -> None:
-    job = JobRef(job_type=jobs_for_tests.RECORDS_PAYLOAD)
+    job = JobRef(job_type=test_jobs.RECORDS_PAYLOAD)
     payload_text = f'{{"n": {"9" * 100}, "m": -{"9" * 99}, "f": 0.{"5" * 98}}}'
     assert await create_raw(bridge, job, payload_text) == 202
     await bridge.wait_for(job, "Completed")
-    assert typed(jobs_for_tests.payloads[job.job_instance_id]) == typed(json.loads(payload_text))
+    assert typed(test_jobs.payloads[job.job_instance_id]) == typed(json.loads(payload_text))
 
 
 async def test_on_postgresql_a_worker_gives_the_handler_the_payload_as_sent(
     postgres_url: str, bridge_settings: BridgeSettings
 ) -> None:
     settings = ServiceSettings(database=postgres_url, cancel_wait=1.0, cancel_grace=1.0, shutdown_grace=0.5)
-    running = await start_running_server(settings, jobs_for_tests.registry, run_handlers=True)
+    running = await start_running_server(settings, test_jobs.registry, run_handlers=True)
     try:
         async with client_for(create_app(bridge_settings, running.channel)) as client:
             bridge = Bridge(client)
-            job = JobRef(job_type=jobs_for_tests.RECORDS_PAYLOAD)
+            job = JobRef(job_type=test_jobs.RECORDS_PAYLOAD)
             assert await create_raw(bridge, job, FABRIC_PAYLOAD) == 202
             await bridge.wait_for(job, "Completed")
     finally:
         await running.stop()
-    assert typed(jobs_for_tests.payloads[job.job_instance_id]) == typed(json.loads(FABRIC_PAYLOAD))
+    assert typed(test_jobs.payloads[job.job_instance_id]) == typed(json.loads(FABRIC_PAYLOAD))

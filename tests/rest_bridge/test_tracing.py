@@ -19,8 +19,8 @@ from fabric_jobs.rest_bridge.app import create_app
 from fabric_jobs.rest_bridge.settings import BridgeSettings
 from fabric_jobs.server.app import JobServer, ServiceSettings, run_worker, start_job_server
 from tests.conftest import wait_until
+from tests.jobs import COOPERATES, HOLDS_THREAD, SYNC_COMPLETES, registry
 from tests.rest_bridge.client import BASE_PATH, Bridge, JobRef, client_for
-from tests.rest_bridge.jobs_for_tests import COOPERATES, HOLDS_THREAD, SYNC_COMPLETES, registry
 
 CREATE_CALL = "fabric_jobs.v1.JobService/CreateJobInstance"
 CANCEL_CALL = "fabric_jobs.v1.JobService/CancelJobInstance"

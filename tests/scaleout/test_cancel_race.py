@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from fabric_jobs.v1 import job_service_pb2 as pb
-from tests.conftest import RunningServer, new_key
-from tests.scaleout import jobs
+from tests import jobs
+from tests.conftest import new_key
+from tests.harness import RunningServer
 from tests.scaleout.conftest import ServiceFactory, WorkerFactory
 
 JOBS = 100

@@ -21,13 +21,13 @@ from fabric_jobs.rest_bridge.mapping import STATUS_NAMES
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 from tests.conftest import wait_until
+from tests.jobs import DELAY_FIELD, ITEM_TYPE, RUN_LOG_VARIABLE, WAITS, read_run_log
 from tests.processes import REPOSITORY_ROOT, Processes, Serve, clean_env, launch, stop
 from tests.rest_bridge.client import TERMINAL, Bridge, JobRef, client_at
-from tests.scaleout.multiprocess_jobs import ITEM_TYPE, RUN_LOG_VARIABLE, WAITS
 
 T = TypeVar("T")
 
-JOBS = "tests.scaleout.multiprocess_jobs:registry"
+JOBS = "tests.jobs:registry"
 LEASE_SECONDS = "2"
 JOB_COUNT = 200
 CANCEL_BATCH = JOB_COUNT // 4
@@ -80,25 +80,6 @@ async def in_parallel(*starts: Callable[[], Serve]) -> list[Serve]:
     return list(await asyncio.gather(*(asyncio.to_thread(start) for start in starts)))
 
 
-def grpc_key(job: JobRef) -> pb.JobInstanceKey:
-    return pb.JobInstanceKey(
-        tenant_id=job.tenant_id,
-        workspace_id=job.workspace_id,
-        item_type=job.item_type,
-        item_id=job.item_id,
-        job_type=job.job_type,
-        job_instance_id=job.job_instance_id,
-    )
-
-
-def started_ids(run_log: Path) -> list[str]:
-    """The ids a worker's handlers logged at their start, in order (a line still being written is left out)."""
-    if not run_log.exists():
-        return []
-    text = run_log.read_text()
-    return text.splitlines()[: text.count("\n")]
-
-
 def epoch_ms(utc: str | None) -> int | None:
     return None if utc is None else round(datetime.fromisoformat(utc).timestamp() * 1000)
 
@@ -107,7 +88,7 @@ async def create_all(bridge: Bridge, jobs: dict[str, JobRef], rng: Random) -> No
     """Create `jobs` through the bridge, each running from 1.5 to 3 s unless cancelled."""
 
     async def create(job: JobRef, seconds: float) -> None:
-        response = await bridge.create(job, {"invokeType": "Manual", "creationPayload": {"seconds": seconds}})
+        response = await bridge.create(job, {"invokeType": "Manual", "creationPayload": {DELAY_FIELD: seconds}})
         assert response.status_code == 202, response.text
 
     durations = [round(rng.uniform(1.5, 3.0), 1) for _ in jobs]
@@ -118,7 +99,7 @@ async def cancel_all(stub: pb_grpc.JobServiceAsyncStub, jobs: list[JobRef]) -> d
     """Cancel `jobs` over gRPC; the status each answer gave."""
 
     async def cancel(job: JobRef) -> tuple[str, str]:
-        response = await stub.CancelJobInstance(pb.CancelJobInstanceRequest(key=grpc_key(job)), timeout=30)
+        response = await stub.CancelJobInstance(pb.CancelJobInstanceRequest(key=job.key), timeout=30)
         return job.job_instance_id, STATUS_NAMES[response.job_instance.status]
 
     return dict(await bounded(cancel(job) for job in jobs))
@@ -170,10 +151,10 @@ async def test_jobs_end_right_across_processes_when_a_worker_is_killed(
         created_in = time.monotonic() - began
 
         def started_on_both() -> bool:
-            return bool(started_ids(killed_log)) and bool(started_ids(survivor_log))
+            return bool(read_run_log(killed_log)) and bool(read_run_log(survivor_log))
 
         await wait_until(started_on_both, within=20, what="both workers running jobs")
-        started = set(started_ids(killed_log) + started_ids(survivor_log))
+        started = set(read_run_log(killed_log) + read_run_log(survivor_log))
         first = pick_to_cancel(list(jobs), started, CANCEL_BATCH, rng)
         answers = await cancel_all(canceller, [jobs[job_id] for job_id in first])
 
@@ -182,14 +163,14 @@ async def test_jobs_end_right_across_processes_when_a_worker_is_killed(
         doomed.process.wait(timeout=10)
         killed_after = time.monotonic() - began
 
-        started = set(started_ids(killed_log) + started_ids(survivor_log))
+        started = set(read_run_log(killed_log) + read_run_log(survivor_log))
         second = pick_to_cancel(sorted(set(jobs) - set(first)), started, JOB_COUNT // 2 - len(first), rng)
         answers |= await cancel_all(canceller, [jobs[job_id] for job_id in second])
         finals = await final_states(bridge, jobs, SETTLE_SECONDS)
     settled_after = time.monotonic() - began
 
-    ran_on_killed, ran_on_survivor = started_ids(killed_log), started_ids(survivor_log)
-    runs = Counter(ran_on_killed + ran_on_survivor)
+    ran_on_killed, ran_on_survivor = read_run_log(killed_log), read_run_log(survivor_log)
+    runs = ran_on_killed + ran_on_survivor
     assert not {job_id: count for job_id, count in runs.items() if count > 1}, "a job ran twice"
     assert set(runs) <= set(jobs)
 
@@ -294,7 +275,7 @@ async def test_the_bridge_balances_over_replicas_and_retries_on_the_other_when_o
     job = JobRef(item_type=ITEM_TYPE, job_type=WAITS)
     async with client_at(bridge_process.rest_url) as http:
         bridge = Bridge(http)
-        created = await bridge.create(job, {"invokeType": "Manual", "creationPayload": {"seconds": 1}})
+        created = await bridge.create(job, {"invokeType": "Manual", "creationPayload": {DELAY_FIELD: 1}})
         assert created.status_code == 202, created.text
 
         balanced = await get_all_answered(bridge, job, 20)

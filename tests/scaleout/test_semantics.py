@@ -18,11 +18,12 @@ from fabric_jobs.server.procrastinate_dispatch import LOST_DEFER_AFTER_MS
 from fabric_jobs.v1 import admin_service_pb2, admin_service_pb2_grpc
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
-from tests.conftest import RunningServer, new_key, rpc_error, status_details, wait_for_status
-from tests.scaleout import jobs
+from tests import jobs
+from tests.conftest import new_key, rpc_error, status_details, wait_for_status
+from tests.harness import RunningServer, eventually
+from tests.processes import stop
 from tests.scaleout.conftest import (
     CANCEL_GRACE_SECONDS,
-    EXIT_SECONDS,
     LEASE_SECONDS,
     SHUTDOWN_GRACE_SECONDS,
     ServiceFactory,
@@ -95,12 +96,7 @@ async def handler_never_ran(postgres_url: str, run_log: Path, key: pb.JobInstanc
     async def gone() -> bool:
         return not any(status in ("todo", "doing") for status in await procrastinate_statuses(postgres_url, key))
 
-    for _ in range(int(RUN_SECONDS / 0.05)):
-        if await gone():
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError(f"the worker never took job {key.job_instance_id}")
+    await eventually(gone, within=RUN_SECONDS, what=f"a worker taking job {key.job_instance_id}")
     assert jobs.read_run_log(run_log)[key.job_instance_id] == 0
 
 
@@ -212,7 +208,7 @@ async def test_cancel_of_a_not_started_job_cancels_it_and_its_handler_never_star
     assert await get(service.stub, key) == cancelled
 
 
-@pytest.mark.parametrize("job_type", [jobs.COOPERATIVE, jobs.COOPERATIVE_THREAD])
+@pytest.mark.parametrize("job_type", [jobs.COOPERATES, jobs.COOPERATES_THREAD])
 async def test_cancel_of_a_cooperative_running_job_answers_cancelled(
     service: RunningServer, start_worker: WorkerFactory, run_log: Path, job_type: str
 ) -> None:
@@ -232,7 +228,7 @@ async def test_cancel_of_a_cooperative_running_job_answers_cancelled(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("job_type", [jobs.IGNORES_TOKEN, jobs.IGNORES_TOKEN_THREAD])
+@pytest.mark.parametrize("job_type", [jobs.IGNORES_CANCEL, jobs.IGNORES_CANCEL_THREAD])
 async def test_a_handler_ignoring_its_token_is_stopped_after_the_grace_and_ends_cancelled(
     service: RunningServer, start_worker: WorkerFactory, job_type: str
 ) -> None:
@@ -247,7 +243,7 @@ async def test_a_handler_ignoring_its_token_is_stopped_after_the_grace_and_ends_
     cancelled = await wait_for_status(service.stub, key, CANCELLED, within=RUN_SECONDS)
     stopped_after = seconds(cancelled.end_time) - seconds(cancelled.start_time)
     assert stopped_after >= CANCEL_GRACE_SECONDS
-    assert stopped_after < jobs.IGNORED_TOKEN_SECONDS
+    assert stopped_after < jobs.LONG_SECONDS
 
 
 async def test_cancel_of_a_terminal_job_changes_nothing_and_repeats_its_answer(
@@ -260,7 +256,7 @@ async def test_cancel_of_a_terminal_job_changes_nothing_and_repeats_its_answer(
     assert await cancel(service.stub, completed_key) == completed
     assert await get(service.stub, completed_key) == completed
 
-    cancelled_key, _ = await create(service.stub, jobs.COOPERATIVE)
+    cancelled_key, _ = await create(service.stub, jobs.COOPERATES)
     await wait_for_status(service.stub, cancelled_key, IN_PROGRESS, within=RUN_SECONDS)
     first = await cancel(service.stub, cancelled_key)
     assert first.status == CANCELLED
@@ -272,7 +268,7 @@ async def test_a_raising_handler_ends_failed_with_error_details(
     service: RunningServer, start_worker: WorkerFactory
 ) -> None:
     await start_worker()
-    raised_key, _ = await create(service.stub, jobs.RAISES)
+    raised_key, _ = await create(service.stub, jobs.CRASHES)
     raised = await wait_for_status(service.stub, raised_key, FAILED, within=RUN_SECONDS)
     assert raised.error_details.error_code == "JobExecutionFailed"
     assert raised.error_details.source == pb.ERROR_SOURCE_SYSTEM
@@ -285,7 +281,7 @@ async def test_a_raising_handler_ends_failed_with_error_details(
     assert failed.error_details.error_code == jobs.FAILED_ERROR_CODE
     assert failed.error_details.source == pb.ERROR_SOURCE_EXTERNAL
     assert not failed.error_details.is_permanent
-    assert list(failed.error_details.message_parameters) == ["scaleout"]
+    assert list(failed.error_details.message_parameters) == ["x"]
 
 
 async def test_a_not_started_job_survives_a_restart_and_runs_once_a_worker_comes(
@@ -323,13 +319,13 @@ async def test_a_job_of_a_killed_worker_ends_failed_retriable_and_never_runs_aga
     service: RunningServer, start_worker: WorkerFactory, run_log: Path
 ) -> None:
     doomed = await start_worker()
-    key, _ = await create(service.stub, jobs.COOPERATIVE)
+    key, _ = await create(service.stub, jobs.COOPERATES)
     running = await wait_for_status(service.stub, key, IN_PROGRESS, within=RUN_SECONDS)
     await start_worker()
 
     killed_at = time.time()
-    doomed.signal(signal.SIGKILL)
-    assert await doomed.wait() == -signal.SIGKILL
+    await asyncio.to_thread(stop, doomed, signal.SIGKILL)
+    assert doomed.process.returncode == -signal.SIGKILL
     failed = await wait_for_status(service.stub, key, FAILED, within=EXECUTOR_LOST_SECONDS)
 
     assert failed.error_details.error_code == "JobExecutorLost"
@@ -352,15 +348,15 @@ async def test_sigterm_tells_handlers_then_records_what_outlives_the_grace_faile
     service: RunningServer, start_worker: WorkerFactory
 ) -> None:
     worker = await start_worker()
-    long_key, _ = await create(service.stub, jobs.IGNORES_TOKEN)
-    told_key, _ = await create(service.stub, jobs.COOPERATIVE)
+    long_key, _ = await create(service.stub, jobs.IGNORES_CANCEL)
+    told_key, _ = await create(service.stub, jobs.COOPERATES)
     short_key, _ = await create(service.stub, jobs.QUICK, delaySeconds=SHUTDOWN_GRACE_SECONDS / 2)
     for key in (long_key, told_key, short_key):
         await wait_for_status(service.stub, key, IN_PROGRESS, within=RUN_SECONDS)
 
     terminated_at = time.time()
-    worker.signal(signal.SIGTERM)
-    assert await worker.wait() == 0, worker.text()
+    output = await asyncio.to_thread(stop, worker)
+    assert worker.process.returncode == 0, output
 
     interrupted = await get(service.stub, long_key)
     assert interrupted.status == FAILED, interrupted
@@ -386,11 +382,11 @@ async def test_a_worker_keeps_its_heartbeat_through_a_grace_longer_than_the_leas
     worker logs no error (procrastinate's finish of a job a replica had failed was an ERROR with a traceback)."""
     grace = 3 * LEASE_SECONDS
     worker = await start_worker("--shutdown-grace", str(grace))
-    key, _ = await create(service.stub, jobs.IGNORES_TOKEN)
+    key, _ = await create(service.stub, jobs.IGNORES_CANCEL)
     await wait_for_status(service.stub, key, IN_PROGRESS, within=RUN_SECONDS)
 
-    worker.signal(signal.SIGTERM)
-    assert await worker.wait(within=EXIT_SECONDS + grace) == 0, worker.text()
+    stopped_output = await asyncio.to_thread(stop, worker)
+    assert worker.process.returncode == 0, stopped_output
 
     ended = await get(service.stub, key)
     assert ended.status == FAILED, ended
@@ -406,7 +402,7 @@ async def test_cancel_from_a_second_replica_reaches_the_worker(
     first = await start_service()
     second = await start_service()
     await start_worker()
-    key, _ = await create(first.stub, jobs.COOPERATIVE)
+    key, _ = await create(first.stub, jobs.COOPERATES)
     await wait_for_status(first.stub, key, IN_PROGRESS, within=RUN_SECONDS)
     answer = await cancel(second.stub, key)
     assert answer.status == CANCELLED

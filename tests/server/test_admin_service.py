@@ -17,7 +17,8 @@ from fabric_jobs.server.store import JobFilter
 from fabric_jobs.v1 import admin_service_pb2 as admin_pb
 from fabric_jobs.v1 import admin_service_pb2_grpc as admin_grpc
 from fabric_jobs.v1 import job_service_pb2 as pb
-from tests.conftest import RunningServer, ServerFactory, new_key, rpc_error, status_details, wait_for_status
+from tests.conftest import new_key, rpc_error, status_details, wait_for_status
+from tests.harness import RunningServer, ServerFactory
 from tests.server import handlers
 from tests.server.calls import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, NOT_STARTED
 from tests.server.handlers import ITEM_TYPE, TestJobs

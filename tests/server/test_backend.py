@@ -13,7 +13,8 @@ from fabric_jobs.server.store import StoreError
 from fabric_jobs.server.store.postgresql import PostgresConnector
 from fabric_jobs.server.store.sqlite import SqliteConnector
 from fabric_jobs.v1 import job_service_pb2 as pb
-from tests.conftest import new_key, start_running_server, wait_for_status
+from tests.conftest import new_key, wait_for_status
+from tests.harness import server_factory
 from tests.server.handlers import INSTANT, ITEM_TYPE, TestJobs
 
 
@@ -45,15 +46,13 @@ def test_a_url_of_no_database_is_one_line(url: str, message: str) -> None:
 async def test_a_service_on_sqlite_told_to_leave_jobs_to_workers_runs_them_itself(
     database: str, jobs: TestJobs
 ) -> None:
-    running = await start_running_server(ServiceSettings(database=database), jobs.registry, run_handlers=False)
-    try:
+    async with server_factory(database, run_handlers=False) as start:
+        running = await start(jobs.registry)
         key = new_key(ITEM_TYPE, INSTANT)
         await running.stub.CreateJobInstance(
             pb.CreateJobInstanceRequest(key=key, invoke_type=pb.JOB_INVOKE_TYPE_MANUAL)
         )
         await wait_for_status(running.stub, key, pb.JOB_INSTANCE_STATUS_COMPLETED)
-    finally:
-        await running.stop()
 
 
 async def test_a_worker_on_sqlite_is_refused(database: str, jobs: TestJobs) -> None:

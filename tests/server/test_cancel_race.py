@@ -9,7 +9,8 @@ import grpc
 import pytest
 
 from fabric_jobs.v1 import job_service_pb2 as pb
-from tests.conftest import RunningServer, ServerFactory, new_key
+from tests.conftest import new_key, wait_for_status
+from tests.harness import RunningServer, ServerFactory
 from tests.server import handlers
 from tests.server.handlers import ITEM_TYPE, TestJobs
 
@@ -65,11 +66,15 @@ def check_path(seen: list[pb.JobInstance]) -> pb.JobInstance:
     return seen[-1]
 
 
+CANCEL_GRACE = 0.3
+"""Short, so that a forced stop a Cancel armed would fire while the test still looks (after the sentinel's)."""
+
+
 @pytest.mark.parametrize("job_type", [handlers.RACES, handlers.RACES_THREAD])
 async def test_cancel_racing_completion_ends_in_exactly_one_terminal_state(
     jobs: TestJobs, start_server: ServerFactory, job_type: str
 ) -> None:
-    running = await start_server(jobs.registry, cancel_wait=2.0, cancel_grace=5.0)
+    running = await start_server(jobs.registry, cancel_wait=2.0, cancel_grace=CANCEL_GRACE)
     results = await asyncio.gather(*(race(running, job_type, jobs.rng) for _ in range(JOBS)))
 
     outcomes: dict[int, int] = {}
@@ -91,7 +96,19 @@ async def test_cancel_racing_completion_ends_in_exactly_one_terminal_state(
         firsts[key.job_instance_id] = terminal
     assert sum(outcomes.values()) == JOBS
 
-    await asyncio.sleep(0.3)
+    # Every Cancel above may have armed a forced stop that fires CANCEL_GRACE after it. A sentinel that ignores
+    # its token, cancelled after all of them, is stopped by force only once its own grace has run out, so once
+    # its Cancel answers Cancelled every earlier grace has run out too: a late forced stop had its chance to
+    # rewrite a finished job.
+    sentinel = new_key(ITEM_TYPE, handlers.IGNORES_ASYNC)
+    await running.stub.CreateJobInstance(
+        pb.CreateJobInstanceRequest(key=sentinel, invoke_type=pb.JOB_INVOKE_TYPE_MANUAL)
+    )
+    await wait_for_status(running.stub, sentinel, pb.JOB_INSTANCE_STATUS_IN_PROGRESS)
+    stopped = (await running.stub.CancelJobInstance(pb.CancelJobInstanceRequest(key=sentinel))).job_instance
+    assert stopped.status == pb.JOB_INSTANCE_STATUS_CANCELLED, "the sentinel's grace ran out and it was stopped"
+    assert (stopped.end_time.ToMilliseconds() - stopped.start_time.ToMilliseconds()) / 1000 >= CANCEL_GRACE
+
     for key, _, _ in results:
         again = (await running.stub.GetJobInstance(pb.GetJobInstanceRequest(key=key))).job_instance
         assert again == firsts[key.job_instance_id]

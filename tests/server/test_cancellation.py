@@ -8,7 +8,8 @@ from fabric_jobs.server import validation
 from fabric_jobs.server.backend import open_store
 from fabric_jobs.server.model import JobStatus, now_ms
 from fabric_jobs.v1 import job_service_pb2 as pb
-from tests.conftest import RunningServer, ServerFactory, wait_for_status, wait_until
+from tests.conftest import wait_for_status, wait_until
+from tests.harness import RunningServer, ServerFactory
 from tests.server import handlers
 from tests.server.calls import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, NOT_STARTED, create
 from tests.server.handlers import TestJobs

@@ -9,11 +9,8 @@ test's `rng` (FABRIC_JOBS_TEST_SEED replays a run); a failure prints the steps t
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
-import threading
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,9 +32,11 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from fabric_jobs.client._loop import LoopThread
 from fabric_jobs.server.app import ServiceSettings
 from fabric_jobs.v1 import job_service_pb2 as pb
-from tests.conftest import RunningServer, start_running_server, status_details
+from tests.conftest import status_details
+from tests.harness import RunningServer, eventually_blocking, start_running_server
 from tests.server import steered_jobs as steered
 from tests.server.steered_jobs import SteeredJobs
 
@@ -96,34 +95,23 @@ class Job:
         )
 
 
-class Loop:
-    """An event loop in its own thread: the machine's rules are plain functions that run coroutines on it."""
+class Loop(LoopThread):
+    """The plugin's event loop in a thread: the machine's rules are plain functions that run calls on it."""
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="model-loop", daemon=True)
-        self.thread.start()
-
-    def run(self, call: Callable[[], Awaitable[T]], timeout: float = 60.0) -> T:
+    def call(self, call: Callable[[], Awaitable[T]], timeout: float = 60.0) -> T:
         """Make the call on the loop's thread (a grpc.aio call binds to the loop it is made on) and wait for it."""
 
         async def wrapped() -> T:
             return await call()
 
-        return asyncio.run_coroutine_threadsafe(wrapped(), self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        self.loop.close()
+        return self.run(wrapped(), timeout)
 
 
 def poll(condition: Callable[[], bool], what: Callable[[], str]) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {DEADLINE}s: {what()}")
-        time.sleep(0.005)
+    try:
+        eventually_blocking(condition, within=DEADLINE, every=0.005)
+    except AssertionError:
+        raise AssertionError(f"not within {DEADLINE}s: {what()}") from None
 
 
 class LifecycleMachine(RuleBasedStateMachine):
@@ -133,7 +121,7 @@ class LifecycleMachine(RuleBasedStateMachine):
     def __init__(self, work: Path) -> None:
         super().__init__()
         LifecycleMachine.runs += 1
-        self.loop = Loop()
+        self.loop = Loop("model-loop")
         self.handlers = SteeredJobs()
         database = "sqlite:///" + str(work / f"model-{uuid.uuid4().hex}.db")
         self.settings = ServiceSettings(
@@ -148,10 +136,10 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.jobs: list[Job] = []
 
     def _start(self) -> RunningServer:
-        return self.loop.run(lambda: start_running_server(self.settings, self.handlers.registry))
+        return self.loop.call(lambda: start_running_server(self.settings, self.handlers.registry))
 
     def get(self, job: Job) -> State:
-        reply = self.loop.run(lambda: self.server.stub.GetJobInstance(pb.GetJobInstanceRequest(key=job.key)))
+        reply = self.loop.call(lambda: self.server.stub.GetJobInstance(pb.GetJobInstanceRequest(key=job.key)))
         return State.of(reply.job_instance)
 
     def settle(self) -> None:
@@ -197,7 +185,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             job_instance_id=ids[3],
         )
         job = Job(key, invoke, payload)
-        self.loop.run(lambda: self.server.stub.CreateJobInstance(job.create_request()))
+        self.loop.call(lambda: self.server.stub.CreateJobInstance(job.create_request()))
         self.jobs.append(job)
         self.settle()
 
@@ -205,7 +193,7 @@ class LifecycleMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def repeat_create(self, data: st.DataObject) -> None:
         job = data.draw(st.sampled_from(self.jobs), label="job")
-        self.loop.run(lambda: self.server.stub.CreateJobInstance(job.create_request()))
+        self.loop.call(lambda: self.server.stub.CreateJobInstance(job.create_request()))
 
     @precondition(lambda self: bool(self.jobs))
     @rule(data=st.data(), change=st.sampled_from(["invoke_type", "payload"]))
@@ -219,7 +207,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             payload.update({"size": 99})
             request = job.create_request(payload=payload)
         with pytest.raises(grpc.aio.AioRpcError) as raised:
-            self.loop.run(lambda: self.server.stub.CreateJobInstance(request))
+            self.loop.call(lambda: self.server.stub.CreateJobInstance(request))
         assert raised.value.code() == grpc.StatusCode.ALREADY_EXISTS
         assert status_details(raised.value).reason == "JobInstanceConflict"
 
@@ -242,7 +230,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         if job.terminal is None:
             job.allowed.add("Cancelled")
         request = pb.CancelJobInstanceRequest(key=job.key)
-        answer = State.of(self.loop.run(lambda: self.server.stub.CancelJobInstance(request)).job_instance)
+        answer = State.of(self.loop.call(lambda: self.server.stub.CancelJobInstance(request)).job_instance)
         if job.terminal is not None:
             assert answer == job.terminal, "a cancel of a terminal job changed it"
             return
@@ -260,7 +248,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             job_instance_id=str(uuid.uuid4()),
         )
         with pytest.raises(grpc.aio.AioRpcError) as raised:
-            self.loop.run(lambda: self.server.stub.CancelJobInstance(pb.CancelJobInstanceRequest(key=key)))
+            self.loop.call(lambda: self.server.stub.CancelJobInstance(pb.CancelJobInstanceRequest(key=key)))
         assert raised.value.code() == grpc.StatusCode.NOT_FOUND
 
     @rule()
@@ -268,7 +256,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         interrupted = self._running()
         for job in interrupted:
             job.allowed |= self._restart_outcomes(job)
-        self.loop.run(lambda: self.server.stop())
+        self.loop.call(lambda: self.server.stop())
         poll(lambda: not self.handlers.running(), lambda: f"handlers still running: {self.handlers.running()}")
         self.server = self._start()
         for job in interrupted:
@@ -313,7 +301,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         try:
             for job in self.jobs:
                 self.handlers.command(job.key.job_instance_id, steered.COMPLETE)
-            self.loop.run(lambda: self.server.stop())
+            self.loop.call(lambda: self.server.stop())
         finally:
             self.loop.close()
 

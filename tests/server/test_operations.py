@@ -11,7 +11,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from fabric_jobs.request_context import ContextFilter
 from fabric_jobs.v1 import job_service_pb2 as pb
-from tests.conftest import RunningServer, ServerFactory, new_key, wait_for_status
+from tests.conftest import new_key, wait_for_status
+from tests.harness import RunningServer, ServerFactory
 from tests.server import handlers
 from tests.server.handlers import ITEM_TYPE, TestJobs
 

@@ -14,15 +14,8 @@ from fabric_jobs.server.backend import open_store
 from fabric_jobs.server.model import InvokeType, JobKey, NewJob, now_ms
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.v1 import job_service_pb2 as pb
-from tests.conftest import (
-    RunningServer,
-    ServerFactory,
-    new_key,
-    rpc_error,
-    start_running_server,
-    status_details,
-    wait_for_status,
-)
+from tests.conftest import new_key, rpc_error, status_details, wait_for_status
+from tests.harness import RunningServer, ServerFactory, start_running_server
 from tests.server import handlers
 from tests.server.handlers import ITEM_TYPE, TestJobs
 

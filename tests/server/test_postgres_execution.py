@@ -19,7 +19,8 @@ from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.v1 import admin_service_pb2, admin_service_pb2_grpc
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
-from tests.conftest import RunningServer, new_key, start_running_server, wait_for_status, wait_until
+from tests.conftest import new_key, wait_for_status, wait_until
+from tests.harness import RunningServer, eventually, start_running_server
 from tests.server import handlers
 from tests.server.handlers import TestJobs
 
@@ -111,13 +112,12 @@ async def test_changes_are_still_seen_after_the_listener_loses_its_connection(
         await with_worker.CancelJobInstance(pb.CancelJobInstanceRequest(key=key))
 
         assert (await statuses_until_terminal(stream))[-1] == CANCELLED
-        for _ in range(200):
+
+        async def reconnected() -> bool:
             cursor = await admin.execute(f"SELECT count(*) {LISTENERS}")
-            if (await cursor.fetchone()) == (2,):
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("the listeners did not reconnect within 10 s")
+            return await cursor.fetchone() == (2,)
+
+        await eventually(reconnected, within=10, what="both listeners reconnecting")
 
 
 async def test_a_stored_job_whose_defer_was_lost_is_queued_again_and_runs(

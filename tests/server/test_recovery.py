@@ -10,7 +10,8 @@ import pytest
 from fabric_jobs.server.backend import open_store
 from fabric_jobs.server.model import InvokeType, JobKey, JobStatus, NewJob, now_ms
 from fabric_jobs.v1 import job_service_pb2 as pb
-from tests.conftest import POLL_INTERVAL, RunningServer, ServerFactory, new_key, wait_for_status, wait_until
+from tests.conftest import new_key, wait_for_status, wait_until
+from tests.harness import POLL_INTERVAL, RunningServer, ServerFactory, eventually
 from tests.server import handlers
 from tests.server.calls import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, NOT_STARTED, create
 from tests.server.handlers import ITEM_TYPE, TestJobs
@@ -123,17 +124,27 @@ async def test_finished_jobs_are_unchanged_across_a_restart(jobs: TestJobs, star
     assert jobs.calls[completed.job_instance_id] == 1
 
 
+async def refuses_connections(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        _, writer = await asyncio.open_connection(host, int(port))
+    except OSError:
+        return True
+    writer.close()
+    return False
+
+
 async def test_shutdown_lets_a_job_finishing_within_the_grace_complete(
-    jobs: TestJobs, start_server: ServerFactory, caplog: pytest.LogCaptureFixture
+    jobs: TestJobs, start_server: ServerFactory
 ) -> None:
-    caplog.set_level("INFO", logger="fabric_jobs")
     first = await start_server(jobs.registry, shutdown_grace=10.0)
     key = await create(first, handlers.GATED)
     await wait_for_status(first.stub, key, IN_PROGRESS)
 
     stopping = asyncio.create_task(first.stop())
-    # The server takes no calls while it stops: the executor's wait shows only in its log line.
-    await wait_until(lambda: "running job(s)" in caplog.text, what="the shutdown waits for the running job")
+    # The port closes, then the executor waits for its running job; one that did not wait would record the
+    # job Failed at once, long before the gate opens.
+    await eventually(lambda: refuses_connections(first.server.address), what="the gRPC port closing")
     assert not stopping.done()
     jobs.gate.set()
     await stopping

@@ -12,7 +12,8 @@ import pytest
 from fabric_jobs import demo
 from fabric_jobs.errors import details_to_pb
 from fabric_jobs.v1 import job_service_pb2 as pb
-from tests.conftest import RunningServer, ServerFactory, new_key, rpc_error, status_details, wait_for_status
+from tests.conftest import new_key, rpc_error, status_details, wait_for_status
+from tests.harness import RunningServer, ServerFactory
 from tests.server import handlers
 from tests.server.handlers import ITEM_TYPE, TestJobs
 

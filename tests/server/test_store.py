@@ -16,6 +16,7 @@ import pytest
 from google.protobuf import json_format
 
 from fabric_jobs.errors import ErrorDetails, details_to_pb
+from fabric_jobs.identity import Caller
 from fabric_jobs.server.backend import open_store
 from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, JobStatus, NewJob, Transition
 from fabric_jobs.server.store import JobFilter, JobStore, ListQuery, SearchQuery, StoreError, postgresql, sqlite
@@ -543,6 +544,16 @@ MIGRATED_TABLES = {
         "heartbeat_ms",
         "version",
         "trace_context",
+        "caller",
+    },
+    "job_credentials": {
+        "tenant_id",
+        "workspace_id",
+        "item_type",
+        "item_id",
+        "job_type",
+        "job_instance_id",
+        "sealed",
     },
     "executor_leases": {"owner", "renewed_ms"},
     "schema_migrations": {"version", "applied_at_ms"},
@@ -564,6 +575,7 @@ MIGRATED_PRIMARY_KEYS = {
     "executor_leases": ["owner"],
     "schema_migrations": ["version"],
     "job_transitions": ["seq"],
+    "job_credentials": ["tenant_id", "workspace_id", "item_type", "item_id", "job_type", "job_instance_id"],
 }
 MIGRATED_INDEXES = {
     "job_instances_by_tenant_newest_first",
@@ -791,7 +803,7 @@ async def test_the_history_migration_gives_existing_jobs_the_history_their_times
 ) -> None:
     module = sqlite if dialect == "sqlite" else postgresql
     history = next(m.version for m in module.MIGRATIONS if m.name.endswith("_job_transitions.sql"))
-    before = [migration for migration in module.MIGRATIONS if migration.version < history]
+    before = [migration for migration in module.MIGRATIONS if migration.version != history]  # later ones: the code's
     with monkeypatch.context() as patched:
         patched.setattr(module, "MIGRATIONS", before)
         store = open_store(empty_store_url)
@@ -817,3 +829,52 @@ async def test_the_history_migration_gives_existing_jobs_the_history_their_times
         assert await store.transitions(job_key("queued")) == [Transition(NOT_STARTED, False, 1_500)]
     finally:
         await store.close()
+
+
+CALLER = Caller("t1", "5d7e9f1a-2b4c-4d6e-8f0a-1c3e5a7b9d2f", "megan@contoso.example", "app")
+
+
+async def insert_acting(store: JobStore, key: JobKey, sealed: bytes = b"sealed-1") -> JobRecord:
+    record, created = await store.insert(dataclasses.replace(new_job(key), caller=CALLER, credential=sealed))
+    assert created
+    return record
+
+
+async def test_a_job_keeps_its_caller_and_its_credential_until_it_ends(store: JobStore) -> None:
+    record = await insert_acting(store, job_key())
+
+    assert record.caller == CALLER
+    assert (await store.get(job_key()), await store.credential(job_key())) == (record, b"sealed-1")
+    _, created = await store.insert(dataclasses.replace(new_job(job_key()), credential=b"another"))
+    assert not created
+    assert await store.credential(job_key()) == b"sealed-1"
+    await store.replace_credential(job_key(), b"sealed-2")
+    await start(store, job_key())
+    assert await store.credential(job_key()) == b"sealed-2"
+
+    assert await store.transition(job_key(), {IN_PROGRESS}, COMPLETED, at_ms=3_000) is not None
+
+    assert await store.credential(job_key()) is None
+    await store.replace_credential(job_key(), b"sealed-3")
+    assert await store.credential(job_key()) is None
+    assert (await store.get(job_key())).caller == CALLER  # type: ignore[union-attr]
+    assert await store.credential(job_key("without")) is None
+
+
+async def test_every_way_a_job_ends_deletes_its_credential_and_so_does_deleting_the_job(
+    store: JobStore, store_url: str
+) -> None:
+    for name in ("cancelled", "lost", "failed", "deleted"):
+        await insert_acting(store, job_key(name))
+    await store.cancel(job_key("cancelled"), at_ms=2_000)
+    await start(store, job_key("lost"), at_ms=2_000)
+    await store.fail_expired(lease_ms=10, at_ms=10_000, error=EXECUTOR_LOST)
+    await store.transition(job_key("failed"), {NOT_STARTED}, FAILED, at_ms=2_000, error=HANDLER_FAILED)
+    await run_sql(store_url, "DELETE FROM job_instances WHERE job_instance_id = 'deleted'")
+
+    assert [await status_of(store, job_key(name)) for name in ("cancelled", "lost", "failed")] == [
+        CANCELLED,
+        FAILED,
+        FAILED,
+    ]
+    assert await run_sql(store_url, "SELECT count(*) FROM job_credentials") == [(0,)]

@@ -8,7 +8,8 @@ import grpc
 import pytest
 
 from fabric_jobs.v1 import job_service_pb2 as pb
-from tests.conftest import RunningServer, ServerFactory, new_key, rpc_error, status_details
+from tests.conftest import new_key, rpc_error, status_details
+from tests.harness import RunningServer, ServerFactory
 from tests.server import handlers
 from tests.server.handlers import ITEM_TYPE, TestJobs
 

@@ -283,3 +283,59 @@ def test_the_plugin_loads_cheaply_and_needs_httpx_only_for_rest(author: pytest.P
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*the fabric_jobs REST client needs httpx: pip install 'fabric-jobs?testing?'*"])
     result.stdout.no_fnmatch_line("*During handling*")
+
+
+def test_handlers_that_act_for_their_user_get_tokens_from_the_user_tokens_fixture(author: pytest.Pytester) -> None:
+    author.makepyfile(
+        acting="""
+        from fabric_jobs import JobContext, JobRegistry, TokenUnavailable
+
+        ITEM = "Acme.Reports.Report"
+        STORAGE = "https://storage.azure.com/.default"
+        FABRIC = "https://api.fabric.microsoft.com/.default"
+        registry = JobRegistry()
+        seen = {}
+
+
+        @registry.job(ITEM, "readsOneLake", user_scopes=[STORAGE])
+        async def reads_one_lake(ctx: JobContext) -> None:
+            seen["async"] = (await ctx.access_token(STORAGE), (await ctx.credential.get_token(FABRIC)).token)
+            seen["caller"] = ctx.caller
+
+
+        @registry.job(ITEM, "plainReads", user_scopes=[STORAGE])
+        def plain_reads(ctx: JobContext) -> None:
+            seen["plain"] = ctx.credential.get_token(STORAGE, FABRIC).token
+        """,
+        test_acting="""
+        import pytest
+        from fabric_jobs import TokenUnavailable
+        from acting import FABRIC, ITEM, STORAGE, seen
+
+        pytestmark = pytest.mark.fabric_jobs(registry="acting:registry")
+
+
+        def test_tokens_per_scope_and_the_scopes_asked(fabric_jobs_service, fabric_jobs_user_tokens):
+            fabric_jobs_service.create_and_wait(ITEM, "readsOneLake")
+            fabric_jobs_service.create_and_wait(ITEM, "plainReads")
+
+            tokens = fabric_jobs_user_tokens
+            assert seen["async"] == (tokens.token_for(STORAGE), tokens.token_for(FABRIC))
+            assert seen["plain"] == tokens.token_for(STORAGE, FABRIC)
+            assert tokens.requested == [(STORAGE,), (FABRIC,), (STORAGE, FABRIC)]
+            assert seen["caller"].user_principal_name == "dev-user@fabric-jobs.invalid"
+
+
+        def test_told_to_refuse_the_job_fails_as_entra_would_make_it(fabric_jobs_service, fabric_jobs_user_tokens):
+            fabric_jobs_user_tokens.fail_with(
+                TokenUnavailable("consent_required", "AADSTS65001: no consent", is_permanent=True, correlation_id="c-1")
+            )
+            state = fabric_jobs_service.create_and_wait(ITEM, "readsOneLake", status="Failed")
+
+            error = state["errorDetails"]
+            assert (error["errorCode"], error["isPermanent"]) == ("UserTokenUnavailable", True)
+            assert error["moreDetails"][0]["errorCode"] == "consent_required"
+            assert error["moreDetails"][0]["additionalParameters"] == [{"name": "correlationId", "value": "c-1"}]
+        """,
+    )
+    author.runpytest().assert_outcomes(passed=2)

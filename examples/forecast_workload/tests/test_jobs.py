@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fabric_jobs.testing import FabricJobsService, JobRef
+from fabric_jobs import TokenUnavailable
+from fabric_jobs.testing import FabricJobsService, JobRef, UserTokens
 
-from forecast_workload.jobs import EXPORT, FORECAST, ITEM_TYPE
+from forecast_workload.jobs import EXPORT, FORECAST, ITEM_TYPE, LIST_FILES, ONELAKE_SCOPE
+from onelake import OneLake, path
 
 HISTORY = [100, 110, 120, 130]
 
@@ -114,3 +116,50 @@ def test_an_unknown_job_type_is_refused(fabric_jobs_service: FabricJobsService) 
     response = fabric_jobs_service.post_create(JobRef(ITEM_TYPE, f"{ITEM_TYPE}.Train"))
     assert response.status_code == 400
     assert response.json()["errorCode"] == "UnsupportedJobType"
+
+
+def test_the_file_listing_reads_onelake_as_the_user(
+    fabric_jobs_service: FabricJobsService, fabric_jobs_user_tokens: UserTokens, onelake: OneLake, output_dir: Path
+) -> None:
+    job = JobRef(ITEM_TYPE, LIST_FILES)
+    folder = f"{job.item_id}/Files"
+    onelake.folders[(job.workspace_id, folder)] = [
+        path(f"{folder}/sales", directory=True),
+        path(f"{folder}/sales/2026.csv", size=1234),
+    ]
+
+    assert fabric_jobs_service.post_create(job).status_code == 202
+    fabric_jobs_service.wait_for(job, "Completed")
+
+    listing = json.loads((output_dir / f"{job.job_instance_id}.files.json").read_text())
+    assert listing["files"] == [
+        {"name": f"{folder}/sales", "isDirectory": True, "size": 0},
+        {"name": f"{folder}/sales/2026.csv", "isDirectory": False, "size": 1234},
+    ]
+    assert fabric_jobs_user_tokens.requested == [(ONELAKE_SCOPE,)]
+    (request,) = onelake.requests
+    assert request["authorization"] == f"Bearer {fabric_jobs_user_tokens.token_for(ONELAKE_SCOPE)}"
+    assert request["path"] == f"/{job.workspace_id}"
+    assert (request["query"]["directory"], request["query"]["recursive"]) == (folder, "true")
+
+
+def test_without_a_token_for_the_user_the_listing_fails_as_entra_said(
+    fabric_jobs_service: FabricJobsService, fabric_jobs_user_tokens: UserTokens, onelake: OneLake
+) -> None:
+    fabric_jobs_user_tokens.fail_with(
+        TokenUnavailable("invalid_grant", "AADSTS65001: consent missing", is_permanent=True, correlation_id="c-7")
+    )
+
+    state = fabric_jobs_service.create_and_wait(ITEM_TYPE, LIST_FILES, status="Failed")
+
+    error = state["errorDetails"]
+    assert (error["errorCode"], error["isPermanent"]) == ("UserTokenUnavailable", True)
+    assert error["moreDetails"][0]["additionalParameters"] == [{"name": "correlationId", "value": "c-7"}]
+    assert onelake.requests == []
+
+
+def test_a_folder_onelake_does_not_have_fails_the_job_permanently(fabric_jobs_service: FabricJobsService) -> None:
+    state = fabric_jobs_service.create_and_wait(ITEM_TYPE, LIST_FILES, status="Failed")
+
+    error = state["errorDetails"]
+    assert (error["errorCode"], error["source"], error["isPermanent"]) == ("OneLakeRefused", "External", True)

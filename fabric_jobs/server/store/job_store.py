@@ -49,9 +49,15 @@ class JobStore:
         await self.connector.close()
 
     async def insert(self, job: NewJob) -> tuple[JobRecord, bool]:
-        """Store a NotStarted instance. Returns (record, True), or (existing record, False) if the key exists."""
+        """Store a NotStarted instance, then its sealed credential when it has one. Returns (record, True), or
+        (existing record, False) if the key exists (its credential unchanged).
+
+        Two statements: a process that dies between them leaves a job without a credential, whose handler's first
+        token request then fails it (TokenUnavailable no_user_token); it is not dispatched before both are done."""
         rows = await self.connector.run("insert_job", new_job_params(job))
         if rows:
+            if job.credential is not None:
+                await self.connector.run("insert_credential", {**key_params(job.key), "sealed": job.credential})
             return record_from_row(rows[0], job.key), True
         existing = await self.get(job.key)
         if existing is None:
@@ -61,6 +67,15 @@ class JobStore:
     async def get(self, key: JobKey) -> JobRecord | None:
         rows = await self.connector.run("get_job", key_params(key))
         return record_from_row(rows[0], key) if rows else None
+
+    async def credential(self, key: JobKey) -> bytes | None:
+        """The job's sealed credential (stored by insert), None when it has none: it never had one, or it ended."""
+        rows = await self.connector.run("get_credential", key_params(key))
+        return bytes(rows[0]["sealed"]) if rows else None
+
+    async def replace_credential(self, key: JobKey, sealed: bytes) -> None:
+        """Store a job's new sealed credential, if it still has one (a job that ended has none)."""
+        await self.connector.run("replace_credential", {**key_params(key), "sealed": sealed})
 
     async def transition(
         self,
@@ -75,8 +90,9 @@ class JobStore:
         """Atomically move the instance from one of `expected` to `new`, or do nothing.
 
         Moving to InProgress sets start_time (and owner and heartbeat); moving to a terminal status
-        sets end_time (and error, when given). Returns the updated record, or None when the
-        instance is missing or its status was not in `expected`.
+        sets end_time (and error, when given) and deletes the job's credential in the same transaction (a
+        trigger of migration 0020 does, for every statement that ends a job). Returns the updated record, or
+        None when the instance is missing or its status was not in `expected`.
         """
         params = {
             **transition_params(key, new, at_ms, owner, error),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from fabric_jobs.errors import ErrorDetails
+from fabric_jobs.identity import Caller
 from fabric_jobs.keys import KEY_FIELDS
 from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, JobStatus, NewJob, Transition
 from fabric_jobs.server.store.base import JobFilter, ListQuery, SearchQuery
@@ -38,6 +39,7 @@ def new_job_params(job: NewJob) -> dict[str, object]:
         "creation_payload": job.creation_payload,
         "create_time_ms": job.create_time_ms,
         "trace_context": job.trace_context,
+        "caller": None if job.caller is None else job.caller.to_json(),
     }
 
 
@@ -141,4 +143,5 @@ def record_from_row(row: Row, key: JobKey | None = None) -> JobRecord:
         owner=row["owner"],
         version=row["version"],
         trace_context=row["trace_context"],
+        caller=None if row["caller"] is None else Caller.from_json(row["caller"]),
     )

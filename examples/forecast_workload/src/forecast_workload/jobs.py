@@ -5,6 +5,9 @@
 - `...SalesModel.Export` (a plain function, run in a thread): writes a finished forecast as CSV, one row
   every `pauseSeconds`. A cancel stops it between rows and removes the partial file.
 
+- `...SalesModel.ListFiles` (a plain function): lists the item's `Files` folder in OneLake as the user who
+  asked (azure-storage-file-datalake with ctx.credential: on-behalf-of tokens) and writes the listing as JSON.
+
 Serve them with `fabric-jobs serve --jobs forecast_workload.jobs:registry`; results go to the
 directory named by FORECAST_OUTPUT_DIR (default ./forecasts).
 """
@@ -22,13 +25,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fabric_jobs import InvalidPayload, JobContext, JobFailed, JobRegistry
+from azure.core.exceptions import HttpResponseError
+from azure.storage.filedatalake import DataLakeServiceClient
+from fabric_jobs import ErrorSource, InvalidPayload, JobContext, JobFailed, JobRegistry
 
 from forecast_workload.forecasting import extend
 
 ITEM_TYPE = "Contoso.Forecasting.SalesModel"
 FORECAST = f"{ITEM_TYPE}.Forecast"
 EXPORT = f"{ITEM_TYPE}.Export"
+LIST_FILES = f"{ITEM_TYPE}.ListFiles"
+ONELAKE_URL = "https://onelake.dfs.fabric.microsoft.com"
+ONELAKE_SCOPE = "https://storage.azure.com/.default"
 MAX_HORIZON = 365
 MAX_SECONDS = 3600.0
 
@@ -78,9 +86,36 @@ def _write_json(path: Path, values: list[float]) -> None:
     path.write_text(json.dumps({"forecast": values}))
 
 
-def create_registry(output_dir: Path) -> JobRegistry:
-    """The workload's job types, writing their results under `output_dir`."""
+def _list_files(service: DataLakeServiceClient, workspace_id: str, item_id: str) -> list[dict[str, Any]]:
+    """The files and folders under the item's Files folder, as OneLake lists them."""
+    workspace = service.get_file_system_client(workspace_id)
+    return [
+        {"name": path.name, "isDirectory": bool(path.is_directory), "size": path.content_length or 0}
+        for path in workspace.get_paths(path=f"{item_id}/Files", recursive=True)
+    ]
+
+
+def create_registry(output_dir: Path, *, onelake_url: str = ONELAKE_URL, onelake_ca: str | None = None) -> JobRegistry:
+    """The workload's job types, writing their results under `output_dir`; OneLake at `onelake_url`, its TLS
+    certificate checked against `onelake_ca` (default: the system's CAs)."""
     registry = JobRegistry()
+
+    @registry.job(ITEM_TYPE, LIST_FILES, user_scopes=[ONELAKE_SCOPE])
+    def list_files(ctx: JobContext) -> None:
+        verify: dict[str, Any] = {} if onelake_ca is None else {"connection_verify": onelake_ca}
+        with DataLakeServiceClient(onelake_url, credential=ctx.credential, **verify) as service:
+            try:
+                listing = _list_files(service, ctx.key.workspace_id, ctx.key.item_id)
+            except HttpResponseError as exc:
+                raise JobFailed(
+                    f"OneLake refused to list the item's files ({exc.status_code}).",
+                    error_code="OneLakeRefused",
+                    source=ErrorSource.EXTERNAL,
+                    is_permanent=exc.status_code in (401, 403, 404),
+                ) from None
+        target = output_dir / f"{_file_id(ctx.key.job_instance_id)}.files.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps({"files": listing}))
 
     @registry.job(ITEM_TYPE, FORECAST, validate=validate_forecast)
     async def forecast(ctx: JobContext) -> None:

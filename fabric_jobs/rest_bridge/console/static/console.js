@@ -151,6 +151,12 @@ function refreshCountsSoon() {
   countsTimer = setTimeout(() => loadCounts().catch((error) => showMessage(error.message)), 300);
 }
 
+function callerText(caller) {
+  if (!caller) return "–";
+  const who = caller.userPrincipalName ? `${caller.userPrincipalName} (${caller.objectId})` : caller.objectId;
+  return `${who}, tenant ${caller.tenantId}, app ${caller.appId}`;
+}
+
 async function showDetail(job) {
   state.detailKey = keyOf(job);
   const { jobInstance, transitions } = await api(`/console/api/job?${new URLSearchParams(keyFields(job))}`);
@@ -167,6 +173,7 @@ async function showDetail(job) {
     ["Started", jobInstance.startTimeUtc || "–"],
     ["Ended", jobInstance.endTimeUtc || "–"],
     ["Cancel asked", jobInstance.cancelRequested ? "yes" : "no"],
+    ["Asked by", callerText(jobInstance.caller)],
   ];
   $("#detail-fields").replaceChildren(...fields.flatMap(([name, value]) => [el("dt", {}, name), el("dd", {}, value)]));
   const error = jobInstance.errorDetails;

@@ -19,11 +19,12 @@ INSERT INTO schema_migrations (version, applied_at_ms) VALUES (%(version)s, %(ap
 -- name: insert_job
 INSERT INTO job_instances (
     tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id,
-    status, invoke_type, creation_payload, create_time_ms, trace_context
+    status, invoke_type, creation_payload, create_time_ms, trace_context, caller
 )
 VALUES (
     %(tenant_id)s, %(workspace_id)s, %(item_type)s, %(item_id)s, %(job_type)s, %(job_instance_id)s,
-    'NotStarted', %(invoke_type)s, %(creation_payload)s, %(create_time_ms)s, %(trace_context)s
+    'NotStarted', %(invoke_type)s, %(creation_payload)s, %(create_time_ms)s, %(trace_context)s,
+    %(caller)s
 )
 ON CONFLICT DO NOTHING
 RETURNING *;
@@ -187,3 +188,21 @@ LIMIT %(limit)s;
 
 -- name: last_change_seq
 SELECT coalesce(max(seq), 0) AS seq FROM job_transitions;
+
+-- name: get_credential
+SELECT sealed
+FROM job_credentials
+WHERE tenant_id = %(tenant_id)s AND workspace_id = %(workspace_id)s AND item_type = %(item_type)s
+    AND item_id = %(item_id)s AND job_type = %(job_type)s AND job_instance_id = %(job_instance_id)s;
+
+-- name: replace_credential
+UPDATE job_credentials
+SET sealed = %(sealed)s
+WHERE tenant_id = %(tenant_id)s AND workspace_id = %(workspace_id)s AND item_type = %(item_type)s
+    AND item_id = %(item_id)s AND job_type = %(job_type)s AND job_instance_id = %(job_instance_id)s;
+
+-- name: insert_credential
+INSERT INTO job_credentials (tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id, sealed)
+VALUES (
+    %(tenant_id)s, %(workspace_id)s, %(item_type)s, %(item_id)s, %(job_type)s, %(job_instance_id)s, %(sealed)s
+);

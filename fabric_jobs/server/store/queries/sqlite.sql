@@ -13,11 +13,12 @@ INSERT INTO schema_migrations (version, applied_at_ms) VALUES (:version, :applie
 -- name: insert_job
 INSERT INTO job_instances (
     tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id,
-    status, invoke_type, creation_payload, create_time_ms, trace_context
+    status, invoke_type, creation_payload, create_time_ms, trace_context, caller
 )
 VALUES (
     :tenant_id, :workspace_id, :item_type, :item_id, :job_type, :job_instance_id,
-    'NotStarted', :invoke_type, :creation_payload, :create_time_ms, :trace_context
+    'NotStarted', :invoke_type, :creation_payload, :create_time_ms, :trace_context,
+    :caller
 )
 ON CONFLICT DO NOTHING
 RETURNING *;
@@ -177,3 +178,19 @@ LIMIT :limit;
 
 -- name: last_change_seq
 SELECT coalesce(max(seq), 0) AS seq FROM job_transitions;
+
+-- name: get_credential
+SELECT sealed
+FROM job_credentials
+WHERE tenant_id = :tenant_id AND workspace_id = :workspace_id AND item_type = :item_type
+    AND item_id = :item_id AND job_type = :job_type AND job_instance_id = :job_instance_id;
+
+-- name: replace_credential
+UPDATE job_credentials
+SET sealed = :sealed
+WHERE tenant_id = :tenant_id AND workspace_id = :workspace_id AND item_type = :item_type
+    AND item_id = :item_id AND job_type = :job_type AND job_instance_id = :job_instance_id;
+
+-- name: insert_credential
+INSERT INTO job_credentials (tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id, sealed)
+VALUES (:tenant_id, :workspace_id, :item_type, :item_id, :job_type, :job_instance_id, :sealed);
