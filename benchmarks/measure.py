@@ -38,6 +38,8 @@ class LoadSpec:
     warmup_items: int = 0
     operation: str = "get"
     expect: str | None = None
+    cpu_pids: tuple[int, ...] = ()
+    """Processes whose CPU time (from /proc) over the measured window is reported, per request."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class LoadResult:
     p99_ms: float
     max_ms: float
     first_error: str | None = None
+    cpu_us_per_request: float | None = None
+    """User plus system CPU time of the spec's cpu_pids over the measured window, per measured request."""
 
     @classmethod
     def from_json(cls, document: dict[str, Any]) -> LoadResult:
@@ -109,6 +113,7 @@ async def drive(
     errors = 0
     unexpected = 0
     first_error: str | None = None
+    cpu_before = cpu_seconds_of(spec.cpu_pids)
     started = time.perf_counter_ns()
     deadline = started + int(spec.duration * 1e9)
 
@@ -133,6 +138,7 @@ async def drive(
 
     await asyncio.gather(*(measure(call) for call in calls))
     seconds = max(time.perf_counter_ns() - started, 1) / 1e9
+    cpu = cpu_seconds_of(spec.cpu_pids) - cpu_before
     latencies.sort()
     return LoadResult(
         requests=len(latencies),
@@ -144,7 +150,17 @@ async def drive(
         p99_ms=round(percentile(latencies, 0.99) / 1e6, 3),
         max_ms=round((latencies[-1] if latencies else 0) / 1e6, 3),
         first_error=first_error,
+        cpu_us_per_request=round(cpu * 1e6 / len(latencies), 1) if spec.cpu_pids and latencies else None,
     )
+
+
+def cpu_seconds_of(pids: Sequence[int]) -> float:
+    """User plus system CPU time the processes have used so far (all their threads), in seconds."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def read_spec() -> LoadSpec:

@@ -34,6 +34,9 @@ class Options:
     pg_stored: tuple[int, ...]
     pg_stop_jobs: int
     start_jobs: int
+    pg_running: tuple[int, ...]
+    pg_running_cancels: int
+    pg_fleet_cancels: int
     get_jobs: int = 64
     sample_keys: int = 2000
 
@@ -87,6 +90,17 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument(
         "--start-jobs", type=int, help="quick jobs queued for each jobs-started-per-second measurement (default 3000)"
     )
+    parser.add_argument(
+        "--pg-running",
+        type=_numbers,
+        help="jobs kept running in the workers for pg-cancel-running (default 100,1000,10000)",
+    )
+    parser.add_argument(
+        "--pg-running-cancels", type=int, help="jobs cancelled at each pg-cancel-running step (default 600)"
+    )
+    parser.add_argument(
+        "--pg-fleet-cancels", type=int, help="jobs cancelled per concurrency by pg-fleet-cancel (default 1500)"
+    )
     args = parser.parse_args(argv)
     smoke: bool = args.smoke
 
@@ -114,4 +128,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         pg_stored=tuple(sorted(pick(args.pg_stored, (1_000, 100_000, 1_000_000), (200, 2_000)))),
         pg_stop_jobs=pick(args.pg_stop_jobs, 200, 20),
         start_jobs=pick(args.start_jobs, 3000, 100),
+        pg_running=tuple(sorted(pick(args.pg_running, (100, 1_000, 10_000), (10, 40)))),
+        pg_running_cancels=pick(args.pg_running_cancels, 600, 20),
+        pg_fleet_cancels=pick(args.pg_fleet_cancels, 1500, 30),
     )

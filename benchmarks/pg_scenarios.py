@@ -19,16 +19,27 @@ from pathlib import Path
 import psycopg
 
 from benchmarks import jobs, postgres, processes
+from benchmarks.measure import LoadSpec, run_load
 from benchmarks.options import Options
 from benchmarks.postgres import Databases
-from benchmarks.results import PG_ROWS, PG_THROUGHPUT_ROWS, CrossProcessStop, Results, WorkerRate
+from benchmarks.results import (
+    PG_ROWS,
+    PG_THROUGHPUT_ROWS,
+    CrossProcessStop,
+    Results,
+    RunningCancel,
+    ThroughputRow,
+    WorkerRate,
+)
 from benchmarks.scenarios import (
     STOP_WARMUP_JOBS,
     cancel_batch,
     count_bound_cancels,
+    http_items,
     measure_row,
     progress,
     stored_lookups,
+    warmup_jobs,
 )
 from fabric_jobs.server.model import JobKey
 from fabric_jobs.server.settings import ServiceSettings
@@ -37,11 +48,16 @@ from fabric_jobs.server.store.rows import key_params
 
 CANCEL_WAIT_SECONDS = "10"
 WORKER_SLACK = 16
+LOADED_STOP_CONCURRENCY = 64
+LOADED_STOP_JOBS_PER_REQUEST = 8
+RUNNING_CANCEL_CONCURRENCY = 16
+FLEET_REPLICAS = 2
 FINISH_TIMEOUT_SECONDS = 300.0
 DATABASES = (
     ("pg-baseline-get", "baseline"),
     ("pg-bridge-get", "serve"),
     ("pg-cancel-to-stopped", "stop"),
+    ("pg-fleet-cancel", "fleet"),
     ("pg-stored", "stored"),
     ("pg-workers", "workers"),
 )
@@ -91,6 +107,7 @@ async def run(options: Options, work: Path, results: Results) -> None:
         )
         await databases.prepare(purpose for row, purpose in DATABASES if row in options.only)
         await throughput(options, work, results, databases)
+        await fleet(options, work, results, databases)
         await cancel_to_stopped(options, work, results, databases)
         await stored(options, work, results, databases)
         await started_per_second(options, work, results, databases)
@@ -99,7 +116,7 @@ async def run(options: Options, work: Path, results: Results) -> None:
 async def throughput(options: Options, work: Path, results: Results, databases: Databases) -> None:
     """pg-bridge-* on `fabric-jobs serve --dev --database postgresql://…`, pg-baseline-* on the baseline app on a
     PostgresStore, each on its own database."""
-    rows = [row for row in PG_THROUGHPUT_ROWS if row in options.only]
+    rows = [row for row in PG_THROUGHPUT_ROWS if row in options.only and row != "pg-fleet-cancel"]
     if not rows:
         return
     async with contextlib.AsyncExitStack() as stack:
@@ -122,33 +139,130 @@ async def throughput(options: Options, work: Path, results: Results, databases: 
         for row in rows:
             base_row = row.removeprefix("pg-")
             if base_row.startswith("baseline-"):
-                await measure_row(options, base_row, servers["baseline"].addresses["http"], None, results, row_name=row)
+                baseline = servers["baseline"]
+                target = baseline.addresses["http"]
+                await measure_row(options, base_row, target, None, results, row_name=row, cpu_pids=(baseline.pid,))
             else:
                 serve_process = servers["serve"]
                 target, creates_on = serve_process.addresses["rest"], serve_process.addresses["grpc"]
-                await measure_row(options, base_row, target, creates_on, results, row_name=row)
+                await measure_row(
+                    options, base_row, target, creates_on, results, row_name=row, cpu_pids=(serve_process.pid,)
+                )
 
 
 async def cancel_to_stopped(options: Options, work: Path, results: Results, databases: Databases) -> None:
-    """CancelJobInstance sent to a `fabric-jobs grpc` replica, one at a time, of cooperative jobs running in a
-    `fabric-jobs worker` process: the call returns once the job is recorded Cancelled (--cancel-wait 10 s)."""
+    """CancelJobInstance sent to a `fabric-jobs grpc` replica, one at a time and then 64 at a time, of cooperative jobs
+    running in a `fabric-jobs worker` process: the call returns once the job is recorded Cancelled (--cancel-wait
+    10 s)."""
     if "pg-cancel-to-stopped" not in options.only:
         return
     url = await databases.create("stop")
-    keys = jobs.batch_keys("pg-stop", options.pg_stop_jobs + STOP_WARMUP_JOBS)
+    one_by_one = jobs.batch_keys("pg-stop", options.pg_stop_jobs + STOP_WARMUP_JOBS)
+    loaded_jobs = LOADED_STOP_CONCURRENCY * LOADED_STOP_JOBS_PER_REQUEST
+    loaded = jobs.batch_keys("pg-stop-loaded", loaded_jobs + warmup_jobs(LOADED_STOP_CONCURRENCY))
     async with contextlib.AsyncExitStack() as stack:
         replica = processes.grpc_replica(work, url, "grpc-stop", "--cancel-wait", CANCEL_WAIT_SECONDS)
-        worker = processes.worker(work, url, "worker-stop", "--concurrency", str(len(keys) + WORKER_SLACK))
+        slots = len(one_by_one) + len(loaded) + WORKER_SLACK
+        worker = processes.worker(work, url, "worker-stop", "--concurrency", str(slots))
         await stack.enter_async_context(postgres.analyzing_queue(url))
         await processes.start_together(stack, replica, worker)
         target = replica.addresses["grpc"]
-        await jobs.create_running(target, keys)
-        result = await count_bound_cancels(options, target, keys, STOP_WARMUP_JOBS)
-    cancelled, with_end_time = await postgres.query_one(url, COUNT_BY_STATUS, {"tenant_id": keys[0].tenant_id})
-    results.pg_cancel_to_stopped = CrossProcessStop(options.pg_stop_jobs, result, len(keys), cancelled, with_end_time)
-    progress(
-        f"pg-cancel-to-stopped: p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms; "
-        f"{with_end_time} of {len(keys)} Cancelled with an end time"
+        for keys, concurrency, measured in (
+            (one_by_one, 1, options.pg_stop_jobs),
+            (loaded, LOADED_STOP_CONCURRENCY, loaded_jobs),
+        ):
+            await jobs.create_running(target, keys)
+            warmup = STOP_WARMUP_JOBS if concurrency == 1 else warmup_jobs(concurrency)
+            result = await count_bound_cancels(options, target, keys, warmup, concurrency)
+            tenant = {"tenant_id": keys[0].tenant_id}
+            cancelled, with_end_time = await postgres.query_one(url, COUNT_BY_STATUS, tenant)
+            stop = CrossProcessStop(measured, result, len(keys), cancelled, with_end_time, concurrency)
+            results.pg_cancel_to_stopped.append(stop)
+            progress(
+                f"pg-cancel-to-stopped c={concurrency}: p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms; "
+                f"{with_end_time} of {len(keys)} Cancelled with an end time"
+            )
+
+
+def _fleet(work: Path, url: str, name: str, worker_slots: int) -> list[processes.ServerProcess]:
+    """Two `fabric-jobs grpc` replicas and two `fabric-jobs worker` processes on `url` (not started)."""
+    replicas = [processes.grpc_replica(work, url, f"{name}-grpc-{n}") for n in range(FLEET_REPLICAS)]
+    workers = [
+        processes.worker(work, url, f"{name}-worker-{n}", "--concurrency", str(worker_slots))
+        for n in range(FLEET_REPLICAS)
+    ]
+    return [*replicas, *workers]
+
+
+async def _start_fleet(
+    stack: contextlib.AsyncExitStack, work: Path, url: str, name: str, worker_slots: int
+) -> tuple[processes.ServerProcess, list[processes.ServerProcess]]:
+    """Start the fleet and a `fabric-jobs rest` bridge balancing over its replicas (gRPC round robin)."""
+    members = _fleet(work, url, name, worker_slots)
+    await processes.start_together(stack, *members)
+    replicas = [member for member in members if "grpc" in member.addresses]
+    target = "ipv4:" + ",".join(replica.addresses["grpc"] for replica in replicas)
+    rest = processes.rest_bridge(work, target, f"{name}-rest")
+    await stack.enter_async_context(rest)
+    return rest, [rest, *members]
+
+
+async def fleet(options: Options, work: Path, results: Results, databases: Databases) -> None:
+    """pg-fleet-cancel and pg-cancel-running: REST Cancel through `fabric-jobs rest` → two `fabric-jobs grpc` replicas
+    → PostgreSQL ← two `fabric-jobs worker` processes, the production topology. The CPU per request is that of all
+    five processes."""
+    wanted = {"pg-fleet-cancel", "pg-cancel-running"} & options.only
+    if not wanted:
+        return
+    url = await databases.create("fleet")
+    fleet_batches = {
+        c: jobs.batch_keys(f"pg-fleet-c{c}", options.pg_fleet_cancels + warmup_jobs(c)) for c in options.concurrency
+    }
+    most_running = max(options.pg_running) if "pg-cancel-running" in wanted else 0
+    cancels = options.pg_running_cancels + warmup_jobs(RUNNING_CANCEL_CONCURRENCY)
+    slots = (most_running + len(options.pg_running) * cancels + sum(map(len, fleet_batches.values()))) // 2
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(postgres.analyzing_queue(url))
+        rest, members = await _start_fleet(stack, work, url, "fleet", slots + WORKER_SLACK)
+        creates_on = next(member.addresses["grpc"] for member in members if "grpc" in member.addresses)
+        pids = tuple(member.pid for member in members)
+        if "pg-fleet-cancel" in wanted:
+            for concurrency, keys in fleet_batches.items():
+                await jobs.create_running(creates_on, keys)
+                result = await run_load(_cancel_spec(options, rest.addresses["rest"], keys, concurrency, pids))
+                results.throughput.append(ThroughputRow("pg-fleet-cancel", concurrency, result))
+                progress(f"pg-fleet-cancel c={concurrency}: {result.rps:.0f} rps, p99 {result.p99_ms:.2f} ms")
+        if "pg-cancel-running" in wanted:
+            background: list[JobKey] = []
+            for running in options.pg_running:
+                more = jobs.batch_keys("pg-background", running)[len(background) :]
+                await jobs.create_running(creates_on, more)
+                background += more
+                keys = jobs.batch_keys(f"pg-running-{running}", cancels)
+                await jobs.create_running(creates_on, keys)
+                spec = _cancel_spec(options, rest.addresses["rest"], keys, RUNNING_CANCEL_CONCURRENCY, pids)
+                result = await run_load(spec)
+                results.pg_cancel_running.append(RunningCancel(running, RUNNING_CANCEL_CONCURRENCY, result))
+                progress(
+                    f"pg-cancel-running with {running:,} running: {result.rps:.0f} rps, p99 {result.p99_ms:.2f} ms"
+                )
+
+
+def _cancel_spec(
+    options: Options, target: str, keys: list[JobKey], concurrency: int, cpu_pids: tuple[int, ...]
+) -> LoadSpec:
+    return LoadSpec(
+        tool="http",
+        target=target,
+        items=http_items(keys, cancel=True),
+        cycle=False,
+        concurrency=concurrency,
+        duration=options.duration,
+        warmup_seconds=options.warmup,
+        warmup_items=warmup_jobs(concurrency),
+        operation="get",
+        expect='"Cancelled"',
+        cpu_pids=cpu_pids,
     )
 
 

@@ -1,4 +1,5 @@
-"""results.png: latency against concurrency for each throughput row, and latency against stored jobs."""
+"""results.png: latency against concurrency for each throughput row, against stored jobs, and (PostgreSQL Cancel)
+against jobs running in the workers."""
 
 from __future__ import annotations
 
@@ -24,8 +25,21 @@ def _plot_stored(axes: Axes, where: str, rows: list[StoredRow]) -> None:
         axes.plot(stored, [r.p99_ms for _, r in measured], marker="x", linestyle="--", color=line.get_color())
 
 
+def _plot_running(axes: Axes, results: Results) -> None:
+    measured = sorted((row.running, row.result) for row in results.pg_cancel_running)
+    if measured:
+        running = [n for n, _ in measured]
+        (line,) = axes.plot(running, [r.p50_ms for _, r in measured], marker="o", label="REST Cancel p50")
+        axes.plot(running, [r.p99_ms for _, r in measured], marker="x", linestyle="--", color=line.get_color())
+        axes.legend(fontsize="small")
+    concurrency = results.pg_cancel_running[0].concurrency if results.pg_cancel_running else 0
+    axes.set(xscale="log", xlabel="jobs running in the workers", ylabel=f"latency ms (c={concurrency})")
+    axes.set_title("PostgreSQL Cancel against running jobs (rest → 2 grpc → 2 workers)")
+    axes.grid(True, which="both", alpha=0.3)
+
+
 def draw(results: Results, path: Path) -> None:
-    figure, (by_concurrency, by_stored) = plt.subplots(1, 2, figsize=(13, 5))
+    figure, (by_concurrency, by_stored, by_running) = plt.subplots(1, 3, figsize=(19, 5))
     for row in THROUGHPUT_ROWS + PG_THROUGHPUT_ROWS:
         measured = sorted((m.concurrency, m.result) for m in results.throughput if m.row == row)
         if not measured:
@@ -49,6 +63,7 @@ def draw(results: Results, path: Path) -> None:
     by_stored.grid(True, which="both", alpha=0.3)
     if results.stored or results.pg_stored:
         by_stored.legend(fontsize="small")
+    _plot_running(by_running, results)
     figure.suptitle(f"fabric-jobs on {results.machine['cpu']} ({results.machine['cores']} cores)", fontsize="medium")
     figure.tight_layout()
     figure.savefig(path, dpi=100)

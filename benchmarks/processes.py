@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from benchmarks.measure import ROOT
+from benchmarks.measure import ROOT, cpu_seconds_of
 
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 60.0
@@ -141,8 +141,7 @@ async def start_together(stack: contextlib.AsyncExitStack, *servers: ServerProce
 
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time a process has used so far, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return cpu_seconds_of((pid,))
 
 
 def postgres_cpu_seconds() -> float:

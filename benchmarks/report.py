@@ -55,6 +55,12 @@ def _cells(*cells: object) -> str:
     return "| " + " | ".join(map(str, cells)) + " |"
 
 
+def _load_cells(name: str, concurrency: int, r: LoadResult) -> str:
+    """A row of a throughput table: requests, rps, p50, p99, the servers' CPU per request, errors."""
+    cpu = "n/a" if r.cpu_us_per_request is None else f"{r.cpu_us_per_request:.0f}"
+    return _cells(name, concurrency, r.requests, f"{r.rps:.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}", cpu, _errors(r))
+
+
 def _ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator else None
 
@@ -106,6 +112,85 @@ def _bridge_throughput(results: Results, prefix: str, operation: str, concurrenc
         measured,
         _verdict(None if ratio is None else ratio >= 0.5),
     )
+
+
+def _cross_process_stop(results: Results, concurrency: int) -> Target:
+    stop = next((stop for stop in results.pg_cancel_to_stopped if stop.concurrency == concurrency), None)
+    name = f"cancel-to-stopped p99, across processes (PostgreSQL), c={concurrency}"
+    if stop is None:
+        return Target(name, "≤ 100 ms", "not measured", "n/a")
+    missing = stop.sent - stop.with_end_time
+    ok = stop.result.p99_ms <= 100.0 and stop.result.unexpected + stop.result.errors == 0 and missing == 0
+    measured = f"{stop.result.p99_ms:.2f} ms ({stop.result.unexpected} not Cancelled, {missing} without end time)"
+    return Target(name, "≤ 100 ms", measured, _verdict(ok))
+
+
+def _fleet_throughput(results: Results, concurrency: int) -> Target:
+    fleet = results.throughput_of("pg-fleet-cancel", concurrency)
+    baseline = results.throughput_of("pg-baseline-cancel", concurrency)
+    ratio = None if fleet is None or baseline is None else _ratio(fleet.rps, baseline.rps)
+    measured = (
+        "not measured"
+        if ratio is None or fleet is None or baseline is None
+        else f"{ratio:.2f} x ({fleet.rps:.0f} vs {baseline.rps:.0f} rps)"
+    )
+    return Target(
+        f"REST cancel throughput, rest → 2 grpc → 2 workers, c={concurrency}",
+        "≥ 0.5 x PostgreSQL baseline",
+        measured,
+        _verdict(None if ratio is None else ratio >= 0.5),
+    )
+
+
+def _flat_in_running(results: Results) -> list[Target]:
+    rows = sorted(results.pg_cancel_running, key=lambda row: row.running)
+    if len(rows) < 2:
+        return [Target("cancel flat in running jobs (PostgreSQL)", "≤ 1.25 x", "not measured", "n/a")]
+    fewest, most = rows[0], rows[-1]
+    rps = _ratio(fewest.result.rps, most.result.rps)
+    p99 = _ratio(most.result.p99_ms, fewest.result.p99_ms)
+    where = f"{most.running:,} vs {fewest.running:,} running, c={most.concurrency}"
+    return [
+        Target(
+            f"cancel throughput, {where} (PostgreSQL)",
+            "within 1.25 x",
+            f"{_fmt(rps)} x fewer ({most.result.rps:.0f} vs {fewest.result.rps:.0f} rps)",
+            _verdict(None if rps is None else rps <= 1.25),
+        ),
+        Target(
+            f"cancel p99, {where} (PostgreSQL)",
+            "within 1.25 x",
+            f"{_fmt(p99)} x ({most.result.p99_ms:.1f} vs {fewest.result.p99_ms:.1f} ms)",
+            _verdict(None if p99 is None else p99 <= 1.25),
+        ),
+    ]
+
+
+def _cpu_over_constant(results: Results) -> list[Target]:
+    """CPU per request of `serve` against the bare Starlette endpoint's, at concurrency 16 (issue 19)."""
+    found = []
+    constant = results.throughput_of("constant", 16)
+    for operation, goal in (("get", 3.0), ("cancel", None)):
+        bridge = results.throughput_of(f"bridge-{operation}", 16)
+        ratio = (
+            None
+            if bridge is None or constant is None or not bridge.cpu_us_per_request or not constant.cpu_us_per_request
+            else bridge.cpu_us_per_request / constant.cpu_us_per_request
+        )
+        measured = (
+            "not measured"
+            if ratio is None or bridge is None or constant is None
+            else f"{ratio:.1f} x ({bridge.cpu_us_per_request:.0f} vs {constant.cpu_us_per_request:.0f} µs)"
+        )
+        found.append(
+            Target(
+                f"serve CPU per REST {operation} over the bare endpoint's, c=16",
+                "stated" if goal is None else f"≤ {goal:.0f} x",
+                measured,
+                "stated" if goal is None or ratio is None else _verdict(ratio <= goal),
+            )
+        )
+    return found
 
 
 def _flat_in_stored(stored: list[StoredRow], where: str) -> list[Target]:
@@ -176,16 +261,13 @@ def targets(results: Results) -> list[Target]:
 
 def postgres_targets(results: Results) -> list[Target]:
     """The targets of issue 8 (scale-out on PostgreSQL)."""
-    stop = results.pg_cancel_to_stopped
-    ok = None
-    measured = "not measured"
-    if stop is not None:
-        missing = stop.sent - stop.with_end_time
-        ok = stop.result.p99_ms <= 100.0 and stop.result.unexpected + stop.result.errors == 0 and missing == 0
-        measured = f"{stop.result.p99_ms:.2f} ms ({stop.result.unexpected} not Cancelled, {missing} without end time)"
-    found = [Target("cancel-to-stopped p99, across processes (PostgreSQL)", "≤ 100 ms", measured, _verdict(ok))]
+    found = [_cross_process_stop(results, concurrency) for concurrency in (1, 64)]
     found += _flat_in_stored(results.pg_stored, " (PostgreSQL)")
     found += [_bridge_throughput(results, "pg-", "get", concurrency, ", PostgreSQL") for concurrency in (16, 64)]
+    found += [_bridge_throughput(results, "pg-", "cancel", concurrency, ", PostgreSQL") for concurrency in (16, 64)]
+    found += [_fleet_throughput(results, concurrency) for concurrency in (16, 64)]
+    found += _flat_in_running(results)
+    found += _cpu_over_constant(results)
     one, two = results.worker_rate(1), results.worker_rate(2)
     ratio = None if one is None or two is None else _ratio(two.rate, one.rate)
     found.append(
@@ -205,15 +287,13 @@ def _throughput_tables(results: Results, rows: tuple[str, ...], prefix: str, tit
     measured_rows = [row for row in results.throughput if row.row in rows]
     if not measured_rows:
         return []
-    lines = [f"## {title}", "", "| row | concurrency | requests | rps | p50 ms | p99 ms | errors |"]
-    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
-    for row in measured_rows:
-        r = row.result
-        lines.append(
-            _cells(
-                row.label, row.concurrency, r.requests, f"{r.rps:.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}", _errors(r)
-            )
-        )
+    lines = [
+        f"## {title}",
+        "",
+        "| row | concurrency | requests | rps | p50 ms | p99 ms | server CPU µs/request | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    lines += [_load_cells(row.label, row.concurrency, row.result) for row in measured_rows]
     lines += ["", f"## Ratios{' on PostgreSQL' if prefix else ''} (same run)", ""]
     lines.append(
         "| operation | concurrency | bridge / baseline rps | bridge / baseline p50 "
@@ -249,6 +329,16 @@ def _postgres_sections(results: Results) -> list[str]:
     lines += _throughput_tables(
         results, PG_THROUGHPUT_ROWS, "pg-", "Throughput and latency on PostgreSQL (`serve --database postgresql://…`)"
     )
+    if results.pg_cancel_running:
+        lines += [
+            "## Cancel against running jobs (PostgreSQL; REST through `rest` → 2 `grpc` → 2 `worker`)",
+            "",
+            "| jobs running besides | concurrency | requests | rps | p50 ms | p99 ms | CPU µs/request, 5 processes "
+            "| errors |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        ]
+        lines += [_load_cells(f"{row.running:,}", row.concurrency, row.result) for row in results.pg_cancel_running]
+        lines.append("")
     lines += _stored_table(
         results.pg_stored, "Stored job instances (PostgreSQL; gRPC to a `fabric-jobs grpc` replica, concurrency 1)"
     )
@@ -308,12 +398,12 @@ def markdown(results: Results) -> str:
                 r.unexpected + r.errors,
             )
         )
-    across = results.pg_cancel_to_stopped
-    if across is not None:
+    for across in results.pg_cancel_to_stopped:
         r = across.result
         lines.append(
             _cells(
-                "across processes, PostgreSQL (gRPC Cancel to a `grpc` replica, job in a `worker`, c=1)",
+                "across processes, PostgreSQL (gRPC Cancel to a `grpc` replica, job in a `worker`, "
+                f"c={across.concurrency})",
                 r.requests,
                 f"{r.p50_ms:.2f}",
                 f"{r.p99_ms:.2f}",
@@ -321,10 +411,11 @@ def markdown(results: Results) -> str:
                 r.unexpected + r.errors,
             )
         )
+    for across in results.pg_cancel_to_stopped:
         lines += [
             "",
-            f"Across processes, afterwards in the database: {across.cancelled} of the {across.sent} cancelled jobs "
-            f"(warm-up included) are Cancelled, {across.with_end_time} with an end time.",
+            f"Across processes at c={across.concurrency}, afterwards in the database: {across.cancelled} of the "
+            f"{across.sent} cancelled jobs (warm-up included) are Cancelled, {across.with_end_time} with an end time.",
         ]
     lines.append("")
     lines += _stored_table(results.stored, "Stored job instances (SQLite; gRPC to `serve`, concurrency 1)")

@@ -20,12 +20,13 @@ PG_ROW_LABELS = {
     "pg-bridge-cancel": "REST bridge Cancel, PostgreSQL",
     "pg-baseline-get": "baseline in-process PostgresStore Get",
     "pg-baseline-cancel": "baseline in-process PostgresStore Cancel",
+    "pg-fleet-cancel": "REST Cancel, PostgreSQL, rest → 2 grpc → 2 workers",
 }
 ROW_LABELS = {**SQLITE_ROW_LABELS, **PG_ROW_LABELS}
 THROUGHPUT_ROWS = tuple(SQLITE_ROW_LABELS)
 PG_THROUGHPUT_ROWS = tuple(PG_ROW_LABELS)
 OTHER_ROWS = ("cancel-to-stopped", "stored", "memory")
-PG_OTHER_ROWS = ("pg-cancel-to-stopped", "pg-stored", "pg-workers")
+PG_OTHER_ROWS = ("pg-cancel-to-stopped", "pg-cancel-running", "pg-stored", "pg-workers")
 PG_ROWS = PG_THROUGHPUT_ROWS + PG_OTHER_ROWS
 ALL_ROWS = THROUGHPUT_ROWS + OTHER_ROWS + PG_ROWS
 
@@ -65,6 +66,16 @@ class CrossProcessStop:
     """Cancels sent, warm-up ones included."""
     cancelled: int
     with_end_time: int
+    concurrency: int = 1
+
+
+@dataclass(frozen=True)
+class RunningCancel:
+    """REST Cancel through the fleet (rest → 2 grpc → 2 workers) while `running` other jobs run in the workers."""
+
+    running: int
+    concurrency: int
+    result: LoadResult
 
 
 @dataclass(frozen=True)
@@ -115,7 +126,8 @@ class Results:
     cancel_to_stopped: CancelToStopped | None = None
     memory: Memory | None = None
     pg_stored: list[StoredRow] = field(default_factory=list)
-    pg_cancel_to_stopped: CrossProcessStop | None = None
+    pg_cancel_to_stopped: list[CrossProcessStop] = field(default_factory=list)
+    pg_cancel_running: list[RunningCancel] = field(default_factory=list)
     worker_rates: list[WorkerRate] = field(default_factory=list)
     postgres: str | None = None
     """The PostgreSQL server's version, or why the PostgreSQL rows were not measured."""

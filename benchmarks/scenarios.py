@@ -60,7 +60,9 @@ def http_items(keys: list[JobKey], cancel: bool) -> list[list[str]]:
     return items
 
 
-def _spec(options: Options, row: str, target: str, keys: list[JobKey], concurrency: int) -> LoadSpec:
+def _spec(
+    options: Options, row: str, target: str, keys: list[JobKey], concurrency: int, cpu_pids: tuple[int, ...]
+) -> LoadSpec:
     cancel = row.endswith("-cancel")
     tool, operation = "http", "get"
     if row == "constant":
@@ -82,6 +84,7 @@ def _spec(options: Options, row: str, target: str, keys: list[JobKey], concurren
         warmup_items=warmup_jobs(concurrency) if cancel else 0,
         operation=operation,
         expect=expect,
+        cpu_pids=cpu_pids,
     )
 
 
@@ -114,23 +117,31 @@ async def throughput(options: Options, work: Path, results: Results) -> None:
             assert server is not None
             target = server.addresses["grpc" if row.startswith("grpc-") else ("http" if server is baseline else "rest")]
             creates_on = serve.addresses["grpc"] if server is serve and serve is not None else None
-            await measure_row(options, row, target, creates_on, results)
+            await measure_row(options, row, target, creates_on, results, cpu_pids=(server.pid,))
         if "cancel-to-stopped" in options.only and serve is not None:
             results.cancel_to_stopped = await cancel_to_stopped(options, serve)
 
 
 async def measure_row(
-    options: Options, row: str, target: str, creates_on: str | None, results: Results, *, row_name: str | None = None
+    options: Options,
+    row: str,
+    target: str,
+    creates_on: str | None,
+    results: Results,
+    *,
+    row_name: str | None = None,
+    cpu_pids: tuple[int, ...] = (),
 ) -> None:
     """One throughput row at every concurrency. Cancel rows cancel fresh running jobs, created first through the
-    gRPC address `creates_on` (None: they were seeded in the database)."""
+    gRPC address `creates_on` (None: they were seeded in the database). The CPU time of the `cpu_pids` processes
+    over each measured window is reported per request."""
     for concurrency in options.concurrency:
         keys = jobs.batch_keys("get", options.get_jobs)
         if row.endswith("-cancel"):
             keys = cancel_batch(row_name or row, concurrency, options)
             if creates_on is not None:
                 await jobs.create_running(creates_on, keys)
-        result = await run_load(_spec(options, row, target, keys, concurrency))
+        result = await run_load(_spec(options, row, target, keys, concurrency, cpu_pids))
         results.throughput.append(ThroughputRow(row_name or row, concurrency, result))
         progress(f"{row_name or row} c={concurrency}: {result.rps:.0f} rps, p50 {result.p50_ms:.2f} ms")
 
@@ -144,13 +155,15 @@ async def cancel_to_stopped(options: Options, serve: ServerProcess) -> CancelToS
     return CancelToStopped(options.stop_jobs, result)
 
 
-async def count_bound_cancels(options: Options, target: str, keys: list[JobKey], warmup: int) -> LoadResult:
+async def count_bound_cancels(
+    options: Options, target: str, keys: list[JobKey], warmup: int, concurrency: int = 1
+) -> LoadResult:
     spec = LoadSpec(
         tool="grpc",
         target=target,
         items=[jobs.key_fields(key) for key in keys],
         cycle=False,
-        concurrency=1,
+        concurrency=concurrency,
         duration=COUNT_BOUND_SECONDS,
         warmup_seconds=COUNT_BOUND_SECONDS,
         warmup_items=warmup,

@@ -75,7 +75,9 @@ def open_backend(url: str) -> Backend:
     def on_procrastinate(
         store: JobStore, registry: JobRegistry, feed: ChangeFeed, settings: ServiceSettings, run_handlers: bool
     ) -> AbstractAsyncContextManager[Dispatch]:
-        return procrastinate_execution(connector.url, store, registry, feed, settings, run_handlers=run_handlers)
+        return procrastinate_execution(
+            connector.url, store, registry, feed, settings, run_handlers=run_handlers, origin=connector.origin
+        )
 
     return Backend(JobStore(connector), True, on_procrastinate)
 

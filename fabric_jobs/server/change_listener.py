@@ -1,6 +1,6 @@
 """Job changes made by any process, heard through PostgreSQL LISTEN/NOTIFY.
 
-The PostgreSQL store announces the key of every job instance it changes on the channel
+The PostgreSQL store announces the key and new version of every job instance it changes on the channel
 `fabric_jobs_changes`, right after the change commits (migration 0002). This listener publishes
 each into the process's ChangeFeed, so that a Cancel's wait and WatchJobInstance on any replica see
 a change made by any other process within milliseconds. While its connection is lost the feed polls, and the listener
@@ -15,8 +15,7 @@ import logging
 
 import psycopg
 
-from fabric_jobs.server.changes import ChangeFeed
-from fabric_jobs.server.model import JobKey
+from fabric_jobs.server.changes import ChangeFeed, parse_announcement
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +25,11 @@ START_SECONDS = 5.0
 
 
 class ChangeListener:
-    def __init__(self, url: str, feed: ChangeFeed) -> None:
+    def __init__(self, url: str, feed: ChangeFeed, *, origin: str) -> None:
+        """`origin`: that of the store whose changes this process publishes itself (they are not published twice)."""
         self._url = url
         self._feed = feed
+        self._origin = origin
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
 
@@ -53,9 +54,9 @@ class ChangeListener:
                     self._feed.set_listening(True)
                     self._feed.publish_all()
                     async for notification in connection.notifies():
-                        key = JobKey.from_text(notification.payload)
-                        if key is not None:
-                            self._feed.publish(key)
+                        announced = parse_announcement(notification.payload)
+                        if announced is not None and announced.origin != self._origin:
+                            self._feed.publish_announced(announced.key, announced.version)
             except psycopg.Error as exc:
                 logger.warning("job change listener lost its connection (%s); polling until it reconnects", exc)
             finally:

@@ -39,13 +39,21 @@ async def local_execution(
 
 @contextlib.asynccontextmanager
 async def procrastinate_execution(
-    url: str, store: JobStore, registry: JobRegistry, feed: ChangeFeed, settings: ServiceSettings, *, run_handlers: bool
+    url: str,
+    store: JobStore,
+    registry: JobRegistry,
+    feed: ChangeFeed,
+    settings: ServiceSettings,
+    *,
+    run_handlers: bool,
+    origin: str,
 ) -> AsyncIterator[Dispatch]:
     """Queue jobs on procrastinate in the PostgreSQL database at `url` and hear every process's changes; with
-    `run_handlers`, also run a worker here. On exit stop it all, handlers getting the shutdown grace."""
+    `run_handlers`, also run a worker here. `origin`: the connector's, whose announcements this process's own
+    changes carry (published here directly). On exit stop it all, handlers getting the shutdown grace."""
     app = new_app(url)
     await app.open_async()
-    listener = ChangeListener(url, feed)
+    listener = ChangeListener(url, feed, origin=origin)
     dispatch = ProcrastinateDispatch(app, store, feed, lease_seconds=settings.lease_seconds)
     stop_worker = asyncio.Event()
     worker_run: asyncio.Task[None] | None = None

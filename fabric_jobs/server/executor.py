@@ -164,7 +164,7 @@ class LocalExecutor:
             return
         run.started = True
         metrics.jobs_waiting.dec()
-        self._feed.publish(run.key)
+        self._feed.publish(record)
         if record.cancel_requested or run.token.reason is not None:
             await self._finish(run.key, JobStatus.CANCELLED, None)
             return
@@ -275,7 +275,7 @@ class LocalExecutor:
         write = self._store.transition(key, (expected,), status, at_ms=now_ms(), error=error)
         record = await asyncio.shield(write)
         if record is not None:
-            self._feed.publish(key)
+            self._feed.publish(record)
             logger.info("job %s ended %s", key, status)
             metrics.jobs_ended_of(key.job_type, status.value).inc()
             if error is INTERRUPTED:

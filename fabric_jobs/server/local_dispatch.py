@@ -60,7 +60,7 @@ class LocalDispatch:
             )
             metrics.executor_lost_of("process_lost").inc()
             metrics.jobs_ended_of(record.key.job_type, record.status.value).inc()
-            self._feed.publish(record.key)
+            self._feed.publish(record)
         queued = await self._store.keys_with_status(JobStatus.NOT_STARTED, RECOVERY_BATCH)
         scheduled = sum(self._executor.schedule(key) for key in queued)
         if scheduled:

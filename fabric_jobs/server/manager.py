@@ -7,7 +7,6 @@ process (LocalDispatch) or on procrastinate workers (ProcrastinateDispatch).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -15,7 +14,7 @@ from fabric_jobs import payload
 from fabric_jobs.errors import ErrorCode, FabricError, FieldViolation, error, invalid_argument
 from fabric_jobs.identity import Caller
 from fabric_jobs.observability import metrics, tracing
-from fabric_jobs.server.changes import ChangeFeed
+from fabric_jobs.server.changes import ChangeFeed, Changes
 from fabric_jobs.server.dispatch import Dispatch
 from fabric_jobs.server.model import CreationPayload, InvokeType, JobKey, JobRecord, NewJob, now_ms
 from fabric_jobs.server.registry import InvalidPayload, JobRegistry
@@ -84,7 +83,7 @@ class JobManager:
                 )
             return record, False
         logger.info("job %s created (%s)", key, invoke_type)
-        self._feed.publish(key)
+        self._feed.publish(record)
         metrics.jobs_created_of(key.job_type).inc()
         await self._dispatch.submit(key)
         return record, True
@@ -103,15 +102,18 @@ class JobManager:
         return record
 
     async def cancel(self, key: JobKey) -> JobRecord:
-        record = await self._store.cancel(key, now_ms())
-        if record is None:
-            raise not_found(key)
-        self._feed.publish(key)
-        logger.info("job %s: cancel asked; it is %s", key, record.status)
-        if record.status.is_terminal:
-            return record
-        await self._dispatch.cancel(key)
-        return await self._wait_until_terminal(key, self._settings.cancel_wait)
+        # Subscribed before the cancel's statement, so that no change after it is missed; the wait starts from the
+        # row that statement returned.
+        with self._feed.subscribe(key) as changes:
+            record = await self._store.cancel(key, now_ms())
+            if record is None:
+                raise not_found(key)
+            self._feed.publish(record)
+            logger.info("job %s: cancel asked; it is %s", key, record.status)
+            if record.status.is_terminal:
+                return record
+            await self._dispatch.cancel(key)
+            return await self._until_terminal(record, changes, self._settings.cancel_wait)
 
     async def list(self, query: ListQuery) -> tuple[list[JobRecord], str | None]:
         try:
@@ -120,29 +122,31 @@ class JobManager:
             raise invalid_argument([FieldViolation("page_token", "not a token this service issued")]) from exc
 
     async def watch(self, key: JobKey) -> AsyncIterator[JobRecord]:
-        with self._feed.subscribe(key) as changed:
+        with self._feed.subscribe(key) as changes:
             record = await self.get(key)
             yield record
             while not record.status.is_terminal:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), self._feed.poll_seconds)
-                changed.clear()
-                last, record = record, await self.get(key)
+                await changes.wait(self._feed.poll_seconds)
+                last, record = record, changes.take(record) or await self.get(key)
                 if record.version != last.version:
                     yield record
 
-    async def _wait_until_terminal(self, key: JobKey, seconds: float) -> JobRecord:
-        """The record once it is terminal, or as it is after `seconds`."""
-        deadline = asyncio.get_running_loop().time() + seconds
-        with self._feed.subscribe(key) as changed:
-            while True:
-                record = await self.get(key)
-                remaining = deadline - asyncio.get_running_loop().time()
-                if record.status.is_terminal or remaining <= 0:
-                    return record
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), min(remaining, self._feed.poll_seconds / 10))
-                changed.clear()
+    async def _until_terminal(self, record: JobRecord, changes: Changes, seconds: float) -> JobRecord:
+        """The job once it is terminal, or as it is after `seconds`: records published in this process are taken as
+        they are; the job is read only when another process changed it (or at a poll, or at the end)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not record.status.is_terminal:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return await self.get(record.key)
+            changed = await changes.wait(min(remaining, self._feed.poll_seconds))
+            told = changes.take(record) if changed else None
+            if told is not None:
+                record = told
+            elif changed or loop.time() < deadline:
+                record = await self.get(record.key)
+        return record
 
 
 def _same_payload(stored: str, requested: CreationPayload) -> bool:

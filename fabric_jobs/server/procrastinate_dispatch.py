@@ -16,8 +16,10 @@ import logging
 from typing import Any
 
 import procrastinate
+import psycopg
 from procrastinate import exceptions as procrastinate_errors
 from procrastinate.jobs import Status
+from psycopg_pool import AsyncConnectionPool
 
 from fabric_jobs import request_context
 from fabric_jobs.errors import job_executor_lost
@@ -55,8 +57,25 @@ def new_app(url: str) -> procrastinate.App:
             min_size=1,
             max_size=PROCRASTINATE_POOL_SIZE,
             kwargs={"options": "-c synchronous_commit=off"},
+            pool_factory=_statement_pool,
         )
     )
+
+
+def _statement_pool(**arguments: Any) -> AsyncConnectionPool[Any]:
+    """procrastinate's pool, its connections in autocommit and not checked before each use.
+
+    Every query procrastinate sends is one statement (a call of one of its functions), so a transaction around
+    it only adds a BEGIN and a COMMIT, and the pool's check an empty query: four round trips where one does. A
+    connection the server closed fails its next query, which procrastinate reports and the pool then replaces,
+    as the store's own pool does.
+    """
+    arguments.pop("check", None)
+    return AsyncConnectionPool(**arguments, configure=_autocommit)
+
+
+async def _autocommit(connection: psycopg.AsyncConnection[Any]) -> None:
+    await connection.set_autocommit(True)
 
 
 class ProcrastinateDispatch:
@@ -91,9 +110,7 @@ class ProcrastinateDispatch:
 
     async def cancel(self, key: JobKey) -> None:
         try:
-            rows = await self._query("running_job_of_key", lock=key.to_text())
-            for row in rows:
-                await self._app.job_manager.cancel_job_by_id_async(row["id"], abort=True)
+            await self._query("abort_running_job_of_key", lock=key.to_text())
         except procrastinate_errors.ConnectorException as exc:
             raise StoreError(f"procrastinate could not abort job {key}: {exc}") from exc
 
@@ -117,7 +134,7 @@ class ProcrastinateDispatch:
                     logger.warning("job %s: its worker (%s) stopped; ended Failed (retriable)", key, record.owner)
                     metrics.executor_lost_of("worker_lost").inc()
                     metrics.jobs_ended_of(key.job_type, record.status.value).inc()
-                    self._feed.publish(key)
+                    self._feed.publish(record)
             assert job.id is not None
             try:
                 await manager.finish_job_by_id_async(job.id, status=Status.FAILED, delete_job=False)

@@ -3,8 +3,13 @@
 Each procrastinate job names a key; the worker hands it to a LocalExecutor, which claims the row
 (NotStarted → InProgress by compare-and-set), runs the handler with its cancellation token (async
 handlers on the loop, plain ones in threads), stops it by force after the cancel grace, and records
-the outcome by compare-and-set. procrastinate's abort of an async job cancels the job's task; the
-worker turns that into the handler's token instead, so the handler is told, not killed.
+the outcome by compare-and-set. An abort asked through procrastinate (a Cancel on any replica) is
+turned into the handler's token, so the handler is told, not killed.
+
+procrastinate's worker answers each abort notification by walking every job it runs, twice (3.10,
+`Worker._handle_abort_jobs_requested`): with thousands of jobs running, each Cancel cost the worker's
+event loop milliseconds, and Cancels queued behind one another. This worker looks the aborted job
+up by its id instead.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import procrastinate
 from procrastinate import exceptions as procrastinate_errors
 from procrastinate import worker as procrastinate_worker
-from procrastinate.job_context import AbortReason, JobContext
+from procrastinate.job_context import JobContext
 
 from fabric_jobs import request_context
 from fabric_jobs.server.changes import ChangeFeed
@@ -59,6 +66,7 @@ class Worker:
         self._concurrency = concurrency
         self.name = process_name()
         self.executor = LocalExecutor(store, registry, feed, settings, owner=f"worker-{self.name}")
+        self._keys_by_job_id: dict[int, JobKey] = {}
         app.task(name=TASK_NAME, queue=QUEUE, pass_context=True)(self._run_job_instance)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -101,7 +109,8 @@ class Worker:
             await asyncio.sleep(interval)
 
     def _procrastinate_worker(self) -> procrastinate_worker.Worker:
-        return procrastinate_worker.Worker(
+        return _AbortByLookup(
+            self._abort,
             app=self._app,
             queues=[QUEUE],
             name=self.name,
@@ -124,20 +133,33 @@ class Worker:
         if job_key is None:
             logger.error("procrastinate job %s names no job instance: %r", context.job.id, key)
             return
-        with request_context.bound(activity_id, request_id):
-            await self._run(context, job_key)
+        job_id = context.job.id
+        if job_id is not None:
+            self._keys_by_job_id[job_id] = job_key
+        try:
+            with request_context.bound(activity_id, request_id):
+                # Shielded: only a shutdown cancels this task, and the executor gives the handler its grace then.
+                await asyncio.shield(self.executor.run(job_key))
+        finally:
+            if job_id is not None:
+                self._keys_by_job_id.pop(job_id, None)
 
-    async def _run(self, context: JobContext, job_key: JobKey) -> None:
-        run = asyncio.ensure_future(self.executor.run(job_key))
-        while True:
-            try:
-                await asyncio.shield(run)
-                return
-            except asyncio.CancelledError:
-                if context.abort_reason() is not AbortReason.USER_REQUEST:
-                    raise
-                current = asyncio.current_task()
-                if current is not None:
-                    current.uncancel()
-                logger.info("job %s: cancel requested", job_key)
-                self.executor.cancel(job_key)
+    def _abort(self, job_ids: Iterable[int]) -> None:
+        """procrastinate was asked to abort these jobs (by notification, or found by its abort poll)."""
+        for job_id in job_ids:
+            key = self._keys_by_job_id.get(job_id)
+            if key is not None:
+                logger.info("job %s: cancel requested", key)
+                self.executor.cancel(key)
+
+
+class _AbortByLookup(procrastinate_worker.Worker):
+    """procrastinate's worker, with aborts asked by a user handed to `on_abort` (a lookup per aborted job) instead
+    of its walk over every running job. Shutdown aborts stay procrastinate's own (they cancel the jobs' tasks)."""
+
+    def __init__(self, on_abort: Callable[[Iterable[int]], None], **options: Any) -> None:
+        super().__init__(**options)
+        self._on_abort = on_abort
+
+    def _handle_abort_jobs_requested(self, job_ids: Iterable[int]) -> None:
+        self._on_abort(job_ids)

@@ -8,6 +8,7 @@ Migrations are applied by `migrate()` (the `fabric-jobs migrate` command), never
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 
@@ -17,6 +18,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, TupleRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from fabric_jobs.server.changes import announcement
 from fabric_jobs.server.model import JobStatus, now_ms
 from fabric_jobs.server.store.base import StoreError
 from fabric_jobs.server.store.migrations import Migration, load_migrations, newer_schema
@@ -44,6 +46,8 @@ class PostgresConnector:
         self.min_size = min_size
         self.max_size = max_size
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]] | None = None
+        self.origin = uuid.uuid4().hex
+        """Names this connector in its change announcements: its own process publishes its changes directly."""
 
     async def migrate(self) -> None:
         """Apply pending migrations in one transaction that holds an advisory lock: a second migrate waits, then
@@ -104,8 +108,8 @@ class PostgresConnector:
                 await pool.close()
 
     async def run(self, query: str, params: Mapping[str, object], *, announce: bool = False) -> list[DictRow]:
-        """With `announce`, NOTIFY the keys of the rows the query returned, on the same connection (migration 0002
-        says why apart)."""
+        """With `announce`, NOTIFY the keys and versions of the rows the query returned, on the same connection
+        (migration 0002 says why apart)."""
         if self._pool is None:
             raise StoreError(f"the PostgreSQL store {self.address} is not open")
         with _translated_errors(self.where):
@@ -113,8 +117,8 @@ class PostgresConnector:
                 await cursor.execute(QUERIES[query], params)
                 rows = await cursor.fetchall() if cursor.description is not None else []
                 if announce and rows:
-                    keys = [key_from_row(row).to_text() for row in rows]
-                    await cursor.execute(QUERIES["announce_changes"], {"keys": keys})
+                    changes = [announcement(key_from_row(row), row["version"], self.origin) for row in rows]
+                    await cursor.execute(QUERIES["announce_changes"], {"keys": changes})
                 return rows
 
     def status_set(self, statuses: Collection[JobStatus]) -> list[str]:

@@ -1,5 +1,6 @@
--- name: running_job_of_key
-SELECT id
+-- name: abort_running_job_of_key
+-- The job running for a key holds the key as its lock (procrastinate_jobs_lock_idx_v1: one 'doing' job per lock).
+SELECT procrastinate_cancel_job_v1(id, abort => TRUE, delete_job => FALSE) AS id
 FROM procrastinate_jobs
 WHERE lock = %(lock)s AND status = 'doing';
 
