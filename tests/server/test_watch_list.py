@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
@@ -56,6 +57,26 @@ async def test_watch_sends_the_current_state_then_each_change_and_ends_after_the
     assert [job.status for job in rest] == [COMPLETED]
     assert rest[-1] == (await running.stub.GetJobInstance(pb.GetJobInstanceRequest(key=key))).job_instance
     assert await stream.code() == grpc.StatusCode.OK
+
+
+async def test_watch_on_another_server_sees_the_end_its_store_did_not_tell_it_of(
+    start_server: ServerFactory, jobs: TestJobs
+) -> None:
+    """The job runs on one server; a Watch through a second server on the same database sees it end: by the
+    database's notification on PostgreSQL, by polling the store on SQLite (no server tells the other there)."""
+    running = await start_server(jobs.registry)
+    key = new_key(ITEM_TYPE, job_types.GATED)
+    await create(running, key)
+    await wait_for_status(running.stub, key, IN_PROGRESS)
+    other = await start_server(jobs.registry)
+    stream = other.stub.WatchJobInstance(pb.WatchJobInstanceRequest(key=key))
+    first = await stream.read()
+    assert isinstance(first, pb.WatchJobInstanceResponse)
+    assert first.job_instance.status == IN_PROGRESS
+
+    jobs.gate.set()
+    rest = await asyncio.wait_for(read_rest(stream), 10.0)
+    assert [job.status for job in rest] == [COMPLETED]
 
 
 async def test_watch_sees_the_cancel_request_then_the_cancelled_state(running: RunningServer) -> None:
