@@ -19,6 +19,9 @@ JobServices and loaded by real processes too:
   messageParameters ["x"]); CRASHES "crashes": raises RuntimeError (JobExecutionFailed).
 - VALIDATED "validated": the demo's payload validator, then Completed; RECORDS_PAYLOAD "recordsPayload": keeps
   its payload in `payloads`.
+- GAUGED "gauged" (plain): counts itself in `tenant_gauge` while it runs (how many of its tenant's jobs run at
+  once, and the order jobs started in), then ends once the test releases it (`tenant_gauge.release`) or after
+  `delaySeconds` when the payload has one; Cancelled when told.
 
 Every handler, as it starts, counts its job instance id in `runs` (this process) and appends it as one line to
 the file named by FABRIC_JOBS_TEST_RUN_LOG when that is set (every process): read it with `read_run_log`.
@@ -29,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -52,6 +56,7 @@ FAILS = "fails"
 CRASHES = "crashes"
 VALIDATED = "validated"
 RECORDS_PAYLOAD = "recordsPayload"
+GAUGED = "gauged"
 
 DELAY_FIELD = "delaySeconds"
 RUN_LOG_VARIABLE = "FABRIC_JOBS_TEST_RUN_LOG"
@@ -62,6 +67,38 @@ THREAD_STEP_SECONDS = 0.02
 registry = JobRegistry()
 runs: Counter[str] = Counter()
 payloads: dict[str, Mapping[str, Any]] = {}
+
+
+class TenantGauge:
+    """What GAUGED jobs see of themselves in this process: how many of each tenant's run at once (now and at most),
+    and the order they started in. Thread-safe: the jobs run in handler threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.running: Counter[str] = Counter()
+        self.most_running: Counter[str] = Counter()
+        self.started: list[str] = []
+        self._releases: dict[str, threading.Event] = {}
+
+    def enter(self, tenant_id: str, job_instance_id: str) -> None:
+        with self._lock:
+            self.running[tenant_id] += 1
+            self.most_running[tenant_id] = max(self.most_running[tenant_id], self.running[tenant_id])
+            self.started.append(job_instance_id)
+
+    def leave(self, tenant_id: str) -> None:
+        with self._lock:
+            self.running[tenant_id] -= 1
+
+    def release_event(self, job_instance_id: str) -> threading.Event:
+        with self._lock:
+            return self._releases.setdefault(job_instance_id, threading.Event())
+
+    def release(self, job_instance_id: str) -> None:
+        self.release_event(job_instance_id).set()
+
+
+tenant_gauge = TenantGauge()
 
 
 def started(ctx: JobContext) -> None:
@@ -170,3 +207,18 @@ async def validated(ctx: JobContext) -> None:
 async def records_payload(ctx: JobContext) -> None:
     started(ctx)
     payloads[ctx.key.job_instance_id] = ctx.payload
+
+
+@registry.job(ITEM_TYPE, GAUGED)
+def gauged(ctx: JobContext) -> None:
+    started(ctx)
+    tenant_gauge.enter(ctx.key.tenant_id, ctx.key.job_instance_id)
+    try:
+        if DELAY_FIELD in ctx.payload:
+            ctx.cancellation.wait_blocking(delay_of(ctx, 0.0))
+            return
+        released = tenant_gauge.release_event(ctx.key.job_instance_id)
+        while not released.wait(THREAD_STEP_SECONDS) and not ctx.cancellation.cancelled:
+            pass
+    finally:
+        tenant_gauge.leave(ctx.key.tenant_id)
