@@ -27,7 +27,7 @@ from benchmarks.options import Options
 from benchmarks.postgres import Databases
 from benchmarks.results import FairStart, Results
 from benchmarks.scenarios import progress
-from fabric_jobs.server.convert import key_to_pb
+from fabric_jobs.server.edge.convert import key_to_pb
 from fabric_jobs.server.model import JobKey
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
