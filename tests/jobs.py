@@ -21,7 +21,8 @@ JobServices and loaded by real processes too:
   its payload in `payloads`.
 - GAUGED "gauged" (plain): counts itself in `tenant_gauge` while it runs (how many of its tenant's jobs run at
   once, and the order jobs started in), then ends once the test releases it (`tenant_gauge.release`) or after
-  `delaySeconds` when the payload has one; Cancelled when told.
+  `delaySeconds` when the payload has one; Cancelled when told. With FABRIC_JOBS_TEST_GAUGE_LOG set (every
+  process), it also appends `+tenant` as it starts and `-tenant` as it ends: `most_running_in_gauge_log`.
 
 Every handler, as it starts, counts its job instance id in `runs` (this process) and appends it as one line to
 the file named by FABRIC_JOBS_TEST_RUN_LOG when that is set (every process): read it with `read_run_log`.
@@ -60,6 +61,7 @@ GAUGED = "gauged"
 
 DELAY_FIELD = "delaySeconds"
 RUN_LOG_VARIABLE = "FABRIC_JOBS_TEST_RUN_LOG"
+GAUGE_LOG_VARIABLE = "FABRIC_JOBS_TEST_GAUGE_LOG"
 FAILED_ERROR_CODE = "ForecastFailed"
 LONG_SECONDS = 3600.0
 THREAD_STEP_SECONDS = 0.02
@@ -85,8 +87,10 @@ class TenantGauge:
             self.running[tenant_id] += 1
             self.most_running[tenant_id] = max(self.most_running[tenant_id], self.running[tenant_id])
             self.started.append(job_instance_id)
+        _append_to_gauge_log(f"+{tenant_id}")
 
     def leave(self, tenant_id: str) -> None:
+        _append_to_gauge_log(f"-{tenant_id}")
         with self._lock:
             self.running[tenant_id] -= 1
 
@@ -99,6 +103,28 @@ class TenantGauge:
 
 
 tenant_gauge = TenantGauge()
+
+
+def _append_to_gauge_log(line: str) -> None:
+    """One line, written at once with O_APPEND: lines of every process interleave whole, in the order written."""
+    if path := os.environ.get(GAUGE_LOG_VARIABLE):
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            os.write(descriptor, f"{line}\n".encode())
+        finally:
+            os.close(descriptor)
+
+
+def most_running_in_gauge_log(path: Path) -> Counter[str]:
+    """The most GAUGED jobs of each tenant that ran at once in every process, replaying the gauge log at `path`.
+    A job's start is logged after it started and its end before it ends, so this never counts more than ran."""
+    running: Counter[str] = Counter()
+    most: Counter[str] = Counter()
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    for line in text.splitlines()[: text.count("\n")]:
+        running[line[1:]] += 1 if line[0] == "+" else -1
+        most[line[1:]] = max(most[line[1:]], running[line[1:]])
+    return most
 
 
 def started(ctx: JobContext) -> None:
