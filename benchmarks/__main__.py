@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks import pg_scenarios, plot, report, scenarios
+from benchmarks import fairness, pg_scenarios, plot, report, scenarios
 from benchmarks.options import Options, parse
 from benchmarks.results import Results
 
@@ -29,6 +29,7 @@ def _settings(options: Options) -> dict[str, object]:
         "pg_stored": list(options.pg_stored),
         "pg_stop_jobs": options.pg_stop_jobs,
         "start_jobs": options.start_jobs,
+        "fair_jobs": options.fair_jobs,
         "smoke": options.smoke,
     }
 
@@ -57,6 +58,7 @@ async def run(options: Options) -> Results:
             await scenarios.throughput(options, work, results)
             await scenarios.stored(options, work, results)
             await scenarios.memory(options, work, results)
+            await fairness.sqlite(options, work, results)
             await pg_scenarios.run(options, work, results)
         except BaseException:
             _print_server_logs(work)

@@ -37,6 +37,7 @@ class Options:
     pg_running: tuple[int, ...]
     pg_running_cancels: int
     pg_fleet_cancels: int
+    fair_jobs: int
     get_jobs: int = 64
     sample_keys: int = 2000
 
@@ -101,6 +102,9 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument(
         "--pg-fleet-cancels", type=int, help="jobs cancelled per concurrency by pg-fleet-cancel (default 1500)"
     )
+    parser.add_argument(
+        "--fair-jobs", type=int, help="quick jobs tenant A queues before tenant B's one, for fair-start (default 2000)"
+    )
     args = parser.parse_args(argv)
     smoke: bool = args.smoke
 
@@ -131,4 +135,5 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         pg_running=tuple(sorted(pick(args.pg_running, (100, 1_000, 10_000), (10, 40)))),
         pg_running_cancels=pick(args.pg_running_cancels, 600, 20),
         pg_fleet_cancels=pick(args.pg_fleet_cancels, 1500, 30),
+        fair_jobs=pick(args.fair_jobs, 2000, 100),
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psycopg
 
-from benchmarks import jobs, postgres, processes
+from benchmarks import fairness, jobs, postgres, processes
 from benchmarks.measure import LoadSpec, run_load
 from benchmarks.options import Options
 from benchmarks.postgres import Databases
@@ -60,6 +60,7 @@ DATABASES = (
     ("pg-fleet-cancel", "fleet"),
     ("pg-stored", "stored"),
     ("pg-workers", "workers"),
+    ("pg-fair-start", "fair"),
 )
 """The databases made at once before measuring (others, e.g. for a --only of cancel rows alone, when needed)."""
 WAIT_SAMPLE_SECONDS = 0.02
@@ -111,6 +112,7 @@ async def run(options: Options, work: Path, results: Results) -> None:
         await cancel_to_stopped(options, work, results, databases)
         await stored(options, work, results, databases)
         await started_per_second(options, work, results, databases)
+        await fairness.pg(options, work, results, databases)
 
 
 async def throughput(options: Options, work: Path, results: Results, databases: Databases) -> None:

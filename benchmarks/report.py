@@ -427,11 +427,38 @@ def markdown(results: Results) -> str:
         lines.append(f"| growth per running job | {memory.growth_kib_per_job:.1f} KiB |")
         lines.append("")
     lines += _postgres_sections(results)
+    lines += _fair_start_table(results)
     lines += ["## Targets", "", "| target | goal | measured | result |", "| --- | --- | --- | --- |"]
     lines += [f"| {t.name} | {t.goal} | {t.measured} | {t.result} |" for t in targets(results)]
     if results.notes:
         lines += ["", "Notes:", ""] + [f"- {note}" for note in results.notes]
     return "\n".join(lines) + "\n"
+
+
+def _fair_start_table(results: Results) -> list[str]:
+    if not results.fair_starts:
+        return []
+    lines = [
+        "## Fair tenants: one tenant's job behind another's backlog (`serve`, quick plain jobs of 0.5 s, 32 at once)",
+        "",
+        "| engine | A's jobs queued | B's time to start, idle ms | B's time to start behind A ms | ratio "
+        "| A's jobs still NotStarted then | A's Creates took s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for fair in results.fair_starts:
+        ratio = f"{fair.busy_ms / fair.idle_ms:.1f}x" if fair.idle_ms > 0 else "-"
+        lines.append(
+            _cells(
+                fair.engine,
+                f"{fair.backlog:,}",
+                f"{fair.idle_ms:.1f}",
+                f"{fair.busy_ms:.1f}",
+                ratio,
+                f"{fair.backlog_waiting_at_start:,}",
+                f"{fair.creating_seconds:.2f}",
+            )
+        )
+    return [*lines, ""]
 
 
 def to_json(results: Results) -> dict[str, Any]:

@@ -25,8 +25,8 @@ PG_ROW_LABELS = {
 ROW_LABELS = {**SQLITE_ROW_LABELS, **PG_ROW_LABELS}
 THROUGHPUT_ROWS = tuple(SQLITE_ROW_LABELS)
 PG_THROUGHPUT_ROWS = tuple(PG_ROW_LABELS)
-OTHER_ROWS = ("cancel-to-stopped", "stored", "memory")
-PG_OTHER_ROWS = ("pg-cancel-to-stopped", "pg-cancel-running", "pg-stored", "pg-workers")
+OTHER_ROWS = ("cancel-to-stopped", "stored", "memory", "fair-start")
+PG_OTHER_ROWS = ("pg-cancel-to-stopped", "pg-cancel-running", "pg-stored", "pg-workers", "pg-fair-start")
 PG_ROWS = PG_THROUGHPUT_ROWS + PG_OTHER_ROWS
 ALL_ROWS = THROUGHPUT_ROWS + OTHER_ROWS + PG_ROWS
 
@@ -103,6 +103,20 @@ class WorkerRate:
 
 
 @dataclass(frozen=True)
+class FairStart:
+    """Tenant B's single job: its time to start (start_time - create_time, ms) on the idle service (median of a few)
+    and right after tenant A queued `backlog` quick jobs; how many of A's were still NotStarted when it started."""
+
+    engine: str
+    backlog: int
+    idle_ms: float
+    busy_ms: float
+    backlog_waiting_at_start: int
+    creating_seconds: float
+    """How long A's Creates took (32 at a time)."""
+
+
+@dataclass(frozen=True)
 class Memory:
     idle_mib: float
     running_jobs: int
@@ -129,6 +143,7 @@ class Results:
     pg_cancel_to_stopped: list[CrossProcessStop] = field(default_factory=list)
     pg_cancel_running: list[RunningCancel] = field(default_factory=list)
     worker_rates: list[WorkerRate] = field(default_factory=list)
+    fair_starts: list[FairStart] = field(default_factory=list)
     postgres: str | None = None
     """The PostgreSQL server's version, or why the PostgreSQL rows were not measured."""
     notes: list[str] = field(default_factory=list)

@@ -26,6 +26,10 @@ JobServices and loaded by real processes too:
   (JobExecutionFailed; its text "boom" must never reach the job's error details).
 - VALIDATED "validated": the demo's payload validator, then Completed; RECORDS_PAYLOAD "recordsPayload": keeps
   its payload in `payloads`.
+- GAUGED "gauged" (plain): counts itself in `tenant_gauge` while it runs (how many of its tenant's jobs run at
+  once, and the order jobs started in), then ends once the test releases it (`tenant_gauge.release`) or after
+  `delaySeconds` when the payload has one; Cancelled when told. With FABRIC_JOBS_TEST_GAUGE_LOG set (every
+  process), it also appends `+tenant` as it starts and `-tenant` as it ends: `most_running_in_gauge_log`.
 
 Every handler, as it starts, counts its job instance id in `runs` (this process) and appends it as one line to
 the file named by FABRIC_JOBS_TEST_RUN_LOG when that is set (every process): read it with `read_run_log`.
@@ -69,9 +73,11 @@ FAILS = "fails"
 CRASHES = "crashes"
 VALIDATED = "validated"
 RECORDS_PAYLOAD = "recordsPayload"
+GAUGED = "gauged"
 
 DELAY_FIELD = "delaySeconds"
 RUN_LOG_VARIABLE = "FABRIC_JOBS_TEST_RUN_LOG"
+GAUGE_LOG_VARIABLE = "FABRIC_JOBS_TEST_GAUGE_LOG"
 FAILED_ERROR_CODE = "ForecastFailed"
 LONG_SECONDS = 3600.0
 THREAD_STEP_SECONDS = 0.02
@@ -128,6 +134,62 @@ class TestJobs:
         with _lock:
             _gate.set()
             _gate = threading.Event()
+
+
+class TenantGauge:
+    """What GAUGED jobs see of themselves in this process: how many of each tenant's run at once (now and at most),
+    and the order they started in. Thread-safe: the jobs run in handler threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.running: Counter[str] = Counter()
+        self.most_running: Counter[str] = Counter()
+        self.started: list[str] = []
+        self._releases: dict[str, threading.Event] = {}
+
+    def enter(self, tenant_id: str, job_instance_id: str) -> None:
+        with self._lock:
+            self.running[tenant_id] += 1
+            self.most_running[tenant_id] = max(self.most_running[tenant_id], self.running[tenant_id])
+            self.started.append(job_instance_id)
+        _append_to_gauge_log(f"+{tenant_id}")
+
+    def leave(self, tenant_id: str) -> None:
+        _append_to_gauge_log(f"-{tenant_id}")
+        with self._lock:
+            self.running[tenant_id] -= 1
+
+    def release_event(self, job_instance_id: str) -> threading.Event:
+        with self._lock:
+            return self._releases.setdefault(job_instance_id, threading.Event())
+
+    def release(self, job_instance_id: str) -> None:
+        self.release_event(job_instance_id).set()
+
+
+tenant_gauge = TenantGauge()
+
+
+def _append_to_gauge_log(line: str) -> None:
+    """One line, written at once with O_APPEND: lines of every process interleave whole, in the order written."""
+    if path := os.environ.get(GAUGE_LOG_VARIABLE):
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            os.write(descriptor, f"{line}\n".encode())
+        finally:
+            os.close(descriptor)
+
+
+def most_running_in_gauge_log(path: Path) -> Counter[str]:
+    """The most GAUGED jobs of each tenant that ran at once in every process, replaying the gauge log at `path`.
+    A job's start is logged after it started and its end before it ends, so this never counts more than ran."""
+    running: Counter[str] = Counter()
+    most: Counter[str] = Counter()
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    for line in text.splitlines()[: text.count("\n")]:
+        running[line[1:]] += 1 if line[0] == "+" else -1
+        most[line[1:]] = max(most[line[1:]], running[line[1:]])
+    return most
 
 
 def started(ctx: JobContext) -> threading.Event:
@@ -286,3 +348,18 @@ async def validated(ctx: JobContext) -> None:
 async def records_payload(ctx: JobContext) -> None:
     started(ctx)
     payloads[ctx.key.job_instance_id] = ctx.payload
+
+
+@registry.job(ITEM_TYPE, GAUGED)
+def gauged(ctx: JobContext) -> None:
+    started(ctx)
+    tenant_gauge.enter(ctx.key.tenant_id, ctx.key.job_instance_id)
+    try:
+        if DELAY_FIELD in ctx.payload:
+            ctx.cancellation.wait_blocking(delay_of(ctx, 0.0))
+            return
+        released = tenant_gauge.release_event(ctx.key.job_instance_id)
+        while not released.wait(THREAD_STEP_SECONDS) and not ctx.cancellation.cancelled:
+            pass
+    finally:
+        tenant_gauge.leave(ctx.key.tenant_id)

@@ -201,6 +201,22 @@ def test_a_bad_value_from_the_environment_names_its_variable(
     assert parse("rest", "--max-body-bytes=10").max_body_bytes == 10
 
 
+@pytest.mark.parametrize("command", ["serve", "grpc", "worker"])
+def test_the_cap_per_tenant_is_off_by_default_and_set_by_option_or_variable(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = ("--database", "postgresql://u@db/jobs", "--jobs", "fabric_jobs.demo:registry")
+    assert parse(command, *database).max_running_per_tenant is None
+    assert parse(command, *database, "--max-running-per-tenant", "4").max_running_per_tenant == 4
+    assert "argument --max-running-per-tenant: must be at least 1, not '0'" in rejected(
+        capsys, command, *database, "--max-running-per-tenant=0"
+    )
+    monkeypatch.setenv("FABRIC_JOBS_MAX_RUNNING_PER_TENANT", "2")
+    config = configure(command, *database) if command == "worker" else configure(command, "--dev", *database)
+    settings = config.worker.settings if config.worker is not None else config.service.settings  # type: ignore[union-attr]
+    assert settings.max_running_per_tenant == 2
+
+
 def test_dev_refuses_hosts_off_loopback() -> None:
     with pytest.raises(ConfigError, match=r"--dev refuses --grpc-host 0\.0\.0\.0"):
         configure("grpc", "--dev", "--grpc-host", "0.0.0.0")

@@ -200,6 +200,7 @@ def _service_settings(args: argparse.Namespace) -> ServiceSettings:
         shutdown_grace=args.shutdown_grace,
         lease_seconds=args.lease_seconds,
         max_threads=args.max_threads,
+        max_running_per_tenant=args.max_running_per_tenant,
         worker_concurrency=getattr(args, "concurrency", defaults.worker_concurrency),
         retention_seconds=getattr(args, "retention", defaults.retention_seconds),
     )

@@ -172,6 +172,15 @@ def _add_service(parser: argparse.ArgumentParser, *, serves_grpc: bool = True, w
         )
     option(
         group,
+        "--max-running-per-tenant",
+        "at most this many jobs of one tenant run at once, counted across every process on the database (give "
+        "every grpc, worker and serve process the same value); the others wait NotStarted and start, oldest first, "
+        "as the tenant's running jobs end (default: none)",
+        None,
+        positive_int,
+    )
+    option(
+        group,
         "--max-threads",
         "threads for plain (non-async) handlers (default: %(default)s)",
         str(defaults.max_threads),

@@ -19,6 +19,7 @@ __all__ = [
     "JobRecord",
     "JobStatus",
     "NewJob",
+    "QueuedJob",
     "Transition",
     "now_ms",
 ]
@@ -68,6 +69,17 @@ class JobRecord:
     """1 when created, one more at each change of the row: a watch yields the record when it moves."""
     trace_context: str | None = None
     caller: Caller | None = None
+    start_turn: int = 0
+    """Its turn to start among every tenant's queued jobs, given when created: one more than its tenant's last
+    queued job, never before the first queued job of any tenant. Jobs start lowest turn first."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedJob:
+    """A NotStarted job and its turn to start."""
+
+    key: JobKey
+    start_turn: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,9 @@ class ServiceSettings:
     """Plain (non-async) handlers run in a pool of this many threads."""
     worker_concurrency: int = 32
     """On PostgreSQL, how many jobs one worker runs at once."""
+    max_running_per_tenant: int | None = None
+    """At most this many jobs of one tenant run at once, across every process on the database; the others wait
+    NotStarted and start, oldest first, as the tenant's running jobs end. None: no cap."""
     max_payload_bytes: int = 65536
     """The largest creationPayload accepted, as compact JSON."""
     retention_seconds: float = DEFAULT_RETENTION_SECONDS

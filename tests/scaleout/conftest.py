@@ -60,10 +60,15 @@ def run_log(tmp_path: Path) -> Path:
     return tmp_path / "runs.log"
 
 
+def gauge_log(run_log: Path) -> Path:
+    """Where every worker's GAUGED jobs log their starts and ends (tests.jobs.most_running_in_gauge_log)."""
+    return run_log.with_suffix(".gauge")
+
+
 @pytest.fixture
 async def start_worker(postgres_url: str, run_log: Path) -> AsyncIterator[WorkerFactory]:
     """Start `fabric-jobs worker` processes on the test's database; each is killed at the end if still running."""
-    env = clean_env(**{jobs.RUN_LOG_VARIABLE: str(run_log)})
+    env = clean_env(**{jobs.RUN_LOG_VARIABLE: str(run_log), jobs.GAUGE_LOG_VARIABLE: str(gauge_log(run_log))})
     with Processes() as processes:
 
         async def start(*extra: str) -> Serve:

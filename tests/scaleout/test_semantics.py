@@ -301,14 +301,16 @@ async def test_a_not_started_job_survives_a_restart_and_runs_once_a_worker_comes
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("cap", [None, 2], ids=["no cap", "cap per tenant"])
 async def test_a_stored_job_whose_queueing_was_lost_is_queued_again_and_runs(
-    service: RunningServer, start_worker: WorkerFactory, run_log: Path, postgres_url: str
+    start_service: ServiceFactory, start_worker: WorkerFactory, run_log: Path, postgres_url: str, cap: int | None
 ) -> None:
+    service = await start_service(max_running_per_tenant=cap)
     key, _ = await create(service.stub, jobs.QUICK)
     assert await procrastinate_statuses(postgres_url, key) == ["todo"]
     await forget_queued_job(postgres_url, key)
 
-    await start_worker()
+    await start_worker(*(() if cap is None else ("--max-running-per-tenant", str(cap))))
     await wait_for_status(service.stub, key, COMPLETED, within=LOST_DEFER_SECONDS + RUN_SECONDS)
     assert jobs.read_run_log(run_log) == {key.job_instance_id: 1}
 

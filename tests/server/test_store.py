@@ -438,17 +438,72 @@ async def test_a_page_size_below_one_is_a_value_error(store: JobStore) -> None:
         await store.list(ListQuery(tenant_id="t1", page_size=0))
 
 
-async def test_keys_with_status_are_oldest_first_and_limited(store: JobStore) -> None:
+async def test_queued_jobs_come_in_turn_then_oldest_first_and_limited(store: JobStore) -> None:
     await insert(store, job_key("c"), create_time_ms=3)
     await insert(store, job_key("a", tenant="t2"), create_time_ms=1)
     await insert(store, job_key("b"), create_time_ms=2)
     await insert(store, job_key("running"), create_time_ms=0)
     await start(store, job_key("running"))
 
-    assert await store.keys_with_status(NOT_STARTED, 2) == [job_key("a", tenant="t2"), job_key("b")]
-    assert await store.keys_with_status(NOT_STARTED, 10) == [job_key("a", tenant="t2"), job_key("b"), job_key("c")]
-    assert await store.keys_with_status(IN_PROGRESS, 10) == [job_key("running")]
-    assert await store.keys_with_status(COMPLETED, 10) == []
+    queued = await store.queued_in_turn(10)
+
+    # t1's jobs take turns 0, 1, (2 for the one started); t2's first job starts beside t1's first.
+    assert [(job.key, job.start_turn) for job in queued] == [
+        (job_key("a", tenant="t2"), 0),
+        (job_key("c"), 0),
+        (job_key("b"), 1),
+    ]
+    assert [job.key for job in await store.queued_in_turn(2)] == [job_key("a", tenant="t2"), job_key("c")]
+
+
+async def test_a_tenant_turn_follows_its_last_queued_job_and_never_precedes_the_first(store: JobStore) -> None:
+    for name in ("a1", "a2", "a3"):
+        await insert(store, job_key(name, tenant="A"))
+    await start(store, job_key("a1", tenant="A"))
+    await insert(store, job_key("b1", tenant="B"))
+    await insert(store, job_key("a4", tenant="A"))
+
+    turns = {job.key.job_instance_id: job.start_turn for job in await store.queued_in_turn(10)}
+
+    assert turns == {"a2": 1, "a3": 2, "b1": 1, "a4": 3}
+
+
+async def claim(store: JobStore, key: JobKey, max_running: int) -> JobRecord | None:
+    return await store.transition(key, {NOT_STARTED}, IN_PROGRESS, at_ms=2_000, owner="w", max_running=max_running)
+
+
+async def test_a_claim_under_a_cap_takes_the_tenants_oldest_places_only(store: JobStore) -> None:
+    for number in range(4):
+        await insert(store, job_key(f"a{number}", tenant="A"), create_time_ms=1_000 + number)
+    await insert(store, job_key("b0", tenant="B"))
+
+    assert await claim(store, job_key("a2", tenant="A"), 2) is None, "two older jobs take the two places"
+    assert await claim(store, job_key("a1", tenant="A"), 2) is not None
+    assert await claim(store, job_key("a0", tenant="A"), 2) is not None
+    assert await claim(store, job_key("a2", tenant="A"), 2) is None, "the cap is reached"
+    assert await claim(store, job_key("b0", tenant="B"), 2) is not None, "another tenant has its own places"
+    assert (await store.get(job_key("a2", tenant="A"))).status is NOT_STARTED  # type: ignore[union-attr]
+
+    await store.transition(job_key("a0", tenant="A"), {IN_PROGRESS}, COMPLETED, at_ms=3_000)
+    startable = await store.startable_within_cap(2, 10, "A")
+    assert [job.key for job in startable] == [job_key("a2", tenant="A")], "the oldest waiting job, one place free"
+    assert await claim(store, job_key("a3", tenant="A"), 2) is None, "a2 is older"
+    assert await claim(store, job_key("a2", tenant="A"), 2) is not None
+    assert await store.startable_within_cap(2, 10) == []
+
+
+async def test_concurrent_claims_never_exceed_the_cap(store_url: str, store: JobStore) -> None:
+    keys = [job_key(f"j{number:02}", tenant="A") for number in range(12)]
+    for key in keys:
+        await insert(store, key)
+
+    async def claim_any(each: JobStore) -> int:
+        return sum([await claim(each, key, 3) is not None for key in keys])
+
+    claimed = await on_stores_at_once(store_url, 6, claim_any)
+
+    assert sum(claimed) == 3
+    assert (await store.count_by_status(JobFilter(tenant_id="A")))[IN_PROGRESS] == 3
 
 
 async def test_heartbeat_returns_the_cancel_requested_jobs_of_that_owner_only(store: JobStore) -> None:
@@ -545,6 +600,7 @@ MIGRATED_TABLES = {
         "version",
         "trace_context",
         "caller",
+        "start_turn",
     },
     "job_credentials": {
         "tenant_id",
@@ -584,6 +640,9 @@ MIGRATED_INDEXES = {
     "job_instances_cancel_requested_by_owner",
     "job_instances_newest_first",
     "job_instances_ended_oldest_first",
+    "job_instances_queued_in_turn",
+    "job_instances_queued_by_tenant",
+    "job_instances_running_by_tenant",
     "job_transitions_by_key",
 }
 MIGRATED_SCHEMA = (MIGRATED_TABLES, MIGRATED_PRIMARY_KEYS, MIGRATED_INDEXES)

@@ -198,7 +198,7 @@ async def test_search_reads_the_cross_tenant_index_newest_first_without_sorting(
 @pytest.mark.parametrize(
     ("query", "indexes"),
     [
-        ("keys_with_status", {"job_instances_by_status_oldest_first"}),
+        ("queued_in_turn", {"job_instances_queued_in_turn", "job_instances_by_status_oldest_first"}),
         ("cancel_requested_of_owner", {"job_instances_cancel_requested_by_owner"}),
         ("fail_expired", {"job_instances_by_status_oldest_first", "job_instances_in_progress_by_owner"}),
     ],

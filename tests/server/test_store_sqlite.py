@@ -193,7 +193,6 @@ def test_search_walks_the_cross_tenant_index_without_sorting(migrated_db_path: P
 @pytest.mark.parametrize(
     ("query", "index"),
     [
-        ("keys_with_status", "COVERING INDEX job_instances_by_status_oldest_first (status=?)"),
         ("cancel_requested_of_owner", "INDEX job_instances_cancel_requested_by_owner (owner=?)"),
     ],
 )
@@ -201,6 +200,44 @@ def test_status_scans_search_an_index(migrated_db_path: Path, query: str, index:
     plan = query_plan(migrated_db_path, query, PLAN_PARAMS)
 
     assert plan == [f"SEARCH job_instances USING {index}"]
+
+
+@pytest.mark.parametrize(
+    ("query", "plan"),
+    [
+        ("queued_in_turn", ["SCAN job_instances USING INDEX job_instances_queued_in_turn"]),
+        (
+            "claim_within_cap",
+            [
+                "SEARCH job_instances USING PRIMARY KEY (tenant_id=? AND workspace_id=? AND item_type=? AND item_id=? "
+                "AND job_type=? AND job_instance_id=?)",
+                "SCALAR SUBQUERY 2",
+                "CO-ROUTINE (subquery-1)",
+                "SEARCH running USING INDEX job_instances_running_by_tenant (tenant_id=?)",
+                "SCAN (subquery-1)",
+                "CORRELATED SCALAR SUBQUERY 4",
+                "CO-ROUTINE (subquery-3)",
+                "SEARCH older USING INDEX job_instances_queued_by_tenant (tenant_id=? AND start_turn<?)",
+                "SCAN (subquery-3)",
+            ],
+        ),
+        (
+            "startable_of_tenant",
+            [
+                "SCALAR SUBQUERY 1",
+                "SEARCH job_instances USING INDEX job_instances_running_by_tenant (tenant_id=?)",
+                "SEARCH job_instances USING INDEX job_instances_queued_by_tenant (tenant_id=?)",
+                "USE TEMP B-TREE FOR RIGHT PART OF ORDER BY",
+            ],
+        ),
+    ],
+)
+def test_the_queue_in_turn_and_the_cap_read_only_queued_or_running_rows(
+    migrated_db_path: Path, query: str, plan: list[str]
+) -> None:
+    """The partial indexes of migration 0070 hold only the NotStarted (or InProgress) rows: no history is read."""
+    params = {**PLAN_PARAMS, "max_running": 2, "limit": 10}
+    assert query_plan(migrated_db_path, query, params) == plan
 
 
 def test_fail_expired_searches_running_jobs_and_looks_up_each_owner_lease(migrated_db_path: Path) -> None:

@@ -19,8 +19,8 @@ class Dispatch(Protocol):
     async def stop(self) -> None:
         """Stop; handlers running in this process get the shutdown grace, then are recorded Failed (retriable)."""
 
-    async def submit(self, key: JobKey) -> None:
-        """Have the NotStarted job run once, here or elsewhere."""
+    async def submit(self, key: JobKey, start_turn: int = 0) -> None:
+        """Have the NotStarted job run once, here or elsewhere, in its turn among the queued jobs (its start_turn)."""
 
     async def cancel(self, key: JobKey) -> None:
         """Tell the handler of the running job, wherever it runs, to stop."""

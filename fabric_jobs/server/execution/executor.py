@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +33,7 @@ from fabric_jobs.on_behalf_of.credential import AsyncUserCredential, UserCredent
 from fabric_jobs.on_behalf_of.errors import token_unavailable_details
 from fabric_jobs.on_behalf_of.tokens import NOT_CONFIGURED, TokenSource
 from fabric_jobs.registry import JobContext, JobFailed, JobRegistry, JobType
+from fabric_jobs.server.execution.fair_slots import FairSlots
 from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, now_ms
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import JobStore
@@ -44,6 +45,9 @@ handler_log = logger.getChild("handlers")
 Outcome = tuple[JobStatus, ErrorDetails | None]
 
 HANDLER_THREAD_PREFIX = "fabric-job"
+
+PlaceFreed = Callable[[str], Awaitable[None]]
+"""Called with a tenant whose running job ended here, under --max-running-per-tenant: start its next jobs."""
 
 
 @dataclass(eq=False)
@@ -70,7 +74,14 @@ STOPPED_AT_SHUTDOWN = details_for(
 
 class LocalExecutor:
     def __init__(
-        self, store: JobStore, registry: JobRegistry, feed: ChangeFeed, settings: ServiceSettings, owner: str
+        self,
+        store: JobStore,
+        registry: JobRegistry,
+        feed: ChangeFeed,
+        settings: ServiceSettings,
+        owner: str,
+        *,
+        on_place_freed: PlaceFreed | None = None,
     ) -> None:
         self._store = store
         self._registry = registry
@@ -80,7 +91,8 @@ class LocalExecutor:
         self._runs: dict[JobKey, Run] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._pool = ThreadPoolExecutor(max_workers=settings.max_threads, thread_name_prefix=HANDLER_THREAD_PREFIX)
-        self._thread_slots = asyncio.Semaphore(settings.max_threads)
+        self._thread_slots = FairSlots(settings.max_threads)
+        self._on_place_freed = on_place_freed if settings.max_running_per_tenant is not None else None
         self._closing = False
         metrics.executor_threads_max.set(settings.max_threads)
 
@@ -138,7 +150,7 @@ class LocalExecutor:
             if job_type.is_async:
                 await self._claim_and_run(run, job_type)
             else:
-                async with self._thread_slots:
+                async with self._thread_slots.slot(key.tenant_id):
                     metrics.executor_threads_busy.inc()
                     try:
                         await self._claim_and_run(run, job_type)
@@ -152,12 +164,27 @@ class LocalExecutor:
             run.finished.set()
             if self._runs.get(key) is run:
                 del self._runs[key]
+        if run.started and self._on_place_freed is not None and not self._closing:
+            await self._start_next_of(key.tenant_id)
+
+    async def _start_next_of(self, tenant_id: str) -> None:
+        assert self._on_place_freed is not None
+        try:
+            await self._on_place_freed(tenant_id)
+        except Exception:
+            # The upkeep starts them instead, within a lease period.
+            logger.exception("could not start the next jobs of tenant %s", tenant_id)
 
     async def _claim_and_run(self, run: Run, job_type: JobType) -> None:
         if self._closing:
             return
         record = await self._store.transition(
-            run.key, (JobStatus.NOT_STARTED,), JobStatus.IN_PROGRESS, at_ms=now_ms(), owner=self.owner
+            run.key,
+            (JobStatus.NOT_STARTED,),
+            JobStatus.IN_PROGRESS,
+            at_ms=now_ms(),
+            owner=self.owner,
+            max_running=self._settings.max_running_per_tenant,
         )
         if record is None:
             await self._count_if_cancelled_before_start(run.key)

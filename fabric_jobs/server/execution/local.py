@@ -2,7 +2,9 @@
 
 Its upkeep runs every lease/3 seconds: it renews the lease of this process's running jobs (and picks
 up cancels asked for through another process sharing the database), ends Failed (retriable) the
-running jobs of executors whose lease expired, and queues NotStarted jobs that no live process has queued.
+running jobs of executors whose lease expired, and queues NotStarted jobs that no live process has queued, in
+their turn (under --max-running-per-tenant only those the cap lets start; the others start as their tenant's
+running jobs end).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from fabric_jobs.errors import job_executor_lost
 from fabric_jobs.observability import metrics
 from fabric_jobs.registry import JobRegistry
 from fabric_jobs.server.execution.executor import LocalExecutor
-from fabric_jobs.server.model import JobKey, JobStatus, now_ms
+from fabric_jobs.server.model import JobKey, now_ms
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import JobStore, StoreError
 from fabric_jobs.server.store.changes import ChangeFeed
@@ -32,7 +34,7 @@ class LocalDispatch:
         self._feed = feed
         self._settings = settings
         self.owner = f"executor-{uuid.uuid4()}"
-        self._executor = LocalExecutor(store, registry, feed, settings, self.owner)
+        self._executor = LocalExecutor(store, registry, feed, settings, self.owner, on_place_freed=self._start_next_of)
         self._upkeep: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -46,7 +48,7 @@ class LocalDispatch:
             await asyncio.gather(self._upkeep, return_exceptions=True)
         await self._executor.shutdown()
 
-    async def submit(self, key: JobKey) -> None:
+    async def submit(self, key: JobKey, start_turn: int = 0) -> None:
         self._executor.schedule(key)
 
     async def cancel(self, key: JobKey) -> None:
@@ -61,10 +63,21 @@ class LocalDispatch:
             metrics.executor_lost_of("process_lost").inc()
             metrics.jobs_ended_of(record.key.job_type, record.status.value).inc()
             self._feed.publish(record)
-        queued = await self._store.keys_with_status(JobStatus.NOT_STARTED, RECOVERY_BATCH)
-        scheduled = sum(self._executor.schedule(key) for key in queued)
+        cap = self._settings.max_running_per_tenant
+        if cap is None:
+            queued = await self._store.queued_in_turn(RECOVERY_BATCH)
+        else:
+            queued = await self._store.startable_within_cap(cap, RECOVERY_BATCH)
+        scheduled = sum(self._executor.schedule(job.key) for job in queued)
         if scheduled:
             logger.info("queued %d job(s) left NotStarted", scheduled)
+
+    async def _start_next_of(self, tenant_id: str) -> None:
+        """A running job of the tenant ended here: start the oldest of its jobs that the cap lets start now."""
+        cap = self._settings.max_running_per_tenant
+        if cap is not None:
+            for job in await self._store.startable_within_cap(cap, cap, tenant_id):
+                self._executor.schedule(job.key)
 
     async def _upkeep_loop(self) -> None:
         interval = max(self._settings.lease_seconds / 3, 0.05)

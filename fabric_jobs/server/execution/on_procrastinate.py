@@ -7,6 +7,12 @@ at once. A Cancel asks procrastinate to abort the key's running job, which the w
 LISTEN/NOTIFY. The upkeep, run by every JobService replica and every worker, loses nothing: the
 running jobs of a worker whose heartbeat stopped end Failed (JobExecutorLost, retriable), and a
 NotStarted row without a queued job (its defer lost in a crash) is queued again.
+
+Fair tenants: a job is deferred with its turn (JobRecord.start_turn) as its priority, negated, so workers fetch
+the queued jobs of every tenant in turn, not in the order they were created. Under --max-running-per-tenant a
+worker's claim refuses a job over its tenant's cap (its procrastinate job then ends without running it); the
+job waits NotStarted, without a procrastinate job, until a running job of its tenant ends and the worker that ran
+it defers the tenant's next ones (the upkeep does too, as a fallback).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ logger = logging.getLogger(__name__)
 TASK_NAME = "fabric_jobs.run_job_instance"
 QUEUE = "fabric_jobs"
 LOST_DEFER_AFTER_MS = 5_000
+LOWEST_PRIORITY = -(2**31 - 1)
 PROCRASTINATE_POOL_SIZE = 10
 UPKEEP_BATCH = 1000
 
@@ -78,12 +85,42 @@ async def _autocommit(connection: psycopg.AsyncConnection[Any]) -> None:
     await connection.set_autocommit(True)
 
 
+async def defer(app: procrastinate.App, key: JobKey, start_turn: int) -> None:
+    """Queue the procrastinate job that runs `key`, in its turn; nothing if it is queued already."""
+    text = key.to_text()
+    priority = max(-start_turn, LOWEST_PRIORITY)
+    deferrer = app.configure_task(TASK_NAME, queue=QUEUE, lock=text, queueing_lock=text, priority=priority)
+    ids = {name: value for name, value in request_context.ids().items() if value is not None}
+    try:
+        await deferrer.defer_async(key=text, **ids)
+    except procrastinate_errors.AlreadyEnqueued:
+        logger.debug("job %s is already queued", key)
+    except procrastinate_errors.ConnectorException as exc:
+        # The row is stored: the upkeep queues it once the database answers again.
+        logger.warning("job %s is stored but could not be queued yet (%s); the upkeep will queue it", key, exc)
+
+
+async def defer_next_of(app: procrastinate.App, store: JobStore, tenant_id: str, max_running: int) -> None:
+    """A running job of the tenant ended: queue the oldest of its jobs that the cap lets start now."""
+    for job in await store.startable_within_cap(max_running, max_running, tenant_id):
+        await defer(app, job.key, job.start_turn)
+
+
 class ProcrastinateDispatch:
-    def __init__(self, app: procrastinate.App, store: JobStore, feed: ChangeFeed, *, lease_seconds: float) -> None:
+    def __init__(
+        self,
+        app: procrastinate.App,
+        store: JobStore,
+        feed: ChangeFeed,
+        *,
+        lease_seconds: float,
+        max_running_per_tenant: int | None = None,
+    ) -> None:
         self._app = app
         self._store = store
         self._feed = feed
         self._lease_seconds = lease_seconds
+        self._max_running = max_running_per_tenant
         self._upkeep: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -96,17 +133,8 @@ class ProcrastinateDispatch:
             await asyncio.gather(self._upkeep, return_exceptions=True)
             self._upkeep = None
 
-    async def submit(self, key: JobKey) -> None:
-        text = key.to_text()
-        deferrer = self._app.configure_task(TASK_NAME, queue=QUEUE, lock=text, queueing_lock=text)
-        ids = {name: value for name, value in request_context.ids().items() if value is not None}
-        try:
-            await deferrer.defer_async(key=text, **ids)
-        except procrastinate_errors.AlreadyEnqueued:
-            logger.debug("job %s is already queued", key)
-        except procrastinate_errors.ConnectorException as exc:
-            # The row is stored: the upkeep queues it once the database answers again.
-            logger.warning("job %s is stored but could not be queued yet (%s); the upkeep will queue it", key, exc)
+    async def submit(self, key: JobKey, start_turn: int = 0) -> None:
+        await defer(self._app, key, start_turn)
 
     async def cancel(self, key: JobKey) -> None:
         try:
@@ -141,14 +169,18 @@ class ProcrastinateDispatch:
             except procrastinate_errors.ConnectorException:
                 logger.debug("procrastinate job %s was finished by another process", job.id)
         await manager.prune_stalled_workers(self._lease_seconds)
-        lost = await self._query(
-            "not_started_without_queued_job", before_ms=now_ms() - LOST_DEFER_AFTER_MS, limit=UPKEEP_BATCH
-        )
+        before_ms = now_ms() - LOST_DEFER_AFTER_MS
+        if self._max_running is None:
+            lost = await self._query("not_started_without_queued_job", before_ms=before_ms, limit=UPKEEP_BATCH)
+        else:
+            lost = await self._query(
+                "startable_without_queued_job", before_ms=before_ms, limit=UPKEEP_BATCH, max_running=self._max_running
+            )
         for row in lost:
             key = JobKey.from_text(row["key"])
             if key is not None:
-                logger.info("job %s was stored but not queued: queueing it", key)
-                await self.submit(key)
+                logger.info("job %s is NotStarted and not queued: queueing it", key)
+                await self.submit(key, row["start_turn"])
 
     async def _upkeep_loop(self) -> None:
         interval = max(self._lease_seconds / 3, 0.05)

@@ -30,7 +30,7 @@ from procrastinate.job_context import JobContext
 from fabric_jobs import request_context
 from fabric_jobs.registry import JobRegistry
 from fabric_jobs.server.execution.executor import LocalExecutor
-from fabric_jobs.server.execution.on_procrastinate import QUEUE, TASK_NAME
+from fabric_jobs.server.execution.on_procrastinate import QUEUE, TASK_NAME, defer_next_of
 from fabric_jobs.server.model import JobKey
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import JobStore
@@ -65,7 +65,10 @@ class Worker:
         self._settings = settings
         self._concurrency = concurrency
         self.name = process_name()
-        self.executor = LocalExecutor(store, registry, feed, settings, owner=f"worker-{self.name}")
+        self._store = store
+        self.executor = LocalExecutor(
+            store, registry, feed, settings, owner=f"worker-{self.name}", on_place_freed=self._defer_next_of
+        )
         self._keys_by_job_id: dict[int, JobKey] = {}
         app.task(name=TASK_NAME, queue=QUEUE, pass_context=True)(self._run_job_instance)
 
@@ -143,6 +146,11 @@ class Worker:
         finally:
             if job_id is not None:
                 self._keys_by_job_id.pop(job_id, None)
+
+    async def _defer_next_of(self, tenant_id: str) -> None:
+        cap = self._settings.max_running_per_tenant
+        if cap is not None:
+            await defer_next_of(self._app, self._store, tenant_id, cap)
 
     def _abort(self, job_ids: Iterable[int]) -> None:
         """procrastinate was asked to abort these jobs (by notification, or found by its abort poll)."""

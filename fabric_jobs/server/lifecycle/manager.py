@@ -85,7 +85,7 @@ class JobManager:
         logger.info("job %s created (%s)", key, invoke_type)
         self._feed.publish(record)
         metrics.jobs_created_of(key.job_type).inc()
-        await self._dispatch.submit(key)
+        await self._dispatch.submit(key, record.start_turn)
         return record, True
 
     async def _first_exchange(self, key: JobKey, scopes: tuple[str, ...], assertion: str | None) -> bytes | None:

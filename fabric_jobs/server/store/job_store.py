@@ -11,7 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from fabric_jobs.errors import ErrorDetails
-from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, NewJob, Transition
+from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, NewJob, QueuedJob, Transition
 from fabric_jobs.server.store.base import JobFilter, ListQuery, SearchQuery, StoreError
 from fabric_jobs.server.store.connector import Connector
 from fabric_jobs.server.store.error_column import error_to_column
@@ -23,6 +23,7 @@ from fabric_jobs.server.store.rows import (
     list_params,
     new_job_params,
     page_key,
+    queued_from_row,
     record_from_row,
     search_page_key,
     search_params,
@@ -97,6 +98,7 @@ class JobStore:
         at_ms: int,
         owner: str | None = None,
         error: ErrorDetails | None = None,
+        max_running: int | None = None,
     ) -> JobRecord | None:
         """Atomically move the instance from one of `expected` to `new`, or do nothing.
 
@@ -104,13 +106,35 @@ class JobStore:
         sets end_time (and error, when given) and deletes the job's credential in the same transaction (a
         trigger of migration 0020 does, for every statement that ends a job). Returns the updated record, or
         None when the instance is missing or its status was not in `expected`.
+
+        With `max_running` (a claim: NotStarted to InProgress), the job starts only while its tenant has fewer
+        than `max_running` jobs InProgress, across every process on the database, and no older NotStarted job
+        that would take the place first; otherwise None, and the job stays NotStarted.
         """
         params = {
             **transition_params(key, new, at_ms, owner, error),
             "expected_statuses": self.connector.status_set(expected),
         }
-        rows = await self.connector.run(transition_query(new), params, announce=True)
+        query = transition_query(new)
+        if max_running is not None and new is JobStatus.IN_PROGRESS:
+            if set(expected) != {JobStatus.NOT_STARTED}:
+                raise ValueError("a claim under a cap starts a NotStarted job only")
+            query, params["max_running"] = "claim_within_cap", max_running
+        rows = await self.connector.run(query, params, announce=True)
         return record_from_row(rows[0], key) if rows else None
+
+    async def queued_in_turn(self, limit: int) -> builtins.list[QueuedJob]:
+        """The NotStarted instances in the order they should start (turn, then oldest first)."""
+        return [queued_from_row(row) for row in await self.connector.run("queued_in_turn", {"limit": limit})]
+
+    async def startable_within_cap(
+        self, max_running: int, limit: int, tenant_id: str | None = None
+    ) -> builtins.list[QueuedJob]:
+        """The NotStarted instances the per-tenant cap lets start now (of `tenant_id`, or of every tenant): each
+        tenant's oldest, as many as it has places free, in the order they should start."""
+        params = {"max_running": max_running, "limit": limit, "tenant_id": tenant_id}
+        query = "startable_within_cap" if tenant_id is None else "startable_of_tenant"
+        return [queued_from_row(row) for row in await self.connector.run(query, params)]
 
     async def cancel(self, key: JobKey, at_ms: int) -> JobRecord | None:
         """In one statement, end a NotStarted instance Cancelled (at at_ms) or mark an InProgress one cancel requested.
@@ -160,11 +184,6 @@ class JobStore:
         rows = await self.connector.run("last_change_seq", {})
         seq: int = rows[0]["seq"]
         return seq
-
-    async def keys_with_status(self, status: JobStatus, limit: int) -> builtins.list[JobKey]:
-        """Oldest first: the instances to (re)start after a restart."""
-        rows = await self.connector.run("keys_with_status", {"status": status.value, "limit": limit})
-        return [key_from_row(row) for row in rows]
 
     async def heartbeat(self, owner: str, at_ms: int) -> builtins.list[JobKey]:
         """Renew the lease of executor `owner` (one write, however many jobs it runs).

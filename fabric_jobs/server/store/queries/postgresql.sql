@@ -19,12 +19,18 @@ INSERT INTO schema_migrations (version, applied_at_ms) VALUES (%(version)s, %(ap
 -- name: insert_job
 INSERT INTO job_instances (
     tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id,
-    status, invoke_type, creation_payload, create_time_ms, trace_context, caller
+    status, invoke_type, creation_payload, create_time_ms, trace_context, caller, start_turn
 )
 VALUES (
     %(tenant_id)s, %(workspace_id)s, %(item_type)s, %(item_id)s, %(job_type)s, %(job_instance_id)s,
     'NotStarted', %(invoke_type)s, %(creation_payload)s, %(create_time_ms)s, %(trace_context)s,
-    %(caller)s
+    %(caller)s,
+    -- Its turn among every tenant's queued jobs (migration 0070): after its tenant's last, never before the first.
+    GREATEST(
+        (SELECT coalesce(min(start_turn), 0) FROM job_instances WHERE status = 'NotStarted'),
+        (SELECT coalesce(max(start_turn) + 1, 0) FROM job_instances
+         WHERE tenant_id = %(tenant_id)s AND status = 'NotStarted')
+    )
 )
 ON CONFLICT DO NOTHING
 RETURNING *;
@@ -60,6 +66,13 @@ WHERE tenant_id = %(tenant_id)s AND workspace_id = %(workspace_id)s AND item_typ
     AND status = ANY(%(expected_statuses)s::text[])
     AND status NOT IN ('Completed', 'Failed', 'Cancelled')
 RETURNING *;
+
+-- name: claim_within_cap
+-- NotStarted -> InProgress under the per-tenant cap (migration 0070's function says how).
+SELECT * FROM fabric_jobs_claim_within_cap(
+    %(tenant_id)s, %(workspace_id)s, %(item_type)s, %(item_id)s, %(job_type)s, %(job_instance_id)s,
+    %(at_ms)s, %(owner)s, %(max_running)s
+);
 
 -- name: move_to_terminal
 UPDATE job_instances
@@ -100,12 +113,43 @@ ORDER BY create_time_ms DESC, job_instance_id DESC, workspace_id DESC,
     item_type DESC, item_id DESC, job_type DESC
 LIMIT %(limit)s;
 
--- name: keys_with_status
-SELECT tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id
+-- name: queued_in_turn
+-- The NotStarted jobs, in the order they should start: by turn (migration 0070), then oldest first.
+SELECT tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id, start_turn
 FROM job_instances
-WHERE status = %(status)s
-ORDER BY create_time_ms, tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id
+WHERE status = 'NotStarted'
+ORDER BY start_turn, create_time_ms
 LIMIT %(limit)s;
+
+-- name: startable_within_cap
+-- The NotStarted jobs that the per-tenant cap lets start now (of every tenant):
+-- each tenant's oldest, as many as it has places free, in the order they should start.
+SELECT tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id, start_turn
+FROM (
+    SELECT queued.*,
+        row_number() OVER (
+            PARTITION BY queued.tenant_id ORDER BY queued.start_turn, queued.create_time_ms, queued.job_instance_id
+        ) AS place
+    FROM job_instances AS queued
+    WHERE queued.status = 'NotStarted'
+) AS waiting
+WHERE waiting.place + (
+        SELECT count(*) FROM job_instances AS running
+        WHERE running.tenant_id = waiting.tenant_id AND running.status = 'InProgress'
+    ) <= %(max_running)s
+ORDER BY waiting.start_turn, waiting.create_time_ms
+LIMIT %(limit)s;
+
+-- name: startable_of_tenant
+-- As startable_within_cap, for one tenant: its oldest NotStarted jobs, as many as it has places free.
+SELECT tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id, start_turn
+FROM job_instances
+WHERE tenant_id = %(tenant_id)s AND status = 'NotStarted'
+ORDER BY start_turn, create_time_ms, job_instance_id
+LIMIT GREATEST(0, LEAST(%(limit)s, %(max_running)s - (
+    SELECT count(*) FROM job_instances
+    WHERE tenant_id = %(tenant_id)s AND status = 'InProgress'
+)));
 
 -- name: renew_executor_lease
 INSERT INTO executor_leases (owner, renewed_ms) VALUES (%(owner)s, %(at_ms)s)

@@ -5,7 +5,7 @@ FROM procrastinate_jobs
 WHERE lock = %(lock)s AND status = 'doing';
 
 -- name: not_started_without_queued_job
-SELECT concat_ws('/', tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id) AS key
+SELECT concat_ws('/', tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id) AS key, start_turn
 FROM job_instances AS job
 WHERE job.status = 'NotStarted'
     AND job.create_time_ms < %(before_ms)s
@@ -21,7 +21,39 @@ WHERE job.status = 'NotStarted'
                                        job.job_type, job.job_instance_id)
             AND running.status = 'doing'
     )
-ORDER BY job.create_time_ms
+ORDER BY job.start_turn, job.create_time_ms
+LIMIT %(limit)s;
+
+-- name: startable_without_queued_job
+-- As not_started_without_queued_job under --max-running-per-tenant: only the jobs the cap lets start now (each
+-- tenant's oldest, as many as it has places free); a job over the cap waits without a procrastinate job.
+SELECT concat_ws('/', tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id) AS key, start_turn
+FROM (
+    SELECT queued.*,
+        row_number() OVER (
+            PARTITION BY queued.tenant_id ORDER BY queued.start_turn, queued.create_time_ms, queued.job_instance_id
+        ) AS place
+    FROM job_instances AS queued
+    WHERE queued.status = 'NotStarted'
+) AS job
+WHERE job.place + (
+        SELECT count(*) FROM job_instances AS running
+        WHERE running.tenant_id = job.tenant_id AND running.status = 'InProgress'
+    ) <= %(max_running)s
+    AND job.create_time_ms < %(before_ms)s
+    AND NOT EXISTS (
+        SELECT 1 FROM procrastinate_jobs AS queued
+        WHERE queued.queueing_lock = concat_ws('/', job.tenant_id, job.workspace_id, job.item_type, job.item_id,
+                                               job.job_type, job.job_instance_id)
+            AND queued.status = 'todo'
+    )
+    AND NOT EXISTS (
+        SELECT 1 FROM procrastinate_jobs AS running
+        WHERE running.lock = concat_ws('/', job.tenant_id, job.workspace_id, job.item_type, job.item_id,
+                                       job.job_type, job.job_instance_id)
+            AND running.status = 'doing'
+    )
+ORDER BY job.start_turn, job.create_time_ms
 LIMIT %(limit)s;
 
 -- name: publish_job_types

@@ -13,12 +13,19 @@ INSERT INTO schema_migrations (version, applied_at_ms) VALUES (:version, :applie
 -- name: insert_job
 INSERT INTO job_instances (
     tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id,
-    status, invoke_type, creation_payload, create_time_ms, trace_context, caller
+    status, invoke_type, creation_payload, create_time_ms, trace_context, caller, start_turn
 )
 VALUES (
     :tenant_id, :workspace_id, :item_type, :item_id, :job_type, :job_instance_id,
     'NotStarted', :invoke_type, :creation_payload, :create_time_ms, :trace_context,
-    :caller
+    :caller,
+    -- Its turn among every tenant's queued jobs (migration 0070): after its tenant's last, never before the first.
+    max(
+        (SELECT coalesce(min(start_turn), 0) FROM job_instances INDEXED BY job_instances_queued_in_turn
+         WHERE status = 'NotStarted'),
+        (SELECT coalesce(max(start_turn) + 1, 0) FROM job_instances INDEXED BY job_instances_queued_by_tenant
+         WHERE tenant_id = :tenant_id AND status = 'NotStarted')
+    )
 )
 ON CONFLICT DO NOTHING
 RETURNING *;
@@ -53,6 +60,32 @@ WHERE tenant_id = :tenant_id AND workspace_id = :workspace_id AND item_type = :i
     AND item_id = :item_id AND job_type = :job_type AND job_instance_id = :job_instance_id
     AND status IN (SELECT value FROM json_each(:expected_statuses))
     AND status NOT IN ('Completed', 'Failed', 'Cancelled')
+RETURNING *;
+
+-- name: claim_within_cap
+-- NotStarted -> InProgress only while the tenant has fewer than :max_running jobs running and no older queued job
+-- that the cap lets start first (SQLite has one writer: the counts are those the update sees). Without the
+-- statistics of ANALYZE, SQLite would count through the status index, every tenant's rows: INDEXED BY says which.
+UPDATE job_instances
+SET status = 'InProgress',
+    start_time_ms = :at_ms,
+    owner = :owner,
+    heartbeat_ms = :at_ms,
+    version = version + 1
+WHERE tenant_id = :tenant_id AND workspace_id = :workspace_id AND item_type = :item_type
+    AND item_id = :item_id AND job_type = :job_type AND job_instance_id = :job_instance_id
+    AND status = 'NotStarted'
+    AND (SELECT count(*) FROM (
+            SELECT 1 FROM job_instances AS running INDEXED BY job_instances_running_by_tenant
+            WHERE running.tenant_id = :tenant_id AND running.status = 'InProgress'
+            LIMIT :max_running))
+        + (SELECT count(*) FROM (
+            SELECT 1 FROM job_instances AS older INDEXED BY job_instances_queued_by_tenant
+            WHERE older.tenant_id = :tenant_id AND older.status = 'NotStarted'
+                AND (older.start_turn, older.create_time_ms, older.job_instance_id)
+                    < (job_instances.start_turn, job_instances.create_time_ms, job_instances.job_instance_id)
+            LIMIT :max_running))
+        < :max_running
 RETURNING *;
 
 -- name: move_to_terminal
@@ -94,12 +127,43 @@ ORDER BY create_time_ms DESC, job_instance_id DESC, workspace_id DESC,
     item_type DESC, item_id DESC, job_type DESC
 LIMIT :limit;
 
--- name: keys_with_status
-SELECT tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id
-FROM job_instances
-WHERE status = :status
-ORDER BY create_time_ms, tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id
+-- name: queued_in_turn
+-- The NotStarted jobs, in the order they should start: by turn (migration 0070), then oldest first.
+SELECT tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id, start_turn
+FROM job_instances INDEXED BY job_instances_queued_in_turn
+WHERE status = 'NotStarted'
+ORDER BY start_turn, create_time_ms
 LIMIT :limit;
+
+-- name: startable_within_cap
+-- The NotStarted jobs that the per-tenant cap lets start now (of every tenant):
+-- each tenant's oldest, as many as it has places free, in the order they should start.
+SELECT tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id, start_turn
+FROM (
+    SELECT queued.*,
+        row_number() OVER (
+            PARTITION BY queued.tenant_id ORDER BY queued.start_turn, queued.create_time_ms, queued.job_instance_id
+        ) AS place
+    FROM job_instances AS queued INDEXED BY job_instances_queued_by_tenant
+    WHERE queued.status = 'NotStarted'
+) AS waiting
+WHERE waiting.place + (
+        SELECT count(*) FROM job_instances AS running INDEXED BY job_instances_running_by_tenant
+        WHERE running.tenant_id = waiting.tenant_id AND running.status = 'InProgress'
+    ) <= :max_running
+ORDER BY waiting.start_turn, waiting.create_time_ms
+LIMIT :limit;
+
+-- name: startable_of_tenant
+-- As startable_within_cap, for one tenant: its oldest NotStarted jobs, as many as it has places free.
+SELECT tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id, start_turn
+FROM job_instances INDEXED BY job_instances_queued_by_tenant
+WHERE tenant_id = :tenant_id AND status = 'NotStarted'
+ORDER BY start_turn, create_time_ms, job_instance_id
+LIMIT max(0, min(:limit, :max_running - (
+    SELECT count(*) FROM job_instances INDEXED BY job_instances_running_by_tenant
+    WHERE tenant_id = :tenant_id AND status = 'InProgress'
+)));
 
 -- name: renew_executor_lease
 INSERT INTO executor_leases (owner, renewed_ms) VALUES (:owner, :at_ms)
