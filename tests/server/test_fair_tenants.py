@@ -135,8 +135,9 @@ async def test_another_tenants_job_starts_in_the_next_round_not_after_the_backlo
     jobs.tenant_gauge.release(a[0].job_instance_id)
     jobs.tenant_gauge.release(a[1].job_instance_id)
 
-    # Each place that frees goes to the next tenant in turn: A's next job, then B's, then A's again.
-    assert (await started(4))[2:] == [a[2].job_instance_id, b.job_instance_id]
+    # The two places that free go to the next tenant in turn: A's next job and B's (in either order: two places
+    # free at once, and on PostgreSQL two worker slots fetch concurrently), never two of A's.
+    assert set((await started(4))[2:]) == {a[2].job_instance_id, b.job_instance_id}
     assert await statuses(server.stub, a[3:]) == [NOT_STARTED] * 3, "B did not wait for A's backlog"
     for key in [*a, b]:
         jobs.tenant_gauge.release(key.job_instance_id)
