@@ -19,6 +19,13 @@ JobServices and loaded by real processes too:
   messageParameters ["x"]); CRASHES "crashes": raises RuntimeError (JobExecutionFailed).
 - VALIDATED "validated": the demo's payload validator, then Completed; RECORDS_PAYLOAD "recordsPayload": keeps
   its payload in `payloads`.
+- REPORTS_PROGRESS "reportsProgress", REPORTS_PROGRESS_THREAD "reportsProgressThread" (plain): report each
+  [percent, message] of `reports` (default [[50, "halfway"]]), then wait on the token for `delaySeconds` (default
+  3600): Completed, or Cancelled once told.
+- FLOODS_PROGRESS "floodsProgress", FLOODS_PROGRESS_THREAD "floodsProgressThread" (plain): report progress
+  `count` times (default 20000) as fast as they can (the async one lets the loop run every 100 reports), then
+  FINAL_PERCENT with FINAL_MESSAGE, and return: Completed.
+- BAD_PROGRESS "badProgress": report `percent` and `message` as given (ValueError for bad ones: Failed).
 
 Every handler, as it starts, counts its job instance id in `runs` (this process) and appends it as one line to
 the file named by FABRIC_JOBS_TEST_RUN_LOG when that is set (every process): read it with `read_run_log`.
@@ -52,12 +59,19 @@ FAILS = "fails"
 CRASHES = "crashes"
 VALIDATED = "validated"
 RECORDS_PAYLOAD = "recordsPayload"
+REPORTS_PROGRESS = "reportsProgress"
+REPORTS_PROGRESS_THREAD = "reportsProgressThread"
+FLOODS_PROGRESS = "floodsProgress"
+FLOODS_PROGRESS_THREAD = "floodsProgressThread"
+BAD_PROGRESS = "badProgress"
 
 DELAY_FIELD = "delaySeconds"
 RUN_LOG_VARIABLE = "FABRIC_JOBS_TEST_RUN_LOG"
 FAILED_ERROR_CODE = "ForecastFailed"
 LONG_SECONDS = 3600.0
 THREAD_STEP_SECONDS = 0.02
+FINAL_PERCENT = 100.0
+FINAL_MESSAGE = "done"
 
 registry = JobRegistry()
 runs: Counter[str] = Counter()
@@ -170,3 +184,50 @@ async def validated(ctx: JobContext) -> None:
 async def records_payload(ctx: JobContext) -> None:
     started(ctx)
     payloads[ctx.key.job_instance_id] = ctx.payload
+
+
+def reports_of(ctx: JobContext) -> list[tuple[float, str]]:
+    return [(percent, message) for percent, message in ctx.payload.get("reports", [[50, "halfway"]])]
+
+
+@registry.job(ITEM_TYPE, REPORTS_PROGRESS)
+async def reports_progress(ctx: JobContext) -> None:
+    started(ctx)
+    for percent, message in reports_of(ctx):
+        ctx.report_progress(percent, message)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(ctx.cancellation.wait(), delay_of(ctx, LONG_SECONDS))
+
+
+@registry.job(ITEM_TYPE, REPORTS_PROGRESS_THREAD)
+def reports_progress_thread(ctx: JobContext) -> None:
+    started(ctx)
+    for percent, message in reports_of(ctx):
+        ctx.report_progress(percent=percent, message=message)
+    ctx.cancellation.wait_blocking(delay_of(ctx, LONG_SECONDS))
+
+
+@registry.job(ITEM_TYPE, FLOODS_PROGRESS)
+async def floods_progress(ctx: JobContext) -> None:
+    started(ctx)
+    count = int(ctx.payload.get("count", 20_000))
+    for step in range(count):
+        ctx.report_progress(step * 100 / count, f"step {step}")
+        if step % 100 == 0:
+            await asyncio.sleep(0)
+    ctx.report_progress(FINAL_PERCENT, FINAL_MESSAGE)
+
+
+@registry.job(ITEM_TYPE, FLOODS_PROGRESS_THREAD)
+def floods_progress_thread(ctx: JobContext) -> None:
+    started(ctx)
+    count = int(ctx.payload.get("count", 20_000))
+    for step in range(count):
+        ctx.report_progress(step * 100 / count, f"step {step}")
+    ctx.report_progress(FINAL_PERCENT, FINAL_MESSAGE)
+
+
+@registry.job(ITEM_TYPE, BAD_PROGRESS)
+async def bad_progress(ctx: JobContext) -> None:
+    started(ctx)
+    ctx.report_progress(ctx.payload.get("percent"), ctx.payload.get("message"))

@@ -19,6 +19,7 @@ __all__ = [
     "JobRecord",
     "JobStatus",
     "NewJob",
+    "Progress",
     "Transition",
     "now_ms",
 ]
@@ -50,6 +51,18 @@ class NewJob:
 
 
 @dataclass(frozen=True, slots=True)
+class Progress:
+    """What a running job's handler last reported of its progress (each report replaces the whole)."""
+
+    percent: float | None
+    """0 to 100; None when the report gave only a message."""
+    message: str
+    """Empty when the report gave only a percent."""
+    at_ms: int
+    """When the handler reported it."""
+
+
+@dataclass(frozen=True, slots=True)
 class JobRecord:
     """A stored job instance. Times are milliseconds since the Unix epoch, UTC."""
 
@@ -68,6 +81,8 @@ class JobRecord:
     """1 when created, one more at each change of the row: a watch yields the record when it moves."""
     trace_context: str | None = None
     caller: Caller | None = None
+    progress: Progress | None = None
+    """None until the handler first reports its progress; kept once the job ends."""
 
 
 @dataclass(frozen=True, slots=True)

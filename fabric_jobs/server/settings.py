@@ -26,6 +26,8 @@ class ServiceSettings:
     """Plain (non-async) handlers run in a pool of this many threads."""
     worker_concurrency: int = 32
     """On PostgreSQL, how many jobs one worker runs at once."""
+    progress_interval: float = 1.0
+    """A running job's progress reports are written at most once per this many seconds (the newest report then)."""
     max_payload_bytes: int = 65536
     """The largest creationPayload accepted, as compact JSON."""
     retention_seconds: float = DEFAULT_RETENTION_SECONDS

@@ -11,7 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from fabric_jobs.errors import ErrorDetails
-from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, NewJob, Transition
+from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, NewJob, Progress, Transition
 from fabric_jobs.server.store.base import JobFilter, ListQuery, SearchQuery, StoreError
 from fabric_jobs.server.store.connector import Connector
 from fabric_jobs.server.store.error_column import error_to_column
@@ -23,6 +23,7 @@ from fabric_jobs.server.store.rows import (
     list_params,
     new_job_params,
     page_key,
+    progress_params,
     record_from_row,
     search_page_key,
     search_params,
@@ -110,6 +111,14 @@ class JobStore:
             "expected_statuses": self.connector.status_set(expected),
         }
         rows = await self.connector.run(transition_query(new), params, announce=True)
+        return record_from_row(rows[0], key) if rows else None
+
+    async def report_progress(self, key: JobKey, owner: str, progress: Progress) -> JobRecord | None:
+        """Store the handler's progress report while the job is InProgress on executor `owner`: one statement that
+        replaces the job's progress and bumps its version (a watch sees the change), never touching its status.
+        Returns the updated record, or None when the job is not (or no longer) running there: the report is
+        dropped and a transition that got there first stands."""
+        rows = await self.connector.run("report_progress", progress_params(key, owner, progress), announce=True)
         return record_from_row(rows[0], key) if rows else None
 
     async def cancel(self, key: JobKey, at_ms: int) -> JobRecord | None:
