@@ -7,6 +7,8 @@ prints the manifest's <JobScheduler>; the short name is left out of it). Its cre
 - durationSeconds: how long the job runs (number, 0 to 86400, default 10);
 - outcome: "Completed" (default) or "Failed";
 - ignoreCancellation: true to ignore the cancellation token, which shows the forced stop.
+
+While it runs it reports its progress every PROGRESS_STEP_SECONDS (`fabric-jobs jobs watch` and the console show it).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ ITEM_TYPE = "Contoso.FinanceAnalytics.Forecast"
 JOB_TYPE = "calculateForecast"
 FULL_JOB_TYPE = f"{ITEM_TYPE}.CalculateForecast"
 MAX_DURATION_SECONDS = 86400.0
+PROGRESS_STEP_SECONDS = 1.0
 
 registry = JobRegistry()
 
@@ -44,14 +47,20 @@ def validate_forecast(payload: Mapping[str, Any]) -> None:
 async def calculate_forecast(ctx: JobContext) -> None:
     duration = float(ctx.payload.get("durationSeconds", 10))
     ctx.logger.info("forecast %s: running for %.1fs", ctx.key.job_instance_id, duration)
-    if ctx.payload.get("ignoreCancellation", False):
-        await asyncio.sleep(duration)
-    else:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while (elapsed := loop.time() - started) < duration:
+        ctx.report_progress(round(elapsed * 100 / duration, 1), f"forecasting: {elapsed:.0f} of {duration:g} s")
+        step = min(PROGRESS_STEP_SECONDS, duration - elapsed)
+        if ctx.payload.get("ignoreCancellation", False):
+            await asyncio.sleep(step)
+            continue
         try:
-            await asyncio.wait_for(ctx.cancellation.wait(), duration)
+            await asyncio.wait_for(ctx.cancellation.wait(), step)
             ctx.logger.info("forecast %s: cancelled", ctx.key.job_instance_id)
             return
         except TimeoutError:
             pass
     if ctx.payload.get("outcome", "Completed") == "Failed":
         raise JobFailed("The forecast failed, as its creationPayload asked.", error_code="ForecastFailed")
+    ctx.report_progress(100, "forecast ready")
