@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from fabric_jobs import JobContext
+from fabric_jobs.cancellation import CancellationToken
 from fabric_jobs.keys import KEY_FIELDS
+from fabric_jobs.registry import MAX_PROGRESS_MESSAGE_LENGTH
 from fabric_jobs.server.backend import open_store
-from fabric_jobs.server.cancellation import CancellationToken
+from fabric_jobs.server.lifecycle.retention import purge
 from fabric_jobs.server.model import InvokeType, JobKey, JobStatus, Progress
-from fabric_jobs.server.registry import MAX_PROGRESS_MESSAGE_LENGTH
-from fabric_jobs.server.retention import purge
 from fabric_jobs.server.store import JobFilter, JobStore
 from fabric_jobs.v1 import admin_service_pb2 as admin_pb
 from fabric_jobs.v1 import admin_service_pb2_grpc as admin_grpc

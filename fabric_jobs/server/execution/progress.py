@@ -15,9 +15,9 @@ import logging
 import threading
 
 from fabric_jobs.observability import metrics
-from fabric_jobs.server.changes import ChangeFeed
 from fabric_jobs.server.model import JobKey, Progress, now_ms
 from fabric_jobs.server.store import JobStore, StoreError
+from fabric_jobs.server.store.changes import ChangeFeed
 
 logger = logging.getLogger(__name__)
 
