@@ -26,6 +26,7 @@ pytestmark = pytest.mark.fabric_jobs(registry="fabric_jobs.demo:registry", cance
         ({"durationSeconds": True}, "durationSeconds"),
         ({"outcome": "Maybe"}, "outcome"),
         ({"ignoreCancellation": "yes"}, "ignoreCancellation"),
+        ({"progressSeconds": -1}, "progressSeconds"),
         ({"colour": "blue"}, "colour"),
     ],
 )
@@ -73,3 +74,20 @@ def test_a_forecast_ignoring_its_cancel_is_stopped_after_the_grace(fabric_jobs_s
     assert fabric_jobs_service.cancel(job)["status"] == "InProgress"
     state = fabric_jobs_service.wait_for(job, "Cancelled", timeout=5.0)
     assert "endTimeUtc" in state
+
+
+def test_a_forecast_reports_its_progress_unless_told_not_to(
+    fabric_jobs_service: FabricJobsService, fabric_jobs_stub: pb_grpc.JobServiceStub
+) -> None:
+    reporting = fabric_jobs_service.create(
+        demo.ITEM_TYPE, demo.JOB_TYPE, {"durationSeconds": 0.3, "progressSeconds": 0.1}
+    )
+    silent = fabric_jobs_service.create(demo.ITEM_TYPE, demo.JOB_TYPE, {"durationSeconds": 0.3, "progressSeconds": 0})
+    for job in (reporting, silent):
+        state = fabric_jobs_service.wait_for(job, "Completed")
+        assert set(state) == {"status", "startTimeUtc", "endTimeUtc"}  # Fabric's state has no progress
+
+    reported = fabric_jobs_stub.GetJobInstance(pb.GetJobInstanceRequest(key=reporting.key)).job_instance
+    unreported = fabric_jobs_stub.GetJobInstance(pb.GetJobInstanceRequest(key=silent.key)).job_instance
+    assert (reported.progress.percent, reported.progress.message) == (100, "forecast ready")
+    assert not unreported.HasField("progress")
