@@ -28,6 +28,7 @@ from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 from tests import jobs
 from tests.conftest import ServerFactory, new_key, wait_for_status
+from tests.harness import eventually
 from tests.server.store_data import (
     CANCELLED,
     COMPLETED,
@@ -341,3 +342,25 @@ async def test_the_admin_change_watch_sees_progress(start_server: ServerFactory)
     assert job.progress.percent == 33
     await running.stub.CancelJobInstance(pb.CancelJobInstanceRequest(key=key))
     await wait_for_status(running.stub, key, CANCELLED_PB)
+
+
+async def test_a_handler_flooding_progress_and_ignoring_its_cancel_still_ends_cancelled(
+    start_server: ServerFactory,
+) -> None:
+    running = await start_server(jobs.registry, progress_interval=INTERVAL)
+    key = await create(running.stub, jobs.FLOODS_PROGRESS_THREAD, {"count": 10**12})
+
+    async def reporting() -> pb.JobInstance | None:
+        job = (await running.stub.GetJobInstance(pb.GetJobInstanceRequest(key=key))).job_instance
+        return job if job.progress.message.startswith("step ") else None
+
+    await eventually(reporting, what="the handler's progress")
+    await running.stub.CancelJobInstance(pb.CancelJobInstanceRequest(key=key))
+    ended = await wait_for_status(running.stub, key, CANCELLED_PB, within=10)  # stopped by force after the grace
+
+    assert ended.progress.message.startswith("step ")
+    history = await admin_grpc.AdminServiceStub(running.channel).ListJobInstanceTransitions(
+        admin_pb.ListJobInstanceTransitionsRequest(key=key)
+    )
+    assert history.job_instance.status == CANCELLED_PB
+    assert [step.status for step in history.transitions][-1] == CANCELLED_PB

@@ -65,7 +65,8 @@ class ProgressWriter:
         if _on_loop(self._loop):
             self._start_flusher()
         else:
-            self._loop.call_soon_threadsafe(self._start_flusher)
+            with contextlib.suppress(RuntimeError):  # the loop closed under a thread stopped by force: dropped
+                self._loop.call_soon_threadsafe(self._start_flusher)
 
     async def close(self) -> None:
         """Take no more reports; write the one waiting now (waiting for a write under way). Never raises."""
