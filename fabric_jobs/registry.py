@@ -100,7 +100,7 @@ class JobContext:
 
         One plain method for async handlers and plain ones alike: it returns at once, never waits for the database,
         and may be called from the event loop or from a handler's thread. Reports are written in the background, at
-        most one per job per interval (`progress_interval`, 1 s by default): a report that comes before the next
+        most one per job per interval (`--progress-interval`, 1 s by default): a report that comes before the next
         write replaces the one waiting, so a tight loop costs one write per interval, and the last report is always
         written, before the job's end is recorded. Raises ValueError for a percent outside 0..100 (or not a number),
         a message too long (or not text), or neither given."""
