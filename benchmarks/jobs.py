@@ -27,9 +27,9 @@ from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 
 NAMESPACE = uuid.UUID("3b0f6a52-2c57-4d0e-8f43-7e1c0a9d5b21")
-RUNNING_PAYLOAD: dict[str, float] = {"durationSeconds": 3600}
-QUICK_PAYLOAD: dict[str, float] = {"durationSeconds": 0}
-RUNNING_PAYLOAD_JSON = '{"durationSeconds":3600}'
+RUNNING_PAYLOAD: dict[str, float] = {"durationSeconds": 3600, "progressSeconds": 0}
+QUICK_PAYLOAD: dict[str, float] = {"durationSeconds": 0, "progressSeconds": 0}
+RUNNING_PAYLOAD_JSON = '{"durationSeconds":3600,"progressSeconds":0}'
 CREATE_CONCURRENCY = 32
 FILL_BATCH = 100_000
 START_TIMEOUT_SECONDS = 120.0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from fabric_jobs.client import Counts, JobState, Transition
+from fabric_jobs.client import Counts, JobProgress, JobState, Transition
 from fabric_jobs.identity import Caller
 from fabric_jobs.keys import KEY_PARTS, JobKey
 from fabric_jobs.rest_bridge.errors import error_body
@@ -41,7 +41,17 @@ def job_json(job: JobState) -> dict[str, Any]:
         document["errorDetails"] = error_body(job.error_details)
     if job.caller is not None:
         document["caller"] = caller_json(job.caller)
+    if job.progress is not None:
+        document["progress"] = progress_json(job.progress)
     return document
+
+
+def progress_json(progress: JobProgress) -> dict[str, Any]:
+    """What the handler last reported: percent (left out when it gave none), message, when."""
+    fields: dict[str, Any] = {"message": progress.message, "updateTimeUtc": format_datetime(progress.update_time)}
+    if progress.percent is not None:
+        fields["percent"] = progress.percent
+    return fields
 
 
 def caller_json(caller: Caller) -> dict[str, str]:

@@ -22,9 +22,10 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args
 
 from fabric_jobs.cancellation import CancellationToken
 from fabric_jobs.errors import ErrorCode, ErrorDetails, ErrorSource, ExtendedInfo
@@ -33,6 +34,41 @@ from fabric_jobs.keys import JobKey
 from fabric_jobs.on_behalf_of.credential import scopes_of
 from fabric_jobs.on_behalf_of.tokens import NOT_CONFIGURED, TokenSource
 from fabric_jobs.status import InvokeType
+
+MAX_PROGRESS_MESSAGE_LENGTH = 500
+"""The longest progress message a handler may report, in characters."""
+
+
+class ProgressSink(Protocol):
+    """Where a context's progress reports go, validated (the executor's writer; by default, nowhere)."""
+
+    def __call__(self, percent: float | None, message: str) -> None: ...
+
+
+def discard_progress(percent: float | None, message: str) -> None:
+    """The progress sink of a context made outside the service (a handler's unit test): reports are checked, then
+    dropped."""
+
+
+def checked_progress(percent: object, message: object) -> tuple[float | None, str]:
+    """A progress report as it is stored: percent a number from 0 to 100 (or None), message text of at most
+    MAX_PROGRESS_MESSAGE_LENGTH characters (None: empty); at least one given. Raises ValueError saying what is wrong."""
+    if percent is None and not message:
+        raise ValueError("report_progress needs a percent, a message or both")
+    if percent is not None:
+        if isinstance(percent, bool) or not isinstance(percent, int | float):
+            raise ValueError(f"progress percent must be a number from 0 to 100, not {type(percent).__name__}")
+        if not (math.isfinite(percent) and 0 <= percent <= 100):
+            raise ValueError(f"progress percent must be from 0 to 100, not {percent!r}")
+    if message is None:
+        message = ""
+    if not isinstance(message, str):
+        raise ValueError(f"progress message must be text, not {type(message).__name__}")
+    if len(message) > MAX_PROGRESS_MESSAGE_LENGTH:
+        raise ValueError(
+            f"progress message must be at most {MAX_PROGRESS_MESSAGE_LENGTH} characters, not {len(message)}"
+        )
+    return (None if percent is None else float(percent)), message
 
 
 @dataclass(frozen=True)
@@ -43,6 +79,9 @@ class JobContext:
     For jobs that act for the user: `caller`, who asked (None for a job created without a user); `credential`,
     azure-core's token credential on the user's behalf (sync for plain handlers, async for async ones), for
     any Azure SDK client; and `await ctx.access_token(*scopes)`, a token's text. Both raise TokenUnavailable.
+
+    `ctx.report_progress(percent, message)` tells how far the job has come (gRPC, the CLI, the console show it;
+    Fabric's REST state does not).
     """
 
     key: JobKey
@@ -53,6 +92,19 @@ class JobContext:
     caller: Caller | None = None
     credential: Any = field(default=None, repr=False)
     tokens: TokenSource = field(default=NOT_CONFIGURED, repr=False)
+    progress_sink: ProgressSink = field(default=discard_progress, repr=False)
+
+    def report_progress(self, percent: float | None = None, message: str | None = None) -> None:
+        """Report how far the job has come: `percent`, a number from 0 to 100, and/or `message`, at most 500
+        characters. Each report replaces the previous one whole (a report without a percent shows none).
+
+        One plain method for async handlers and plain ones alike: it returns at once, never waits for the database,
+        and may be called from the event loop or from a handler's thread. Reports are written in the background, at
+        most one per job per interval (`--progress-interval`, 1 s by default): a report that comes before the next
+        write replaces the one waiting, so a tight loop costs one write per interval, and the last report is always
+        written, before the job's end is recorded. Raises ValueError for a percent outside 0..100 (or not a number),
+        a message too long (or not text), or neither given."""
+        self.progress_sink(*checked_progress(percent, message))
 
     async def access_token(self, *scopes: str) -> str:
         """A token for `scopes` (e.g. "https://storage.azure.com/.default") on behalf of the job's user, from

@@ -30,6 +30,13 @@ JobServices and loaded by real processes too:
   once, and the order jobs started in), then ends once the test releases it (`tenant_gauge.release`) or after
   `delaySeconds` when the payload has one; Cancelled when told. With FABRIC_JOBS_TEST_GAUGE_LOG set (every
   process), it also appends `+tenant` as it starts and `-tenant` as it ends: `most_running_in_gauge_log`.
+- REPORTS_PROGRESS "reportsProgress", REPORTS_PROGRESS_THREAD "reportsProgressThread" (plain): report each
+  [percent, message] of `reports` (default [[50, "halfway"]]), then wait on the token for `delaySeconds` (default
+  3600): Completed, or Cancelled once told.
+- FLOODS_PROGRESS "floodsProgress", FLOODS_PROGRESS_THREAD "floodsProgressThread" (plain): report progress
+  `count` times (default 20000) as fast as they can (the async one lets the loop run every 100 reports), then
+  FINAL_PERCENT with FINAL_MESSAGE, and return: Completed.
+- BAD_PROGRESS "badProgress": report `percent` and `message` as given (ValueError for bad ones: Failed).
 
 Every handler, as it starts, counts its job instance id in `runs` (this process) and appends it as one line to
 the file named by FABRIC_JOBS_TEST_RUN_LOG when that is set (every process): read it with `read_run_log`.
@@ -74,6 +81,11 @@ CRASHES = "crashes"
 VALIDATED = "validated"
 RECORDS_PAYLOAD = "recordsPayload"
 GAUGED = "gauged"
+REPORTS_PROGRESS = "reportsProgress"
+REPORTS_PROGRESS_THREAD = "reportsProgressThread"
+FLOODS_PROGRESS = "floodsProgress"
+FLOODS_PROGRESS_THREAD = "floodsProgressThread"
+BAD_PROGRESS = "badProgress"
 
 DELAY_FIELD = "delaySeconds"
 RUN_LOG_VARIABLE = "FABRIC_JOBS_TEST_RUN_LOG"
@@ -81,6 +93,8 @@ GAUGE_LOG_VARIABLE = "FABRIC_JOBS_TEST_GAUGE_LOG"
 FAILED_ERROR_CODE = "ForecastFailed"
 LONG_SECONDS = 3600.0
 THREAD_STEP_SECONDS = 0.02
+FINAL_PERCENT = 100.0
+FINAL_MESSAGE = "done"
 
 FAILURE = JobFailed(
     "the forecast could not be computed",
@@ -363,3 +377,50 @@ def gauged(ctx: JobContext) -> None:
             pass
     finally:
         tenant_gauge.leave(ctx.key.tenant_id)
+
+
+def reports_of(ctx: JobContext) -> list[tuple[float, str]]:
+    return [(percent, message) for percent, message in ctx.payload.get("reports", [[50, "halfway"]])]
+
+
+@registry.job(ITEM_TYPE, REPORTS_PROGRESS)
+async def reports_progress(ctx: JobContext) -> None:
+    started(ctx)
+    for percent, message in reports_of(ctx):
+        ctx.report_progress(percent, message)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(ctx.cancellation.wait(), delay_of(ctx, LONG_SECONDS))
+
+
+@registry.job(ITEM_TYPE, REPORTS_PROGRESS_THREAD)
+def reports_progress_thread(ctx: JobContext) -> None:
+    started(ctx)
+    for percent, message in reports_of(ctx):
+        ctx.report_progress(percent=percent, message=message)
+    ctx.cancellation.wait_blocking(delay_of(ctx, LONG_SECONDS))
+
+
+@registry.job(ITEM_TYPE, FLOODS_PROGRESS)
+async def floods_progress(ctx: JobContext) -> None:
+    started(ctx)
+    count = int(ctx.payload.get("count", 20_000))
+    for step in range(count):
+        ctx.report_progress(step * 100 / count, f"step {step}")
+        if step % 100 == 0:
+            await asyncio.sleep(0)
+    ctx.report_progress(FINAL_PERCENT, FINAL_MESSAGE)
+
+
+@registry.job(ITEM_TYPE, FLOODS_PROGRESS_THREAD)
+def floods_progress_thread(ctx: JobContext) -> None:
+    started(ctx)
+    count = int(ctx.payload.get("count", 20_000))
+    for step in range(count):
+        ctx.report_progress(step * 100 / count, f"step {step}")
+    ctx.report_progress(FINAL_PERCENT, FINAL_MESSAGE)
+
+
+@registry.job(ITEM_TYPE, BAD_PROGRESS)
+async def bad_progress(ctx: JobContext) -> None:
+    started(ctx)
+    ctx.report_progress(ctx.payload.get("percent"), ctx.payload.get("message"))

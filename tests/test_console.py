@@ -114,6 +114,31 @@ def test_a_job_created_over_rest_appears_live_and_the_cancel_button_cancels_it(
     page.close()
 
 
+def test_a_running_jobs_progress_moves_live_in_the_table_and_the_detail(
+    browser: Browser, console: tuple[Serve, str]
+) -> None:
+    serve, url = console
+    page = open_console(browser, url)
+    expect(page.locator("#live")).to_have_text("live")
+
+    job = create_over_rest(serve)  # the demo job reports its progress every second
+    row = page.locator(f'tr[data-key$="/{job}"]')
+    shown = row.locator(".progress-text")
+    expect(shown).to_have_text(re.compile(r"^[0-9.]+% forecasting: \d+ of 600 s$"))
+    first = shown.inner_text()
+    expect(shown).not_to_have_text(first)  # the next report arrives by the change stream, without a reload
+    assert 0 < float(row.locator("progress").get_attribute("value") or "0") <= 100
+    row.click()
+    expect(page.locator("#detail-fields")).to_contain_text(re.compile(r"Progress[0-9.]+% forecasting: "))
+    expect(page.locator("#detail-history li")).to_have_count(2)  # a report is not a step of the history
+
+    httpx.post(job_url(serve, job) + "/cancel", headers=HEADERS)
+    expect(row.locator(".status")).to_have_text("Cancelled")
+    expect(row.locator(".progress")).to_have_count(0)
+    expect(page.locator("#detail-fields")).to_contain_text("forecasting: ")  # kept with the job
+    page.close()
+
+
 def test_keeping_a_job_running_at_the_confirmation_cancels_nothing(
     browser: Browser, console: tuple[Serve, str]
 ) -> None:

@@ -9,6 +9,8 @@ import pytest
 from google.protobuf import struct_pb2
 
 from fabric_jobs import demo
+from fabric_jobs.client import SyncJobsClient
+from fabric_jobs.client.results import time_from_pb
 from fabric_jobs.testing import FabricJobsService, JobRef
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
@@ -26,6 +28,7 @@ pytestmark = pytest.mark.fabric_jobs(registry="fabric_jobs.demo:registry", cance
         ({"durationSeconds": True}, "durationSeconds"),
         ({"outcome": "Maybe"}, "outcome"),
         ({"ignoreCancellation": "yes"}, "ignoreCancellation"),
+        ({"progressSeconds": -1}, "progressSeconds"),
         ({"colour": "blue"}, "colour"),
     ],
 )
@@ -73,3 +76,25 @@ def test_a_forecast_ignoring_its_cancel_is_stopped_after_the_grace(fabric_jobs_s
     assert fabric_jobs_service.cancel(job)["status"] == "InProgress"
     state = fabric_jobs_service.wait_for(job, "Cancelled", timeout=5.0)
     assert "endTimeUtc" in state
+
+
+def test_a_forecast_reports_its_progress_unless_told_not_to(
+    fabric_jobs_service: FabricJobsService, fabric_jobs_stub: pb_grpc.JobServiceStub, fabric_jobs_client: SyncJobsClient
+) -> None:
+    reporting = fabric_jobs_service.create(
+        demo.ITEM_TYPE, demo.JOB_TYPE, {"durationSeconds": 0.3, "progressSeconds": 0.1}
+    )
+    silent = fabric_jobs_service.create(demo.ITEM_TYPE, demo.JOB_TYPE, {"durationSeconds": 0.3, "progressSeconds": 0})
+    for job in (reporting, silent):
+        state = fabric_jobs_service.wait_for(job, "Completed")
+        assert set(state) == {"status", "startTimeUtc", "endTimeUtc"}  # Fabric's state has no progress
+
+    reported = fabric_jobs_stub.GetJobInstance(pb.GetJobInstanceRequest(key=reporting.key)).job_instance
+    unreported = fabric_jobs_stub.GetJobInstance(pb.GetJobInstanceRequest(key=silent.key)).job_instance
+    assert (reported.progress.percent, reported.progress.message) == (100, "forecast ready")
+    assert not unreported.HasField("progress")
+    progress = fabric_jobs_client.get(reporting.job_key).progress
+    assert progress is not None
+    assert (progress.percent, progress.message) == (100.0, "forecast ready")
+    assert progress.update_time == time_from_pb(reported.progress.update_time)
+    assert fabric_jobs_client.get(silent.job_key).progress is None

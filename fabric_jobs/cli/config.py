@@ -199,6 +199,7 @@ def _service_settings(args: argparse.Namespace) -> ServiceSettings:
         cancel_grace=args.cancel_grace,
         shutdown_grace=args.shutdown_grace,
         lease_seconds=args.lease_seconds,
+        progress_interval=args.progress_interval,
         max_threads=args.max_threads,
         max_running_per_tenant=args.max_running_per_tenant,
         worker_concurrency=getattr(args, "concurrency", defaults.worker_concurrency),

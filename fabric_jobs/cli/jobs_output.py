@@ -28,6 +28,16 @@ def _caller(caller: object) -> str:
     return f"{who}, tenant {caller['tenantId']}, app {caller['appId']}"
 
 
+def _progress(progress: object) -> str | None:
+    """`62.5% crunching numbers`, as the handler last reported it; None when it has not."""
+    if not isinstance(progress, dict):
+        return None
+    parts = [f"{progress['percent']:g}%"] if "percent" in progress else []
+    if progress["message"]:
+        parts.append(str(progress["message"]))
+    return " ".join(parts)
+
+
 def table(instances: Sequence[JobState]) -> str:
     rows = [TABLE_COLUMNS]
     for instance in instances:
@@ -62,6 +72,9 @@ def card(instance: JobState, transitions: Sequence[Transition] = ()) -> str:
         ("Ended", job.get("endTimeUtc", "-")),
         ("Asked by", _caller(job.get("caller"))),
     ]
+    progress = _progress(job.get("progress"))
+    if progress is not None:
+        lines.insert(2, ("Progress", f"{progress} (at {job['progress']['updateTimeUtc']})"))
     error = job.get("errorDetails")
     if isinstance(error, dict):
         permanence = "permanent" if error["isPermanent"] else "retriable"
@@ -82,6 +95,9 @@ def change_line(instance: JobState, seen_at: str) -> str:
     """A change as `watch` prints it: when it was seen, then the state."""
     job = job_json(instance)
     line = f"{seen_at}  {_status(job)}"
+    progress = _progress(job.get("progress"))
+    if progress is not None:
+        line += f"  {progress}"
     error = job.get("errorDetails")
     if isinstance(error, dict):
         line += f"  {error['errorCode']}: {error['message']}"

@@ -157,6 +157,13 @@ def _add_service(parser: argparse.ArgumentParser, *, serves_grpc: bool = True, w
             "heartbeat) for this long ends Failed, retriable",
             True,
         ),
+        (
+            "--progress-interval",
+            defaults.progress_interval,
+            "a running job's progress reports (ctx.report_progress) are written at most once per this many seconds, "
+            "the newest then; the last one is always written",
+            True,
+        ),
     )
     for flag, default, help_text, applies in seconds:
         if applies:

@@ -27,7 +27,7 @@ from fabric_jobs.client.errors import (
     WaitTimeout,
 )
 from fabric_jobs.client.jobs import JobsClient
-from fabric_jobs.client.results import Counts, Created, History, JobFilter, JobState, Page, Transition
+from fabric_jobs.client.results import Counts, Created, History, JobFilter, JobProgress, JobState, Page, Transition
 from fabric_jobs.client.retries import NO_RETRIES, RetryBudget, RetryPolicy
 from fabric_jobs.client.sync import SyncJobsClient
 from fabric_jobs.errors import ErrorDetails, ErrorSource, ExtendedInfo, FieldViolation
@@ -52,6 +52,7 @@ __all__ = [
     "JobInstanceConflict",
     "JobInstanceNotFound",
     "JobKey",
+    "JobProgress",
     "JobState",
     "JobStatus",
     "JobsClient",

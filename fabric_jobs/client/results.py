@@ -17,6 +17,18 @@ from fabric_jobs.v1 import job_service_pb2 as pb
 
 
 @dataclass(frozen=True, slots=True)
+class JobProgress:
+    """What a job's handler last reported of its progress (ctx.report_progress)."""
+
+    percent: float | None
+    """0 to 100; None when the report gave only a message."""
+    message: str
+    """Empty when the report gave only a percent."""
+    update_time: datetime.datetime
+    """When the handler reported it (UTC)."""
+
+
+@dataclass(frozen=True, slots=True)
 class JobState:
     """A job instance as the service reports it. Times are UTC; `start_time` is set once the handler started,
     `end_time` once the status is terminal, `error_details` when it failed."""
@@ -32,6 +44,8 @@ class JobState:
     """True once a cancel was asked for, even while the handler is still stopping."""
     caller: Caller | None = None
     """Who asked for the job (from the Create's subjectToken); None for a job created without one."""
+    progress: JobProgress | None = None
+    """What its handler last reported of its progress; None until it reports. Fabric's REST state never has it."""
 
     @property
     def is_terminal(self) -> bool:
@@ -115,6 +129,15 @@ def job_from_pb(instance: pb.JobInstance) -> JobState:
         error_details=details_from_pb(instance.error_details) if instance.HasField("error_details") else None,
         cancel_requested=instance.cancel_requested,
         caller=caller_from_pb(instance.caller) if instance.HasField("caller") else None,
+        progress=progress_from_pb(instance.progress) if instance.HasField("progress") else None,
+    )
+
+
+def progress_from_pb(progress: pb.JobProgress) -> JobProgress:
+    return JobProgress(
+        percent=progress.percent if progress.HasField("percent") else None,
+        message=progress.message,
+        update_time=time_from_pb(progress.update_time),
     )
 
 

@@ -73,6 +73,15 @@ jobs_purged = Counter(
     "fabric_jobs_jobs_purged",
     "Terminal job instances deleted by this process with their history, past --retention or by a purge call.",
 )
+progress_reports = Counter(
+    "fabric_jobs_progress_reports",
+    "Progress reports of running handlers in this process (ctx.report_progress), written or coalesced.",
+)
+progress_writes = Counter(
+    "fabric_jobs_progress_writes",
+    "Progress reports this process wrote to the store: at most one per job per --progress-interval, the newest "
+    "report then; a tight loop of reports shows here as far fewer writes than reports.",
+)
 jobs_running = Gauge("fabric_jobs_jobs_running", "Job handlers running in this process now.")
 jobs_waiting = Gauge(
     "fabric_jobs_jobs_waiting",

@@ -19,6 +19,7 @@ __all__ = [
     "JobRecord",
     "JobStatus",
     "NewJob",
+    "Progress",
     "QueuedJob",
     "Transition",
     "now_ms",
@@ -51,6 +52,18 @@ class NewJob:
 
 
 @dataclass(frozen=True, slots=True)
+class Progress:
+    """What a running job's handler last reported of its progress (each report replaces the whole)."""
+
+    percent: float | None
+    """0 to 100; None when the report gave only a message."""
+    message: str
+    """Empty when the report gave only a percent."""
+    at_ms: int
+    """When the handler reported it."""
+
+
+@dataclass(frozen=True, slots=True)
 class JobRecord:
     """A stored job instance. Times are milliseconds since the Unix epoch, UTC."""
 
@@ -72,6 +85,8 @@ class JobRecord:
     start_turn: int = 0
     """Its turn to start among every tenant's queued jobs, given when created: one more than its tenant's last
     queued job, never before the first queued job of any tenant. Jobs start lowest turn first."""
+    progress: Progress | None = None
+    """None until the handler first reports its progress; kept once the job ends."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,8 @@ class ServiceSettings:
     max_running_per_tenant: int | None = None
     """At most this many jobs of one tenant run at once, across every process on the database; the others wait
     NotStarted and start, oldest first, as the tenant's running jobs end. None: no cap."""
+    progress_interval: float = 1.0
+    """A running job's progress reports are written at most once per this many seconds (the newest report then)."""
     max_payload_bytes: int = 65536
     """The largest creationPayload accepted, as compact JSON."""
     retention_seconds: float = DEFAULT_RETENTION_SECONDS

@@ -94,8 +94,8 @@ class AdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchJobInstanceChanges(self, request, context):
-        """Streams the state of every job instance that changes from now on (created, started, cancel asked, ended),
-        in the order of the changes, until the caller cancels. A job that changes twice between two messages may
+        """Streams the state of every job instance that changes from now on (created, started, cancel asked, progress
+        reported, ended), in the order of the changes, until the caller cancels. A job that changes twice between two messages may
         be sent once, in its newest state.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -44,8 +44,8 @@ class AdminServiceStub:
     ListJobInstanceTransitions: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListJobInstanceTransitionsRequest, _admin_service_pb2.ListJobInstanceTransitionsResponse]
     """Returns the history of a job instance: its creation, each change of status, a cancel asked while it ran."""
     WatchJobInstanceChanges: _grpc.UnaryStreamMultiCallable[_admin_service_pb2.WatchJobInstanceChangesRequest, _admin_service_pb2.WatchJobInstanceChangesResponse]
-    """Streams the state of every job instance that changes from now on (created, started, cancel asked, ended),
-    in the order of the changes, until the caller cancels. A job that changes twice between two messages may
+    """Streams the state of every job instance that changes from now on (created, started, cancel asked, progress
+    reported, ended), in the order of the changes, until the caller cancels. A job that changes twice between two messages may
     be sent once, in its newest state.
     """
     PurgeJobInstances: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.PurgeJobInstancesRequest, _admin_service_pb2.PurgeJobInstancesResponse]
@@ -70,8 +70,8 @@ class AdminServiceAsyncStub(AdminServiceStub):
     ListJobInstanceTransitions: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListJobInstanceTransitionsRequest, _admin_service_pb2.ListJobInstanceTransitionsResponse]  # type: ignore[assignment]
     """Returns the history of a job instance: its creation, each change of status, a cancel asked while it ran."""
     WatchJobInstanceChanges: _aio.UnaryStreamMultiCallable[_admin_service_pb2.WatchJobInstanceChangesRequest, _admin_service_pb2.WatchJobInstanceChangesResponse]  # type: ignore[assignment]
-    """Streams the state of every job instance that changes from now on (created, started, cancel asked, ended),
-    in the order of the changes, until the caller cancels. A job that changes twice between two messages may
+    """Streams the state of every job instance that changes from now on (created, started, cancel asked, progress
+    reported, ended), in the order of the changes, until the caller cancels. A job that changes twice between two messages may
     be sent once, in its newest state.
     """
     PurgeJobInstances: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.PurgeJobInstancesRequest, _admin_service_pb2.PurgeJobInstancesResponse]  # type: ignore[assignment]
@@ -117,8 +117,8 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.WatchJobInstanceChangesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_admin_service_pb2.WatchJobInstanceChangesResponse], _abc.AsyncIterator[_admin_service_pb2.WatchJobInstanceChangesResponse]]:
-        """Streams the state of every job instance that changes from now on (created, started, cancel asked, ended),
-        in the order of the changes, until the caller cancels. A job that changes twice between two messages may
+        """Streams the state of every job instance that changes from now on (created, started, cancel asked, progress
+        reported, ended), in the order of the changes, until the caller cancels. A job that changes twice between two messages may
         be sent once, in its newest state.
         """
 

@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n fabric_jobs/v1/job_service.proto\x12\x0e\x66\x61\x62ric_jobs.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x01\n\x0eJobInstanceKey\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x02 \x01(\t\x12\x11\n\titem_type\x18\x03 \x01(\t\x12\x0f\n\x07item_id\x18\x04 \x01(\t\x12\x10\n\x08job_type\x18\x05 \x01(\t\x12\x17\n\x0fjob_instance_id\x18\x06 \x01(\t\",\n\rNameValuePair\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\x99\x01\n\x18\x45rrorExtendedInformation\x12\x12\n\nerror_code\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x1a\n\x12message_parameters\x18\x03 \x03(\t\x12<\n\x15\x61\x64\x64itional_parameters\x18\x04 \x03(\x0b\x32\x1d.fabric_jobs.v1.NameValuePair\"\xd2\x01\n\x0c\x45rrorDetails\x12\x12\n\nerror_code\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x1a\n\x12message_parameters\x18\x03 \x03(\t\x12+\n\x06source\x18\x04 \x01(\x0e\x32\x1b.fabric_jobs.v1.ErrorSource\x12\x14\n\x0cis_permanent\x18\x05 \x01(\x08\x12>\n\x0cmore_details\x18\x06 \x03(\x0b\x32(.fabric_jobs.v1.ErrorExtendedInformation\"\xa7\x03\n\x0bJobInstance\x12+\n\x03key\x18\x01 \x01(\x0b\x32\x1e.fabric_jobs.v1.JobInstanceKey\x12\x31\n\x06status\x18\x02 \x01(\x0e\x32!.fabric_jobs.v1.JobInstanceStatus\x12\x32\n\x0binvoke_type\x18\x03 \x01(\x0e\x32\x1d.fabric_jobs.v1.JobInvokeType\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\rerror_details\x18\x07 \x01(\x0b\x32\x1c.fabric_jobs.v1.ErrorDetails\x12\x18\n\x10\x63\x61ncel_requested\x18\x08 \x01(\x08\x12&\n\x06\x63\x61ller\x18\t \x01(\x0b\x32\x16.fabric_jobs.v1.Caller\"[\n\x06\x43\x61ller\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tobject_id\x18\x02 \x01(\t\x12\x1b\n\x13user_principal_name\x18\x03 \x01(\t\x12\x0e\n\x06\x61pp_id\x18\x04 \x01(\t\"\x91\x02\n\x18\x43reateJobInstanceRequest\x12+\n\x03key\x18\x01 \x01(\x0b\x32\x1e.fabric_jobs.v1.JobInstanceKey\x12\x32\n\x0binvoke_type\x18\x02 \x01(\x0e\x32\x1d.fabric_jobs.v1.JobInvokeType\x12\x35\n\x10\x63reation_payload\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructB\x02\x18\x01\x12\x1d\n\x15\x63reation_payload_json\x18\x04 \x01(\t\x12\x16\n\x0euser_assertion\x18\x05 \x01(\t\x12&\n\x06\x63\x61ller\x18\x06 \x01(\x0b\x32\x16.fabric_jobs.v1.Caller\"_\n\x19\x43reateJobInstanceResponse\x12\x31\n\x0cjob_instance\x18\x01 \x01(\x0b\x32\x1b.fabric_jobs.v1.JobInstance\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"D\n\x15GetJobInstanceRequest\x12+\n\x03key\x18\x01 \x01(\x0b\x32\x1e.fabric_jobs.v1.JobInstanceKey\"K\n\x16GetJobInstanceResponse\x12\x31\n\x0cjob_instance\x18\x01 \x01(\x0b\x32\x1b.fabric_jobs.v1.JobInstance\"G\n\x18\x43\x61ncelJobInstanceRequest\x12+\n\x03key\x18\x01 \x01(\x0b\x32\x1e.fabric_jobs.v1.JobInstanceKey\"N\n\x19\x43\x61ncelJobInstanceResponse\x12\x31\n\x0cjob_instance\x18\x01 \x01(\x0b\x32\x1b.fabric_jobs.v1.JobInstance\"\xd4\x01\n\x17ListJobInstancesRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x02 \x01(\t\x12\x11\n\titem_type\x18\x03 \x01(\t\x12\x0f\n\x07item_id\x18\x04 \x01(\t\x12\x10\n\x08job_type\x18\x05 \x01(\t\x12\x33\n\x08statuses\x18\x06 \x03(\x0e\x32!.fabric_jobs.v1.JobInstanceStatus\x12\x11\n\tpage_size\x18\x07 \x01(\x05\x12\x12\n\npage_token\x18\x08 \x01(\t\"g\n\x18ListJobInstancesResponse\x12\x32\n\rjob_instances\x18\x01 \x03(\x0b\x32\x1b.fabric_jobs.v1.JobInstance\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"F\n\x17WatchJobInstanceRequest\x12+\n\x03key\x18\x01 \x01(\x0b\x32\x1e.fabric_jobs.v1.JobInstanceKey\"M\n\x18WatchJobInstanceResponse\x12\x31\n\x0cjob_instance\x18\x01 \x01(\x0b\x32\x1b.fabric_jobs.v1.JobInstance*\xe8\x01\n\x11JobInstanceStatus\x12#\n\x1fJOB_INSTANCE_STATUS_UNSPECIFIED\x10\x00\x12#\n\x1fJOB_INSTANCE_STATUS_NOT_STARTED\x10\x01\x12#\n\x1fJOB_INSTANCE_STATUS_IN_PROGRESS\x10\x02\x12!\n\x1dJOB_INSTANCE_STATUS_COMPLETED\x10\x03\x12\x1e\n\x1aJOB_INSTANCE_STATUS_FAILED\x10\x04\x12!\n\x1dJOB_INSTANCE_STATUS_CANCELLED\x10\x05*\x95\x01\n\rJobInvokeType\x12\x1f\n\x1bJOB_INVOKE_TYPE_UNSPECIFIED\x10\x00\x12(\n$JOB_INVOKE_TYPE_UNKNOWN_FUTURE_VALUE\x10\x01\x12\x1d\n\x19JOB_INVOKE_TYPE_SCHEDULED\x10\x02\x12\x1a\n\x16JOB_INVOKE_TYPE_MANUAL\x10\x03*v\n\x0b\x45rrorSource\x12\x1c\n\x18\x45RROR_SOURCE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45RROR_SOURCE_SYSTEM\x10\x01\x12\x15\n\x11\x45RROR_SOURCE_USER\x10\x02\x12\x19\n\x15\x45RROR_SOURCE_EXTERNAL\x10\x03\x32\x91\x04\n\nJobService\x12h\n\x11\x43reateJobInstance\x12(.fabric_jobs.v1.CreateJobInstanceRequest\x1a).fabric_jobs.v1.CreateJobInstanceResponse\x12_\n\x0eGetJobInstance\x12%.fabric_jobs.v1.GetJobInstanceRequest\x1a&.fabric_jobs.v1.GetJobInstanceResponse\x12h\n\x11\x43\x61ncelJobInstance\x12(.fabric_jobs.v1.CancelJobInstanceRequest\x1a).fabric_jobs.v1.CancelJobInstanceResponse\x12\x65\n\x10ListJobInstances\x12\'.fabric_jobs.v1.ListJobInstancesRequest\x1a(.fabric_jobs.v1.ListJobInstancesResponse\x12g\n\x10WatchJobInstance\x12\'.fabric_jobs.v1.WatchJobInstanceRequest\x1a(.fabric_jobs.v1.WatchJobInstanceResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n fabric_jobs/v1/job_service.proto\x12\x0e\x66\x61\x62ric_jobs.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x01\n\x0eJobInstanceKey\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x02 \x01(\t\x12\x11\n\titem_type\x18\x03 \x01(\t\x12\x0f\n\x07item_id\x18\x04 \x01(\t\x12\x10\n\x08job_type\x18\x05 \x01(\t\x12\x17\n\x0fjob_instance_id\x18\x06 \x01(\t\",\n\rNameValuePair\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\x99\x01\n\x18\x45rrorExtendedInformation\x12\x12\n\nerror_code\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x1a\n\x12message_parameters\x18\x03 \x03(\t\x12<\n\x15\x61\x64\x64itional_parameters\x18\x04 \x03(\x0b\x32\x1d.fabric_jobs.v1.NameValuePair\"\xd2\x01\n\x0c\x45rrorDetails\x12\x12\n\nerror_code\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x1a\n\x12message_parameters\x18\x03 \x03(\t\x12+\n\x06source\x18\x04 \x01(\x0e\x32\x1b.fabric_jobs.v1.ErrorSource\x12\x14\n\x0cis_permanent\x18\x05 \x01(\x08\x12>\n\x0cmore_details\x18\x06 \x03(\x0b\x32(.fabric_jobs.v1.ErrorExtendedInformation\"\xd6\x03\n\x0bJobInstance\x12+\n\x03key\x18\x01 \x01(\x0b\x32\x1e.fabric_jobs.v1.JobInstanceKey\x12\x31\n\x06status\x18\x02 \x01(\x0e\x32!.fabric_jobs.v1.JobInstanceStatus\x12\x32\n\x0binvoke_type\x18\x03 \x01(\x0e\x32\x1d.fabric_jobs.v1.JobInvokeType\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\rerror_details\x18\x07 \x01(\x0b\x32\x1c.fabric_jobs.v1.ErrorDetails\x12\x18\n\x10\x63\x61ncel_requested\x18\x08 \x01(\x08\x12&\n\x06\x63\x61ller\x18\t \x01(\x0b\x32\x16.fabric_jobs.v1.Caller\x12-\n\x08progress\x18\n \x01(\x0b\x32\x1b.fabric_jobs.v1.JobProgress\"q\n\x0bJobProgress\x12\x14\n\x07percent\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x0f\n\x07message\x18\x02 \x01(\t\x12/\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\n\n\x08_percent\"[\n\x06\x43\x61ller\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tobject_id\x18\x02 \x01(\t\x12\x1b\n\x13user_principal_name\x18\x03 \x01(\t\x12\x0e\n\x06\x61pp_id\x18\x04 \x01(\t\"\x91\x02\n\x18\x43reateJobInstanceRequest\x12+\n\x03key\x18\x01 \x01(\x0b\x32\x1e.fabric_jobs.v1.JobInstanceKey\x12\x32\n\x0binvoke_type\x18\x02 \x01(\x0e\x32\x1d.fabric_jobs.v1.JobInvokeType\x12\x35\n\x10\x63reation_payload\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructB\x02\x18\x01\x12\x1d\n\x15\x63reation_payload_json\x18\x04 \x01(\t\x12\x16\n\x0euser_assertion\x18\x05 \x01(\t\x12&\n\x06\x63\x61ller\x18\x06 \x01(\x0b\x32\x16.fabric_jobs.v1.Caller\"_\n\x19\x43reateJobInstanceResponse\x12\x31\n\x0cjob_instance\x18\x01 \x01(\x0b\x32\x1b.fabric_jobs.v1.JobInstance\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"D\n\x15GetJobInstanceRequest\x12+\n\x03key\x18\x01 \x01(\x0b\x32\x1e.fabric_jobs.v1.JobInstanceKey\"K\n\x16GetJobInstanceResponse\x12\x31\n\x0cjob_instance\x18\x01 \x01(\x0b\x32\x1b.fabric_jobs.v1.JobInstance\"G\n\x18\x43\x61ncelJobInstanceRequest\x12+\n\x03key\x18\x01 \x01(\x0b\x32\x1e.fabric_jobs.v1.JobInstanceKey\"N\n\x19\x43\x61ncelJobInstanceResponse\x12\x31\n\x0cjob_instance\x18\x01 \x01(\x0b\x32\x1b.fabric_jobs.v1.JobInstance\"\xd4\x01\n\x17ListJobInstancesRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x02 \x01(\t\x12\x11\n\titem_type\x18\x03 \x01(\t\x12\x0f\n\x07item_id\x18\x04 \x01(\t\x12\x10\n\x08job_type\x18\x05 \x01(\t\x12\x33\n\x08statuses\x18\x06 \x03(\x0e\x32!.fabric_jobs.v1.JobInstanceStatus\x12\x11\n\tpage_size\x18\x07 \x01(\x05\x12\x12\n\npage_token\x18\x08 \x01(\t\"g\n\x18ListJobInstancesResponse\x12\x32\n\rjob_instances\x18\x01 \x03(\x0b\x32\x1b.fabric_jobs.v1.JobInstance\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"F\n\x17WatchJobInstanceRequest\x12+\n\x03key\x18\x01 \x01(\x0b\x32\x1e.fabric_jobs.v1.JobInstanceKey\"M\n\x18WatchJobInstanceResponse\x12\x31\n\x0cjob_instance\x18\x01 \x01(\x0b\x32\x1b.fabric_jobs.v1.JobInstance*\xe8\x01\n\x11JobInstanceStatus\x12#\n\x1fJOB_INSTANCE_STATUS_UNSPECIFIED\x10\x00\x12#\n\x1fJOB_INSTANCE_STATUS_NOT_STARTED\x10\x01\x12#\n\x1fJOB_INSTANCE_STATUS_IN_PROGRESS\x10\x02\x12!\n\x1dJOB_INSTANCE_STATUS_COMPLETED\x10\x03\x12\x1e\n\x1aJOB_INSTANCE_STATUS_FAILED\x10\x04\x12!\n\x1dJOB_INSTANCE_STATUS_CANCELLED\x10\x05*\x95\x01\n\rJobInvokeType\x12\x1f\n\x1bJOB_INVOKE_TYPE_UNSPECIFIED\x10\x00\x12(\n$JOB_INVOKE_TYPE_UNKNOWN_FUTURE_VALUE\x10\x01\x12\x1d\n\x19JOB_INVOKE_TYPE_SCHEDULED\x10\x02\x12\x1a\n\x16JOB_INVOKE_TYPE_MANUAL\x10\x03*v\n\x0b\x45rrorSource\x12\x1c\n\x18\x45RROR_SOURCE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45RROR_SOURCE_SYSTEM\x10\x01\x12\x15\n\x11\x45RROR_SOURCE_USER\x10\x02\x12\x19\n\x15\x45RROR_SOURCE_EXTERNAL\x10\x03\x32\x91\x04\n\nJobService\x12h\n\x11\x43reateJobInstance\x12(.fabric_jobs.v1.CreateJobInstanceRequest\x1a).fabric_jobs.v1.CreateJobInstanceResponse\x12_\n\x0eGetJobInstance\x12%.fabric_jobs.v1.GetJobInstanceRequest\x1a&.fabric_jobs.v1.GetJobInstanceResponse\x12h\n\x11\x43\x61ncelJobInstance\x12(.fabric_jobs.v1.CancelJobInstanceRequest\x1a).fabric_jobs.v1.CancelJobInstanceResponse\x12\x65\n\x10ListJobInstances\x12\'.fabric_jobs.v1.ListJobInstancesRequest\x1a(.fabric_jobs.v1.ListJobInstancesResponse\x12g\n\x10WatchJobInstance\x12\'.fabric_jobs.v1.WatchJobInstanceRequest\x1a(.fabric_jobs.v1.WatchJobInstanceResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,12 +35,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CREATEJOBINSTANCEREQUEST'].fields_by_name['creation_payload']._loaded_options = None
   _globals['_CREATEJOBINSTANCEREQUEST'].fields_by_name['creation_payload']._serialized_options = b'\030\001'
-  _globals['_JOBINSTANCESTATUS']._serialized_start=2333
-  _globals['_JOBINSTANCESTATUS']._serialized_end=2565
-  _globals['_JOBINVOKETYPE']._serialized_start=2568
-  _globals['_JOBINVOKETYPE']._serialized_end=2717
-  _globals['_ERRORSOURCE']._serialized_start=2719
-  _globals['_ERRORSOURCE']._serialized_end=2837
+  _globals['_JOBINSTANCESTATUS']._serialized_start=2495
+  _globals['_JOBINSTANCESTATUS']._serialized_end=2727
+  _globals['_JOBINVOKETYPE']._serialized_start=2730
+  _globals['_JOBINVOKETYPE']._serialized_end=2879
+  _globals['_ERRORSOURCE']._serialized_start=2881
+  _globals['_ERRORSOURCE']._serialized_end=2999
   _globals['_JOBINSTANCEKEY']._serialized_start=116
   _globals['_JOBINSTANCEKEY']._serialized_end=252
   _globals['_NAMEVALUEPAIR']._serialized_start=254
@@ -50,29 +50,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ERRORDETAILS']._serialized_start=457
   _globals['_ERRORDETAILS']._serialized_end=667
   _globals['_JOBINSTANCE']._serialized_start=670
-  _globals['_JOBINSTANCE']._serialized_end=1093
-  _globals['_CALLER']._serialized_start=1095
-  _globals['_CALLER']._serialized_end=1186
-  _globals['_CREATEJOBINSTANCEREQUEST']._serialized_start=1189
-  _globals['_CREATEJOBINSTANCEREQUEST']._serialized_end=1462
-  _globals['_CREATEJOBINSTANCERESPONSE']._serialized_start=1464
-  _globals['_CREATEJOBINSTANCERESPONSE']._serialized_end=1559
-  _globals['_GETJOBINSTANCEREQUEST']._serialized_start=1561
-  _globals['_GETJOBINSTANCEREQUEST']._serialized_end=1629
-  _globals['_GETJOBINSTANCERESPONSE']._serialized_start=1631
-  _globals['_GETJOBINSTANCERESPONSE']._serialized_end=1706
-  _globals['_CANCELJOBINSTANCEREQUEST']._serialized_start=1708
-  _globals['_CANCELJOBINSTANCEREQUEST']._serialized_end=1779
-  _globals['_CANCELJOBINSTANCERESPONSE']._serialized_start=1781
-  _globals['_CANCELJOBINSTANCERESPONSE']._serialized_end=1859
-  _globals['_LISTJOBINSTANCESREQUEST']._serialized_start=1862
-  _globals['_LISTJOBINSTANCESREQUEST']._serialized_end=2074
-  _globals['_LISTJOBINSTANCESRESPONSE']._serialized_start=2076
-  _globals['_LISTJOBINSTANCESRESPONSE']._serialized_end=2179
-  _globals['_WATCHJOBINSTANCEREQUEST']._serialized_start=2181
-  _globals['_WATCHJOBINSTANCEREQUEST']._serialized_end=2251
-  _globals['_WATCHJOBINSTANCERESPONSE']._serialized_start=2253
-  _globals['_WATCHJOBINSTANCERESPONSE']._serialized_end=2330
-  _globals['_JOBSERVICE']._serialized_start=2840
-  _globals['_JOBSERVICE']._serialized_end=3369
+  _globals['_JOBINSTANCE']._serialized_end=1140
+  _globals['_JOBPROGRESS']._serialized_start=1142
+  _globals['_JOBPROGRESS']._serialized_end=1255
+  _globals['_CALLER']._serialized_start=1257
+  _globals['_CALLER']._serialized_end=1348
+  _globals['_CREATEJOBINSTANCEREQUEST']._serialized_start=1351
+  _globals['_CREATEJOBINSTANCEREQUEST']._serialized_end=1624
+  _globals['_CREATEJOBINSTANCERESPONSE']._serialized_start=1626
+  _globals['_CREATEJOBINSTANCERESPONSE']._serialized_end=1721
+  _globals['_GETJOBINSTANCEREQUEST']._serialized_start=1723
+  _globals['_GETJOBINSTANCEREQUEST']._serialized_end=1791
+  _globals['_GETJOBINSTANCERESPONSE']._serialized_start=1793
+  _globals['_GETJOBINSTANCERESPONSE']._serialized_end=1868
+  _globals['_CANCELJOBINSTANCEREQUEST']._serialized_start=1870
+  _globals['_CANCELJOBINSTANCEREQUEST']._serialized_end=1941
+  _globals['_CANCELJOBINSTANCERESPONSE']._serialized_start=1943
+  _globals['_CANCELJOBINSTANCERESPONSE']._serialized_end=2021
+  _globals['_LISTJOBINSTANCESREQUEST']._serialized_start=2024
+  _globals['_LISTJOBINSTANCESREQUEST']._serialized_end=2236
+  _globals['_LISTJOBINSTANCESRESPONSE']._serialized_start=2238
+  _globals['_LISTJOBINSTANCESRESPONSE']._serialized_end=2341
+  _globals['_WATCHJOBINSTANCEREQUEST']._serialized_start=2343
+  _globals['_WATCHJOBINSTANCEREQUEST']._serialized_end=2413
+  _globals['_WATCHJOBINSTANCERESPONSE']._serialized_start=2415
+  _globals['_WATCHJOBINSTANCERESPONSE']._serialized_end=2492
+  _globals['_JOBSERVICE']._serialized_start=3002
+  _globals['_JOBSERVICE']._serialized_end=3531
 # @@protoc_insertion_point(module_scope)

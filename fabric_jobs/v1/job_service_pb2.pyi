@@ -239,6 +239,7 @@ class JobInstance(_message.Message):
     ERROR_DETAILS_FIELD_NUMBER: _builtins.int
     CANCEL_REQUESTED_FIELD_NUMBER: _builtins.int
     CALLER_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
     status: Global___JobInstanceStatus.ValueType
     invoke_type: Global___JobInvokeType.ValueType
     cancel_requested: _builtins.bool
@@ -267,6 +268,12 @@ class JobInstance(_message.Message):
         in dev mode); unset for jobs created without one. Never holds a token.
         """
 
+    @_builtins.property
+    def progress(self) -> Global___JobProgress:
+        """How far the job has come, as its handler last reported it (ctx.report_progress); unset until it
+        reports. Kept once the job ends. Not part of Fabric's contract: the REST bridge never returns it.
+        """
+
     def __init__(
         self,
         *,
@@ -279,14 +286,49 @@ class JobInstance(_message.Message):
         error_details: Global___ErrorDetails | None = ...,
         cancel_requested: _builtins.bool = ...,
         caller: Global___Caller | None = ...,
+        progress: Global___JobProgress | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "create_time", b"create_time", "end_time", b"end_time", "error_details", b"error_details", "key", b"key", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "create_time", b"create_time", "end_time", b"end_time", "error_details", b"error_details", "key", b"key", "progress", b"progress", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "cancel_requested", b"cancel_requested", "create_time", b"create_time", "end_time", b"end_time", "error_details", b"error_details", "invoke_type", b"invoke_type", "key", b"key", "start_time", b"start_time", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "cancel_requested", b"cancel_requested", "create_time", b"create_time", "end_time", b"end_time", "error_details", b"error_details", "invoke_type", b"invoke_type", "key", b"key", "progress", b"progress", "start_time", b"start_time", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___JobInstance: _TypeAlias = JobInstance  # noqa: Y015
+
+@_typing.final
+class JobProgress(_message.Message):
+    """What a handler last reported of its progress. Each report replaces the whole of it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERCENT_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    percent: _builtins.float
+    """0 to 100; unset when the report gave only a message."""
+    message: _builtins.str
+    """At most 500 characters; empty when the report gave only a percent."""
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When the handler reported it."""
+
+    def __init__(
+        self,
+        *,
+        percent: _builtins.float | None = ...,
+        message: _builtins.str = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_percent", b"_percent", "percent", b"percent", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_percent", b"_percent", "message", b"message", "percent", b"percent", "update_time", b"update_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__percent: _TypeAlias = _typing.Literal["percent"]  # noqa: Y015
+    _WhichOneofArgType__percent: _TypeAlias = _typing.Literal["_percent", b"_percent"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__percent) -> _WhichOneofReturnType__percent | None: ...
+
+Global___JobProgress: _TypeAlias = JobProgress  # noqa: Y015
 
 @_typing.final
 class Caller(_message.Message):

@@ -109,7 +109,8 @@ class JobServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchJobInstance(self, request, context):
-        """Streams the current state of a job instance, then every change, ending after a terminal state.
+        """Streams the current state of a job instance, then every change (a progress report included),
+        ending after a terminal state.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

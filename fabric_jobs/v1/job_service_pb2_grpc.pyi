@@ -53,7 +53,9 @@ class JobServiceStub:
     ListJobInstances: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ListJobInstancesRequest, _job_service_pb2.ListJobInstancesResponse]
     """Lists the job instances of a tenant, newest first, filtered and paged."""
     WatchJobInstance: _grpc.UnaryStreamMultiCallable[_job_service_pb2.WatchJobInstanceRequest, _job_service_pb2.WatchJobInstanceResponse]
-    """Streams the current state of a job instance, then every change, ending after a terminal state."""
+    """Streams the current state of a job instance, then every change (a progress report included),
+    ending after a terminal state.
+    """
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -80,7 +82,9 @@ class JobServiceAsyncStub(JobServiceStub):
     ListJobInstances: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ListJobInstancesRequest, _job_service_pb2.ListJobInstancesResponse]  # type: ignore[assignment]
     """Lists the job instances of a tenant, newest first, filtered and paged."""
     WatchJobInstance: _aio.UnaryStreamMultiCallable[_job_service_pb2.WatchJobInstanceRequest, _job_service_pb2.WatchJobInstanceResponse]  # type: ignore[assignment]
-    """Streams the current state of a job instance, then every change, ending after a terminal state."""
+    """Streams the current state of a job instance, then every change (a progress report included),
+    ending after a terminal state.
+    """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
     """JobService owns the lifecycle of Microsoft Fabric item job instances: it creates them, runs
@@ -134,6 +138,8 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _job_service_pb2.WatchJobInstanceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_job_service_pb2.WatchJobInstanceResponse], _abc.AsyncIterator[_job_service_pb2.WatchJobInstanceResponse]]:
-        """Streams the current state of a job instance, then every change, ending after a terminal state."""
+        """Streams the current state of a job instance, then every change (a progress report included),
+        ending after a terminal state.
+        """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

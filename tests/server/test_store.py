@@ -601,6 +601,9 @@ MIGRATED_TABLES = {
         "trace_context",
         "caller",
         "start_turn",
+        "progress_percent",
+        "progress_message",
+        "progress_time_ms",
     },
     "job_credentials": {
         "tenant_id",
@@ -624,6 +627,7 @@ MIGRATED_TABLES = {
         "status",
         "cancel_requested",
         "at_ms",
+        "progress",
     },
 }
 MIGRATED_PRIMARY_KEYS = {
@@ -863,19 +867,18 @@ async def test_the_history_migration_gives_existing_jobs_the_history_their_times
 ) -> None:
     module = sqlite if dialect == "sqlite" else postgresql
     history = next(m.version for m in module.MIGRATIONS if m.name.endswith("_job_transitions.sql"))
-    before = [migration for migration in module.MIGRATIONS if migration.version != history]  # later ones: the code's
+    before = [migration for migration in module.MIGRATIONS if migration.version < history]
     with monkeypatch.context() as patched:
         patched.setattr(module, "MIGRATIONS", before)
-        store = open_store(empty_store_url)
-        await store.migrate()
-        await store.open()
-        try:
-            await insert(store, job_key("done"), create_time_ms=1_000)
-            await start(store, job_key("done"), at_ms=2_000)
-            await store.transition(job_key("done"), {IN_PROGRESS}, COMPLETED, at_ms=3_000)
-            await insert(store, job_key("queued"), create_time_ms=1_500)
-        finally:
-            await store.close()
+        await open_store(empty_store_url).migrate()
+    columns = "tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id, status, invoke_type, "
+    columns += "creation_payload, create_time_ms, start_time_ms, end_time_ms"
+    for key, rest in (
+        (job_key("done"), "'Completed', 'Manual', '{}', 1000, 2000, 3000"),
+        (job_key("queued"), "'NotStarted', 'Manual', '{}', 1500, NULL, NULL"),
+    ):
+        values = ", ".join(f"'{part}'" for part in key.fields().values())
+        await run_sql(empty_store_url, f"INSERT INTO job_instances ({columns}) VALUES ({values}, {rest})")
 
     store = open_store(empty_store_url)
     await store.migrate()

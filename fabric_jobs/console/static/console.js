@@ -1,6 +1,6 @@
 "use strict";
-// The fabric-jobs console: a jobs table with filters, counts by status, a job's detail and Cancel, kept live by
-// server-sent events. Talks only to /console/api on the admin port; nothing is loaded from elsewhere.
+// The fabric-jobs console: a jobs table with filters, counts by status, running jobs' progress, a job's detail and
+// Cancel, kept live by server-sent events. Talks only to /console/api on the admin port; nothing is loaded from elsewhere.
 
 const STATUSES = ["NotStarted", "InProgress", "Completed", "Failed", "Cancelled"];
 const TERMINAL = new Set(["Completed", "Failed", "Cancelled"]);
@@ -73,6 +73,29 @@ function statusCell(job) {
   return cell;
 }
 
+function percentText(percent) {
+  return `${Number(percent.toFixed(1))}%`;
+}
+
+function progressText(progress) {
+  return [progress.percent !== undefined ? percentText(progress.percent) : "", progress.message].filter(Boolean).join(" ");
+}
+
+// What the handler last reported (ctx.report_progress): a bar (moving without a percent) and its text.
+function progressView(progress) {
+  const bar = el("progress", { max: "100" });
+  if (progress.percent !== undefined) bar.value = progress.percent;
+  const text = progressText(progress);
+  return el("span", { className: "progress", title: `${text} (at ${progress.updateTimeUtc})` }, bar,
+    el("span", { className: "progress-text" }, text));
+}
+
+function progressCell(job) {
+  const cell = el("td", { className: "progress-cell" });
+  if (job.progress && job.status === "InProgress") cell.append(progressView(job.progress));
+  return cell;
+}
+
 function renderRow(job) {
   const actions = el("td", { className: "actions" });
   if (!TERMINAL.has(job.status)) {
@@ -88,6 +111,7 @@ function renderRow(job) {
     { "data-key": keyOf(job), "data-status": job.status },
     el("td", { className: "mono" }, shortTime(job.createTimeUtc)),
     statusCell(job),
+    progressCell(job),
     el("td", { className: "mono" }, job.jobInstanceId),
     el("td", {}, job.itemType),
     el("td", {}, job.jobType),
@@ -163,6 +187,7 @@ async function showDetail(job) {
   if (state.detailKey !== keyOf(jobInstance)) return;
   const fields = [
     ["Status", statusCell(jobInstance).firstChild],
+    ["Progress", jobInstance.progress ? progressView(jobInstance.progress) : "–"],
     ["Job instance", jobInstance.jobInstanceId],
     ["Tenant", jobInstance.tenantId],
     ["Workspace", jobInstance.workspaceId],

@@ -35,4 +35,10 @@ def record_to_pb(record: JobRecord) -> pb.JobInstance:
         message.error_details.CopyFrom(details_to_pb(record.error))
     if record.caller is not None:
         message.caller.CopyFrom(caller_to_pb(record.caller))
+    if record.progress is not None:
+        progress = message.progress
+        if record.progress.percent is not None:
+            progress.percent = record.progress.percent
+        progress.message = record.progress.message
+        progress.update_time.FromMilliseconds(record.progress.at_ms)
     return message

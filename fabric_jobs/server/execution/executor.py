@@ -34,6 +34,7 @@ from fabric_jobs.on_behalf_of.errors import token_unavailable_details
 from fabric_jobs.on_behalf_of.tokens import NOT_CONFIGURED, TokenSource
 from fabric_jobs.registry import JobContext, JobFailed, JobRegistry, JobType
 from fabric_jobs.server.execution.fair_slots import FairSlots
+from fabric_jobs.server.execution.progress import ProgressWriter
 from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, now_ms
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import JobStore
@@ -60,6 +61,7 @@ class Run:
     thread_id: int | None = None
     enforcer: asyncio.Task[None] | None = None
     told_to_cancel_at: float | None = None
+    progress: ProgressWriter | None = None
 
 
 INTERRUPTED = job_executor_lost(
@@ -145,7 +147,7 @@ class LocalExecutor:
                     ErrorCode.UNSUPPORTED_JOB_TYPE,
                     f"No handler is registered for job type {key.job_type!r} of item type {key.item_type!r}.",
                 )
-                await self._finish(key, JobStatus.FAILED, error, expected=JobStatus.NOT_STARTED)
+                await self._finish(run, JobStatus.FAILED, error, expected=JobStatus.NOT_STARTED)
                 return
             if job_type.is_async:
                 await self._claim_and_run(run, job_type)
@@ -193,13 +195,15 @@ class LocalExecutor:
         metrics.jobs_waiting.dec()
         self._feed.publish(record)
         if record.cancel_requested or run.token.reason is not None:
-            await self._finish(run.key, JobStatus.CANCELLED, None)
+            await self._finish(run, JobStatus.CANCELLED, None)
             return
         logger.info("job %s started", run.key)
         metrics.jobs_started_of(run.key.job_type).inc()
         tokens = self._token_source(run.key)
-        credential = (
-            AsyncUserCredential(tokens) if job_type.is_async else UserCredential(tokens, asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        credential = AsyncUserCredential(tokens) if job_type.is_async else UserCredential(tokens, loop)
+        run.progress = ProgressWriter(
+            run.key, self.owner, self._store, self._feed, loop, interval=self._settings.progress_interval
         )
         context = JobContext(
             key=run.key,
@@ -210,6 +214,7 @@ class LocalExecutor:
             caller=record.caller,
             credential=credential,
             tokens=tokens,
+            progress_sink=run.progress.report,
         )
         metrics.jobs_running.inc()
         started = time.perf_counter()
@@ -228,7 +233,7 @@ class LocalExecutor:
                 span.set_attribute("fabric.job.status", status.value)
                 if status is JobStatus.FAILED:
                     span.set_status(Status(StatusCode.ERROR, error.error_code if error else "Failed"))
-            await self._finish(run.key, status, error)
+            await self._finish(run, status, error)
 
     def _token_source(self, key: JobKey) -> TokenSource:
         provider = self._settings.user_tokens
@@ -293,20 +298,28 @@ class LocalExecutor:
 
     async def _finish(
         self,
-        key: JobKey,
+        run: Run,
         status: JobStatus,
         error: ErrorDetails | None,
         *,
         expected: JobStatus = JobStatus.IN_PROGRESS,
     ) -> None:
-        write = self._store.transition(key, (expected,), status, at_ms=now_ms(), error=error)
-        record = await asyncio.shield(write)
+        """Record the job's end by compare-and-set, once its last progress report is written (never after it)."""
+        key = run.key
+        record = await asyncio.shield(self._record_end(run, status, error, expected))
         if record is not None:
             self._feed.publish(record)
             logger.info("job %s ended %s", key, status)
             metrics.jobs_ended_of(key.job_type, status.value).inc()
             if error is INTERRUPTED:
                 metrics.executor_lost_of("shutdown").inc()
+
+    async def _record_end(
+        self, run: Run, status: JobStatus, error: ErrorDetails | None, expected: JobStatus
+    ) -> JobRecord | None:
+        if run.progress is not None:
+            await run.progress.close()
+        return await self._store.transition(run.key, (expected,), status, at_ms=now_ms(), error=error)
 
     async def _enforce_grace(self, run: Run) -> None:
         try:
@@ -315,7 +328,7 @@ class LocalExecutor:
             logger.warning(
                 "job %s ignored its cancellation for %.1fs: stopping it by force", run.key, self._settings.cancel_grace
             )
-            await self._finish(run.key, JobStatus.CANCELLED, None)
+            await self._finish(run, JobStatus.CANCELLED, None)
             self._force_stop(run)
 
     @staticmethod
@@ -361,9 +374,9 @@ class LocalExecutor:
         for run in running:
             if not run.finished.is_set():
                 if await self._cancel_was_asked(run):
-                    await self._finish(run.key, JobStatus.CANCELLED, None)
+                    await self._finish(run, JobStatus.CANCELLED, None)
                 else:
-                    await self._finish(run.key, JobStatus.FAILED, INTERRUPTED)
+                    await self._finish(run, JobStatus.FAILED, INTERRUPTED)
                 self._force_stop(run)
         for task in list(self._tasks):
             task.cancel()

@@ -11,7 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from fabric_jobs.errors import ErrorDetails
-from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, NewJob, QueuedJob, Transition
+from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, NewJob, Progress, QueuedJob, Transition
 from fabric_jobs.server.store.base import JobFilter, ListQuery, SearchQuery, StoreError
 from fabric_jobs.server.store.connector import Connector
 from fabric_jobs.server.store.error_column import error_to_column
@@ -23,6 +23,7 @@ from fabric_jobs.server.store.rows import (
     list_params,
     new_job_params,
     page_key,
+    progress_params,
     queued_from_row,
     record_from_row,
     search_page_key,
@@ -135,6 +136,14 @@ class JobStore:
         params = {"max_running": max_running, "limit": limit, "tenant_id": tenant_id}
         query = "startable_within_cap" if tenant_id is None else "startable_of_tenant"
         return [queued_from_row(row) for row in await self.connector.run(query, params)]
+
+    async def report_progress(self, key: JobKey, owner: str, progress: Progress) -> JobRecord | None:
+        """Store the handler's progress report while the job is InProgress on executor `owner`: one statement that
+        replaces the job's progress and bumps its version (a watch sees the change), never touching its status.
+        Returns the updated record, or None when the job is not (or no longer) running there: the report is
+        dropped and a transition that got there first stands."""
+        rows = await self.connector.run("report_progress", progress_params(key, owner, progress), announce=True)
+        return record_from_row(rows[0], key) if rows else None
 
     async def cancel(self, key: JobKey, at_ms: int) -> JobRecord | None:
         """In one statement, end a NotStarted instance Cancelled (at at_ms) or mark an InProgress one cancel requested.

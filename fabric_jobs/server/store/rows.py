@@ -7,7 +7,7 @@ from typing import Any, Protocol
 from fabric_jobs.errors import ErrorDetails
 from fabric_jobs.identity import Caller
 from fabric_jobs.keys import KEY_FIELDS
-from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, JobStatus, NewJob, QueuedJob, Transition
+from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, JobStatus, NewJob, Progress, QueuedJob, Transition
 from fabric_jobs.server.store.base import JobFilter, ListQuery, SearchQuery
 from fabric_jobs.server.store.error_column import error_from_column, error_to_column
 from fabric_jobs.server.store.page_token import (
@@ -145,8 +145,26 @@ def record_from_row(row: Row, key: JobKey | None = None) -> JobRecord:
         trace_context=row["trace_context"],
         caller=None if row["caller"] is None else Caller.from_json(row["caller"]),
         start_turn=row["start_turn"],
+        progress=progress_from_row(row),
     )
 
 
 def queued_from_row(row: Row) -> QueuedJob:
     return QueuedJob(key_from_row(row), row["start_turn"])
+
+
+def progress_from_row(row: Row) -> Progress | None:
+    at_ms = row["progress_time_ms"]
+    if at_ms is None:
+        return None
+    return Progress(row["progress_percent"], row["progress_message"] or "", at_ms)
+
+
+def progress_params(key: JobKey, owner: str, progress: Progress) -> dict[str, object]:
+    return {
+        **key_params(key),
+        "owner": owner,
+        "percent": progress.percent,
+        "message": progress.message,
+        "at_ms": progress.at_ms,
+    }

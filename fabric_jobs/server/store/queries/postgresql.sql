@@ -97,6 +97,19 @@ WHERE tenant_id = %(tenant_id)s AND workspace_id = %(workspace_id)s AND item_typ
     AND (status = 'NotStarted' OR (status = 'InProgress' AND NOT cancel_requested))
 RETURNING *;
 
+-- name: report_progress
+-- Only while the job runs on the executor that reports (a job that ended, or that another executor took, keeps
+-- its status and its progress); the status is never touched.
+UPDATE job_instances
+SET progress_percent = %(percent)s,
+    progress_message = %(message)s,
+    progress_time_ms = %(at_ms)s,
+    version = version + 1
+WHERE tenant_id = %(tenant_id)s AND workspace_id = %(workspace_id)s AND item_type = %(item_type)s
+    AND item_id = %(item_id)s AND job_type = %(job_type)s AND job_instance_id = %(job_instance_id)s
+    AND status = 'InProgress' AND owner = %(owner)s
+RETURNING *;
+
 -- name: list_jobs
 SELECT *
 FROM job_instances
@@ -217,6 +230,7 @@ SELECT seq, status, cancel_requested, at_ms
 FROM job_transitions
 WHERE tenant_id = %(tenant_id)s AND workspace_id = %(workspace_id)s AND item_type = %(item_type)s
     AND item_id = %(item_id)s AND job_type = %(job_type)s AND job_instance_id = %(job_instance_id)s
+    AND NOT progress
 ORDER BY seq;
 
 -- name: changes_after

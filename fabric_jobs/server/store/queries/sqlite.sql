@@ -111,6 +111,19 @@ WHERE tenant_id = :tenant_id AND workspace_id = :workspace_id AND item_type = :i
     AND (status = 'NotStarted' OR (status = 'InProgress' AND cancel_requested = 0))
 RETURNING *;
 
+-- name: report_progress
+-- Only while the job runs on the executor that reports (a job that ended, or that another executor took, keeps
+-- its status and its progress); the status is never touched.
+UPDATE job_instances
+SET progress_percent = :percent,
+    progress_message = :message,
+    progress_time_ms = :at_ms,
+    version = version + 1
+WHERE tenant_id = :tenant_id AND workspace_id = :workspace_id AND item_type = :item_type
+    AND item_id = :item_id AND job_type = :job_type AND job_instance_id = :job_instance_id
+    AND status = 'InProgress' AND owner = :owner
+RETURNING *;
+
 -- name: list_jobs
 SELECT *
 FROM job_instances
@@ -227,6 +240,7 @@ SELECT seq, status, cancel_requested, at_ms
 FROM job_transitions
 WHERE tenant_id = :tenant_id AND workspace_id = :workspace_id AND item_type = :item_type
     AND item_id = :item_id AND job_type = :job_type AND job_instance_id = :job_instance_id
+    AND progress = 0
 ORDER BY seq;
 
 -- name: changes_after
