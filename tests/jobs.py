@@ -19,6 +19,9 @@ JobServices and loaded by real processes too:
   messageParameters ["x"]); CRASHES "crashes": raises RuntimeError (JobExecutionFailed).
 - VALIDATED "validated": the demo's payload validator, then Completed; RECORDS_PAYLOAD "recordsPayload": keeps
   its payload in `payloads`.
+- Registered with deadlines: TIMES_OUT "timesOut" (as COOPERATES) and TIMES_OUT_IGNORING_THREAD
+  "timesOutIgnoringThread" (as IGNORES_CANCEL_THREAD) with a timeout of TIMEOUT_SECONDS; MUST_START_SOON
+  "mustStartSoon" (as COMPLETES) with a start deadline of START_DEADLINE_SECONDS.
 
 Every handler, as it starts, counts its job instance id in `runs` (this process) and appends it as one line to
 the file named by FABRIC_JOBS_TEST_RUN_LOG when that is set (every process): read it with `read_run_log`.
@@ -32,6 +35,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +56,17 @@ FAILS = "fails"
 CRASHES = "crashes"
 VALIDATED = "validated"
 RECORDS_PAYLOAD = "recordsPayload"
+TIMES_OUT = "timesOut"
+TIMES_OUT_IGNORING_THREAD = "timesOutIgnoringThread"
+MUST_START_SOON = "mustStartSoon"
 
 DELAY_FIELD = "delaySeconds"
 RUN_LOG_VARIABLE = "FABRIC_JOBS_TEST_RUN_LOG"
 FAILED_ERROR_CODE = "ForecastFailed"
 LONG_SECONDS = 3600.0
 THREAD_STEP_SECONDS = 0.02
+TIMEOUT_SECONDS = 1.0
+START_DEADLINE_SECONDS = 2.0
 
 registry = JobRegistry()
 runs: Counter[str] = Counter()
@@ -170,3 +179,22 @@ async def validated(ctx: JobContext) -> None:
 async def records_payload(ctx: JobContext) -> None:
     started(ctx)
     payloads[ctx.key.job_instance_id] = ctx.payload
+
+
+@registry.job(ITEM_TYPE, TIMES_OUT, timeout=timedelta(seconds=TIMEOUT_SECONDS))
+async def times_out(ctx: JobContext) -> None:
+    started(ctx)
+    await ctx.cancellation.wait()
+
+
+@registry.job(ITEM_TYPE, TIMES_OUT_IGNORING_THREAD, timeout=TIMEOUT_SECONDS)
+def times_out_ignoring_thread(ctx: JobContext) -> None:
+    started(ctx)
+    deadline = time.monotonic() + delay_of(ctx, LONG_SECONDS)
+    while time.monotonic() < deadline:
+        time.sleep(THREAD_STEP_SECONDS)
+
+
+@registry.job(ITEM_TYPE, MUST_START_SOON, start_deadline=START_DEADLINE_SECONDS)
+async def must_start_soon(ctx: JobContext) -> None:
+    started(ctx)

@@ -2,7 +2,8 @@
 
 Its upkeep runs every lease/3 seconds: it renews the lease of this process's running jobs (and picks
 up cancels asked for through another process sharing the database), ends Failed (retriable) the
-running jobs of executors whose lease expired, and queues NotStarted jobs that no live process has queued.
+running jobs of executors whose lease expired (JobTimedOut when past their run deadline), ends Failed the jobs
+past their deadlines (fabric_jobs.server.deadlines), and queues NotStarted jobs that no live process has queued.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import uuid
 
 from fabric_jobs.errors import job_executor_lost
 from fabric_jobs.observability import metrics
+from fabric_jobs.server import deadlines
 from fabric_jobs.server.changes import ChangeFeed
+from fabric_jobs.server.deadlines import TIMED_OUT
 from fabric_jobs.server.executor import LocalExecutor
 from fabric_jobs.server.model import JobKey, JobStatus, now_ms
 from fabric_jobs.server.registry import JobRegistry
@@ -54,13 +57,15 @@ class LocalDispatch:
 
     async def _recover(self) -> None:
         lease_ms = int(self._settings.lease_seconds * 1000)
-        for record in await self._store.fail_expired(lease_ms, now_ms(), PROCESS_LOST):
+        for record in await self._store.fail_expired(lease_ms, now_ms(), PROCESS_LOST, TIMED_OUT):
             logger.warning(
                 "job %s was left running by a stopped process (%s): ended Failed (retriable)", record.key, record.owner
             )
             metrics.executor_lost_of("process_lost").inc()
             metrics.jobs_ended_of(record.key.job_type, record.status.value).inc()
             self._feed.publish(record)
+        for record in await deadlines.sweep(self._store, self._feed, self._settings):
+            self._executor.cancel(record.key)
         queued = await self._store.keys_with_status(JobStatus.NOT_STARTED, RECOVERY_BATCH)
         scheduled = sum(self._executor.schedule(key) for key in queued)
         if scheduled:

@@ -8,6 +8,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
+from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
@@ -28,6 +29,11 @@ RAISES = "raises"
 RACES = "races"
 RACES_THREAD = "racesThread"
 RECORDS_PAYLOAD = "recordsPayload"
+TIMES_OUT = "timesOut"
+TIMES_OUT_IGNORING_THREAD = "timesOutIgnoringThread"
+MUST_START_SOON = "mustStartSoon"
+TIMEOUT_SECONDS = 0.3
+START_DEADLINE_SECONDS = 1.0
 
 EXPLODED = JobFailed(
     "The forecast exploded.",
@@ -73,6 +79,9 @@ class TestJobs:
         add(ITEM_TYPE, RACES, self.races)
         add(ITEM_TYPE, RACES_THREAD, self.races_thread)
         add(ITEM_TYPE, RECORDS_PAYLOAD, self.records_payload)
+        add(ITEM_TYPE, TIMES_OUT, self.cooperative, timeout=timedelta(seconds=TIMEOUT_SECONDS))
+        add(ITEM_TYPE, TIMES_OUT_IGNORING_THREAD, self.ignores_thread, timeout=TIMEOUT_SECONDS)
+        add(ITEM_TYPE, MUST_START_SOON, self.instant_thread, start_deadline=START_DEADLINE_SECONDS)
         add(demo.ITEM_TYPE, demo.JOB_TYPE, demo.calculate_forecast, validate=demo.validate_forecast)
 
     def __enter__(self) -> TestJobs:

@@ -545,6 +545,9 @@ MIGRATED_TABLES = {
         "version",
         "trace_context",
         "caller",
+        "start_deadline_ms",
+        "timeout_ms",
+        "run_deadline_ms",
     },
     "job_credentials": {
         "tenant_id",
@@ -584,6 +587,8 @@ MIGRATED_INDEXES = {
     "job_instances_cancel_requested_by_owner",
     "job_instances_newest_first",
     "job_instances_ended_oldest_first",
+    "job_instances_not_started_by_start_deadline",
+    "job_instances_in_progress_by_run_deadline",
     "job_transitions_by_key",
 }
 MIGRATED_SCHEMA = (MIGRATED_TABLES, MIGRATED_PRIMARY_KEYS, MIGRATED_INDEXES)
