@@ -139,8 +139,11 @@ class JobManager:
             record = await self.get(key)
             yield record
             while not record.status.is_terminal:
-                await changes.wait(self._feed.poll_seconds)
-                last, record = record, changes.take(record) or await self.get(key)
+                # Told of a change: the record published, or a read when another process announced it. Told nothing
+                # within the poll: a read, for the changes of another process that announces none (SQLite).
+                changed = await changes.wait(self._feed.poll_seconds)
+                told = changes.take(record) if changed else None
+                last, record = record, told or await self.get(key)
                 if record.version != last.version:
                     yield record
 
