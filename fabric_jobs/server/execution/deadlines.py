@@ -14,11 +14,11 @@ import logging
 
 from fabric_jobs.errors import ErrorCode, details_for
 from fabric_jobs.observability import metrics
-from fabric_jobs.server.changes import ChangeFeed
+from fabric_jobs.registry import JobType
 from fabric_jobs.server.model import JobRecord, now_ms
-from fabric_jobs.server.registry import JobType
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import JobStore
+from fabric_jobs.server.store.changes import ChangeFeed
 
 logger = logging.getLogger(__name__)
 

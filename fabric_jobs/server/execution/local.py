@@ -2,8 +2,8 @@
 
 Its upkeep runs every lease/3 seconds: it renews the lease of this process's running jobs (and picks
 up cancels asked for through another process sharing the database), ends Failed (retriable) the
-running jobs of executors whose lease expired (JobTimedOut when past their run deadline), ends Failed the jobs
-past their deadlines (fabric_jobs.server.deadlines), and queues NotStarted jobs that no live process has queued.
+running jobs of executors whose lease expired (JobTimedOut when past their run deadline), ends Failed the
+jobs past their deadlines (deadlines.py), and queues NotStarted jobs that no live process has queued.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import uuid
 
 from fabric_jobs.errors import job_executor_lost
 from fabric_jobs.observability import metrics
-from fabric_jobs.server import deadlines
-from fabric_jobs.server.changes import ChangeFeed
-from fabric_jobs.server.deadlines import TIMED_OUT
-from fabric_jobs.server.executor import LocalExecutor
+from fabric_jobs.registry import JobRegistry
+from fabric_jobs.server.execution import deadlines
+from fabric_jobs.server.execution.deadlines import TIMED_OUT
+from fabric_jobs.server.execution.executor import LocalExecutor
 from fabric_jobs.server.model import JobKey, JobStatus, now_ms
-from fabric_jobs.server.registry import JobRegistry
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import JobStore, StoreError
+from fabric_jobs.server.store.changes import ChangeFeed
 
 logger = logging.getLogger(__name__)
 

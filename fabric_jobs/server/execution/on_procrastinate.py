@@ -6,7 +6,7 @@ and queueing lock the key's text, so a key is queued at most once and never runs
 at once. A Cancel asks procrastinate to abort the key's running job, which the worker hears through
 LISTEN/NOTIFY. The upkeep, run by every JobService replica and every worker, loses nothing: the
 running jobs of a worker whose heartbeat stopped end Failed (JobExecutorLost, retriable; JobTimedOut when
-past their run deadline), jobs past their deadlines end Failed (fabric_jobs.server.deadlines: a queued job past
+past their run deadline), jobs past their deadlines end Failed (deadlines.py: a queued job past
 its start deadline loses its procrastinate job in the same statement), and a NotStarted row without a queued job
 (its defer lost in a crash) is queued again.
 """
@@ -26,12 +26,12 @@ from psycopg_pool import AsyncConnectionPool
 from fabric_jobs import request_context
 from fabric_jobs.errors import job_executor_lost
 from fabric_jobs.observability import metrics
-from fabric_jobs.server import deadlines
-from fabric_jobs.server.changes import ChangeFeed
-from fabric_jobs.server.deadlines import TIMED_OUT
+from fabric_jobs.server.execution import deadlines
+from fabric_jobs.server.execution.deadlines import TIMED_OUT
 from fabric_jobs.server.model import JobKey, now_ms
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import JobStore, StoreError
+from fabric_jobs.server.store.changes import ChangeFeed
 from fabric_jobs.server.store.queries import load_named_queries
 
 logger = logging.getLogger(__name__)
