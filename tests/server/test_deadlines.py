@@ -4,6 +4,7 @@ JobStartDeadlineExceeded, and never starts, whichever process comes to it."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 
@@ -13,11 +14,11 @@ from fabric_jobs import JobRegistry
 from fabric_jobs.server.backend import open_store
 from fabric_jobs.server.model import InvokeType, JobKey, JobStatus, NewJob, now_ms
 from fabric_jobs.v1 import job_service_pb2 as pb
+from tests import jobs as job_types
 from tests.conftest import new_key, wait_for_status
 from tests.harness import TEST_SETTINGS, RunningServer, ServerFactory, eventually
-from tests.server import handlers
+from tests.jobs import ITEM_TYPE, TestJobs
 from tests.server.calls import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, NOT_STARTED, create
-from tests.server.handlers import ITEM_TYPE, TestJobs
 
 TIMED_OUT = "JobTimedOut"
 START_DEADLINE_EXCEEDED = "JobStartDeadlineExceeded"
@@ -43,26 +44,26 @@ async def test_a_job_past_its_timeout_is_told_and_ends_failed_timed_out_not_canc
     jobs: TestJobs, start_server: ServerFactory
 ) -> None:
     running = await start_server(jobs.registry)
-    key = await create(running, handlers.TIMES_OUT)
+    key = await create(running, job_types.TIMES_OUT)
 
     failed = await wait_for_status(running.stub, key, FAILED)
     assert_failed_retriable(failed, TIMED_OUT)
-    assert handlers.TIMEOUT_SECONDS <= ran_for(failed) < handlers.TIMEOUT_SECONDS + TEST_SETTINGS.cancel_grace
+    assert job_types.TIMEOUT_SECONDS <= ran_for(failed) < job_types.TIMEOUT_SECONDS + TEST_SETTINGS.cancel_grace
     assert not failed.cancel_requested
     cancelled_after = (await running.stub.CancelJobInstance(pb.CancelJobInstanceRequest(key=key))).job_instance
     assert cancelled_after == failed
-    assert jobs.calls[key.job_instance_id] == 1
+    assert jobs.runs[key.job_instance_id] == 1
 
 
 async def test_a_handler_ignoring_its_timeout_is_stopped_by_force_after_the_grace_and_ends_failed(
     jobs: TestJobs, start_server: ServerFactory
 ) -> None:
     running = await start_server(jobs.registry)
-    key = await create(running, handlers.TIMES_OUT_IGNORING_THREAD)
+    key = await create(running, job_types.TIMES_OUT_IGNORING_THREAD)
 
     failed = await wait_for_status(running.stub, key, FAILED)
     assert_failed_retriable(failed, TIMED_OUT)
-    assert ran_for(failed) >= handlers.TIMEOUT_SECONDS + TEST_SETTINGS.cancel_grace
+    assert ran_for(failed) >= job_types.TIMEOUT_SECONDS + TEST_SETTINGS.cancel_grace
     await eventually(lambda: key.job_instance_id in jobs.exited, what="the forced stop of the handler's thread")
     assert key.job_instance_id not in jobs.ran_to_end
     assert (await get(running, key)) == failed
@@ -71,9 +72,9 @@ async def test_a_handler_ignoring_its_timeout_is_stopped_by_force_after_the_grac
 async def test_the_service_default_timeout_bounds_job_types_registered_without_one(
     jobs: TestJobs, start_server: ServerFactory
 ) -> None:
-    running = await start_server(jobs.registry, job_timeout_seconds=0.2)
-    timed = await create(running, handlers.COOPERATIVE)
-    quick = await create(running, handlers.INSTANT)
+    running = await start_server(jobs.registry, job_timeout_seconds=0.3)
+    timed = await create(running, job_types.COOPERATES)
+    quick = await create(running, job_types.COMPLETES)
 
     assert_failed_retriable(await wait_for_status(running.stub, timed, FAILED), TIMED_OUT)
     assert (await wait_for_status(running.stub, quick, COMPLETED)).status == COMPLETED
@@ -81,7 +82,7 @@ async def test_the_service_default_timeout_bounds_job_types_registered_without_o
 
 async def test_a_cancel_before_the_timeout_still_ends_cancelled(jobs: TestJobs, start_server: ServerFactory) -> None:
     running = await start_server(jobs.registry, job_timeout_seconds=30.0)
-    key = await create(running, handlers.COOPERATIVE)
+    key = await create(running, job_types.COOPERATES)
     await wait_for_status(running.stub, key, IN_PROGRESS)
 
     answer = (await running.stub.CancelJobInstance(pb.CancelJobInstanceRequest(key=key))).job_instance
@@ -93,22 +94,22 @@ async def test_a_job_not_started_by_its_start_deadline_ends_failed_and_never_sta
     jobs: TestJobs, start_server: ServerFactory
 ) -> None:
     running = await start_server(jobs.registry, max_threads=1)
-    blocker = await create(running, handlers.GATED_THREAD)
+    blocker = await create(running, job_types.GATED_THREAD)
     await wait_for_status(running.stub, blocker, IN_PROGRESS)
-    key = await create(running, handlers.MUST_START_SOON)
+    key = await create(running, job_types.MUST_START_SOON)
     assert (await get(running, key)).status == NOT_STARTED
 
-    failed = await wait_for_status(running.stub, key, FAILED, within=handlers.START_DEADLINE_SECONDS + 5.0)
+    failed = await wait_for_status(running.stub, key, FAILED, within=job_types.START_DEADLINE_SECONDS + 5.0)
     assert_failed_retriable(failed, START_DEADLINE_EXCEEDED)
     assert not failed.HasField("start_time")
-    deadline_ms = failed.create_time.ToMilliseconds() + handlers.START_DEADLINE_SECONDS * 1000
+    deadline_ms = failed.create_time.ToMilliseconds() + job_types.START_DEADLINE_SECONDS * 1000
     assert failed.end_time.ToMilliseconds() >= deadline_ms
 
     jobs.gate.set()  # the thread it waited for is free: it still must not start
     await wait_for_status(running.stub, blocker, COMPLETED)
-    after = await create(running, handlers.INSTANT_THREAD)
+    after = await create(running, job_types.SYNC_COMPLETES)
     await wait_for_status(running.stub, after, COMPLETED)
-    assert jobs.calls[key.job_instance_id] == 0
+    assert jobs.runs[key.job_instance_id] == 0
     assert await get(running, key) == failed
 
 
@@ -116,20 +117,20 @@ async def test_a_start_deadline_passing_while_no_process_runs_is_enforced_by_the
     jobs: TestJobs, start_server: ServerFactory
 ) -> None:
     first = await start_server(jobs.registry, max_threads=1, shutdown_grace=0.2)
-    blocker = await create(first, handlers.GATED_THREAD)
+    blocker = await create(first, job_types.GATED_THREAD)
     await wait_for_status(first.stub, blocker, IN_PROGRESS)
-    key = await create(first, handlers.MUST_START_SOON)
+    key = await create(first, job_types.MUST_START_SOON)
     created = await get(first, key)
     await first.stop()
     assert created.status == NOT_STARTED
-    deadline_ms = created.create_time.ToMilliseconds() + handlers.START_DEADLINE_SECONDS * 1000
-    await eventually(lambda: now_ms() > deadline_ms, within=handlers.START_DEADLINE_SECONDS + 1.0, what="the deadline")
+    deadline_ms = created.create_time.ToMilliseconds() + job_types.START_DEADLINE_SECONDS * 1000
+    await eventually(lambda: now_ms() > deadline_ms, within=job_types.START_DEADLINE_SECONDS + 1.0, what="the deadline")
 
     second = await start_server(jobs.registry)
     failed = await get(second, key)  # the start's upkeep ended it before the service answered
     assert_failed_retriable(failed, START_DEADLINE_EXCEEDED)
     assert not failed.HasField("start_time")
-    assert jobs.calls[key.job_instance_id] == 0
+    assert jobs.runs[key.job_instance_id] == 0
 
 
 async def write_running(database: str, *, owner: str, started_ms: int, timeout_ms: int | None) -> pb.JobInstanceKey:
@@ -138,7 +139,7 @@ async def write_running(database: str, *, owner: str, started_ms: int, timeout_m
     await store.open()
     try:
         ids = [str(uuid.uuid4()) for _ in range(4)]
-        key = JobKey(ids[0], ids[1], ITEM_TYPE, ids[2], handlers.INSTANT, ids[3])
+        key = JobKey(ids[0], ids[1], ITEM_TYPE, ids[2], job_types.COMPLETES, ids[3])
         await store.insert(NewJob(key, InvokeType.MANUAL, "{}", started_ms, timeout_ms=timeout_ms))
         moved = await store.transition(
             key, (JobStatus.NOT_STARTED,), JobStatus.IN_PROGRESS, at_ms=started_ms, owner=owner
@@ -149,7 +150,7 @@ async def write_running(database: str, *, owner: str, started_ms: int, timeout_m
         await store.close()
     return new_key(
         ITEM_TYPE,
-        handlers.INSTANT,
+        job_types.COMPLETES,
         tenant_id=key.tenant_id,
         workspace_id=key.workspace_id,
         item_id=key.item_id,
@@ -212,7 +213,7 @@ def test_a_registration_takes_deadlines_as_timedeltas_or_seconds(
 
 @pytest.mark.parametrize("bad", [0, -1, timedelta(0), float("inf"), float("nan"), "10", True])
 def test_a_deadline_that_is_not_a_positive_length_of_time_is_refused(bad: object) -> None:
-    with pytest.raises(ValueError, match=r"timeout of Tests\.Item/deadlines"):
+    with pytest.raises(ValueError, match=re.escape(f"timeout of {ITEM_TYPE}/deadlines")):
         JobRegistry().add(ITEM_TYPE, "deadlines", handlers_instant, timeout=bad)  # type: ignore[arg-type]
 
 

@@ -139,11 +139,10 @@ class JobManager:
             record = await self.get(key)
             yield record
             while not record.status.is_terminal:
-                # Told of a change: the record published, or a read when another process announced it. Told nothing
-                # within the poll: a read, for the changes of another process that announces none (SQLite).
                 changed = await changes.wait(self._feed.poll_seconds)
                 told = changes.take(record) if changed else None
-                last, record = record, told or await self.get(key)
+                # Nothing told within the poll: another process may have changed the job without telling us.
+                last, record = record, told if told is not None else await self.get(key)
                 if record.version != last.version:
                     yield record
 
