@@ -10,6 +10,7 @@ import threading
 class CancelReason(enum.Enum):
     CANCEL_REQUESTED = "cancel requested"
     SHUTDOWN = "service shutting down"
+    TIMEOUT = "job timed out"
 
 
 class JobCancelled(Exception):

@@ -44,6 +44,8 @@ class ErrorCode(enum.StrEnum):
     JOB_EXECUTOR_LOST = "JobExecutorLost"
     USER_TOKEN_UNAVAILABLE = "UserTokenUnavailable"
     JOB_INTERRUPTED = "JobInterrupted"
+    JOB_TIMED_OUT = "JobTimedOut"
+    JOB_START_DEADLINE_EXCEEDED = "JobStartDeadlineExceeded"
     SERVICE_UNAVAILABLE = "ServiceUnavailable"
     TIMEOUT = "Timeout"
     INTERNAL_ERROR = "InternalError"
@@ -187,6 +189,22 @@ ERRORS: tuple[ErrorRow, ...] = (
         None,
         True,
         "in errorDetails of a Failed job: its handler stopped when told the service shuts down (not permanent)",
+    ),
+    ErrorRow(
+        ErrorCode.JOB_TIMED_OUT,
+        None,
+        None,
+        True,
+        "in errorDetails of a Failed job: it ran longer than its job type's timeout and was told to stop, then "
+        "stopped by force after the cancel grace (not permanent)",
+    ),
+    ErrorRow(
+        ErrorCode.JOB_START_DEADLINE_EXCEEDED,
+        None,
+        None,
+        True,
+        "in errorDetails of a Failed job: it was still NotStarted at its start deadline (2 hours after its Create "
+        "by default, when Fabric stops polling it) and never starts (not permanent)",
     ),
     ErrorRow(
         ErrorCode.USER_TOKEN_UNAVAILABLE,

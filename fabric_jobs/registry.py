@@ -15,6 +15,11 @@ errorCode JobExecutionFailed.
 `deduplication` is what Fabric's item manifest says of the item type's job runs (`fabric-jobs manifest`
 prints it): "None", "PerItem" (one run at a time per item and job type, the default) or "PerUser";
 `scheduled_deduplication` sets scheduled runs apart. Registrations of one item type must agree.
+
+`timeout` (a timedelta or seconds) bounds a run: past it the handler is told through its token (reason TIMEOUT),
+stopped by force after the cancel grace, and the job ends Failed, JobTimedOut (retriable). `start_deadline` bounds
+the wait: a job still NotStarted that long after its Create ends Failed, JobStartDeadlineExceeded, and never
+starts. Either left None takes the service's default (`--job-timeout`, none; `--start-deadline`, 2 hours).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal, Protocol, get_args
 
 from fabric_jobs.cancellation import CancellationToken
@@ -117,6 +123,7 @@ DEDUPLICATION_OPTIONS: tuple[Deduplication, ...] = get_args(Deduplication)
 DEFAULT_DEDUPLICATION: Deduplication = "PerItem"
 
 Handler = Callable[[JobContext], Awaitable[None] | None]
+Seconds = timedelta | float
 PayloadValidator = Callable[[Mapping[str, Any]], None]
 
 
@@ -155,6 +162,10 @@ class JobType:
     deduplication: Deduplication | None = None
     scheduled_deduplication: Deduplication | None = None
     user_scopes: tuple[str, ...] = ()
+    timeout_seconds: float | None = None
+    """How long a run may take before it is stopped and ends Failed (JobTimedOut); None: the service's default."""
+    start_deadline_seconds: float | None = None
+    """How long after its Create a job may start; None: the service's default."""
 
 
 class JobRegistry:
@@ -172,6 +183,8 @@ class JobRegistry:
         deduplication: Deduplication | None = None,
         scheduled_deduplication: Deduplication | None = None,
         user_scopes: Sequence[str] = (),
+        timeout: Seconds | None = None,
+        start_deadline: Seconds | None = None,
     ) -> Callable[[Handler], Handler]:
         """Decorator form of `add`; returns the handler unchanged."""
 
@@ -184,6 +197,8 @@ class JobRegistry:
                 deduplication=deduplication,
                 scheduled_deduplication=scheduled_deduplication,
                 user_scopes=user_scopes,
+                timeout=timeout,
+                start_deadline=start_deadline,
             )
             return handler
 
@@ -199,13 +214,16 @@ class JobRegistry:
         deduplication: Deduplication | None = None,
         scheduled_deduplication: Deduplication | None = None,
         user_scopes: Sequence[str] = (),
+        timeout: Seconds | None = None,
+        start_deadline: Seconds | None = None,
     ) -> None:
         """Register `handler` (async or plain) for (item_type, job_type); `validate` runs at Create and may
         raise InvalidPayload; `deduplication` and `scheduled_deduplication` (None, PerItem, PerUser) are the
         item type's options in Fabric's item manifest. `user_scopes` makes the job act for its user: the Create
         exchanges the user's token for these scopes (on behalf of the user) and keeps what the job needs to get
-        tokens for any scope until it ends. Registering the same pair twice, or options that disagree within an
-        item type, is a ValueError."""
+        tokens for any scope until it ends. `timeout` and `start_deadline` (a timedelta or seconds, more than 0;
+        None: the service's defaults) bound a run and the wait before it. Registering the same pair twice, options
+        that disagree within an item type, or a deadline that is not a positive length of time is a ValueError."""
         if (item_type, job_type) in self._types:
             raise ValueError(f"job type {item_type}/{job_type} is registered twice")
         for name, value in (("deduplication", deduplication), ("scheduled_deduplication", scheduled_deduplication)):
@@ -215,7 +233,18 @@ class JobRegistry:
                 )
         is_async = inspect.iscoroutinefunction(handler)
         scopes = scopes_of(tuple(user_scopes)) if user_scopes else ()
-        new = JobType(item_type, job_type, handler, validate, is_async, deduplication, scheduled_deduplication, scopes)
+        new = JobType(
+            item_type,
+            job_type,
+            handler,
+            validate,
+            is_async,
+            deduplication,
+            scheduled_deduplication,
+            scopes,
+            timeout_seconds=_seconds(f"timeout of {item_type}/{job_type}", timeout),
+            start_deadline_seconds=_seconds(f"start_deadline of {item_type}/{job_type}", start_deadline),
+        )
         for other in self.job_types():
             if other.item_type == item_type and _deduplication_conflict(other, new):
                 raise ValueError(
@@ -264,6 +293,21 @@ def load_registry(spec: str, *, not_found_hint: str = "is the package installed?
         kind = "function" if inspect.isfunction(registry) else type(registry).__name__
         raise ValueError(f"--jobs: {spec!r} is a {kind}, not a JobRegistry")
     return registry
+
+
+def _seconds(name: str, value: Seconds | None) -> float | None:
+    """A deadline as seconds: a timedelta or a number, more than 0 and finite; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise ValueError(f"{name} must be a timedelta or a number of seconds, not {value!r}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{name} must be more than 0 seconds, not {value!r}")
+    return seconds
 
 
 def _deduplication_conflict(first: JobType, second: JobType) -> bool:

@@ -37,6 +37,10 @@ JobServices and loaded by real processes too:
   `count` times (default 20000) as fast as they can (the async one lets the loop run every 100 reports), then
   FINAL_PERCENT with FINAL_MESSAGE, and return: Completed.
 - BAD_PROGRESS "badProgress": report `percent` and `message` as given (ValueError for bad ones: Failed).
+- Registered with deadlines: TIMES_OUT "timesOut" (as COOPERATES) and TIMES_OUT_IGNORING_THREAD
+  "timesOutIgnoringThread" (as IGNORES_CANCEL_THREAD) with a timeout of TIMEOUT_SECONDS; MUST_START_SOON
+  "mustStartSoon" (as SYNC_COMPLETES, so it waits for a handler thread) with a start deadline of
+  START_DEADLINE_SECONDS.
 
 Every handler, as it starts, counts its job instance id in `runs` (this process) and appends it as one line to
 the file named by FABRIC_JOBS_TEST_RUN_LOG when that is set (every process): read it with `read_run_log`.
@@ -55,6 +59,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -86,6 +91,9 @@ REPORTS_PROGRESS_THREAD = "reportsProgressThread"
 FLOODS_PROGRESS = "floodsProgress"
 FLOODS_PROGRESS_THREAD = "floodsProgressThread"
 BAD_PROGRESS = "badProgress"
+TIMES_OUT = "timesOut"
+TIMES_OUT_IGNORING_THREAD = "timesOutIgnoringThread"
+MUST_START_SOON = "mustStartSoon"
 
 DELAY_FIELD = "delaySeconds"
 RUN_LOG_VARIABLE = "FABRIC_JOBS_TEST_RUN_LOG"
@@ -95,6 +103,8 @@ LONG_SECONDS = 3600.0
 THREAD_STEP_SECONDS = 0.02
 FINAL_PERCENT = 100.0
 FINAL_MESSAGE = "done"
+TIMEOUT_SECONDS = 1.0
+START_DEADLINE_SECONDS = 2.0
 
 FAILURE = JobFailed(
     "the forecast could not be computed",
@@ -424,3 +434,19 @@ def floods_progress_thread(ctx: JobContext) -> None:
 async def bad_progress(ctx: JobContext) -> None:
     started(ctx)
     ctx.report_progress(ctx.payload.get("percent"), ctx.payload.get("message"))
+
+
+@registry.job(ITEM_TYPE, TIMES_OUT, timeout=timedelta(seconds=TIMEOUT_SECONDS))
+async def times_out(ctx: JobContext) -> None:
+    started(ctx)
+    await ctx.cancellation.wait()
+
+
+@registry.job(ITEM_TYPE, TIMES_OUT_IGNORING_THREAD, timeout=TIMEOUT_SECONDS)
+def times_out_ignoring_thread(ctx: JobContext) -> None:
+    ignores_cancel_thread(ctx)
+
+
+@registry.job(ITEM_TYPE, MUST_START_SOON, start_deadline=START_DEADLINE_SECONDS)
+def must_start_soon(ctx: JobContext) -> None:
+    started(ctx)

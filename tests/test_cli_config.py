@@ -192,6 +192,37 @@ def test_a_bad_value_is_one_line_naming_its_option(
     assert "FABRIC_JOBS_" not in line
 
 
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ((), (None, 7200.0)),
+        (("--job-timeout=90", "--start-deadline=30m"), (90.0, 1800.0)),
+        (("--job-timeout=1.5h", "--start-deadline=none"), (5400.0, None)),
+        (("--job-timeout=none", "--start-deadline=0"), (None, None)),
+    ],
+)
+@pytest.mark.parametrize("command", ["serve", "grpc"])
+def test_deadline_options_set_the_service_defaults(
+    command: str, argv: tuple[str, ...], expected: tuple[float | None, float | None]
+) -> None:
+    service = configure(command, "--dev", *argv).service
+    assert service is not None
+    assert (service.settings.job_timeout_seconds, service.settings.start_deadline_seconds) == expected
+
+
+def test_deadline_options_come_from_the_environment_and_refuse_what_is_no_length_of_time(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FABRIC_JOBS_JOB_TIMEOUT", "10m")
+    monkeypatch.setenv("FABRIC_JOBS_START_DEADLINE", "1h")
+    args = parse("grpc")
+    assert (args.job_timeout, args.start_deadline) == (600.0, 3600.0)
+    for value in ("-5", "soon", "inf", "10x"):
+        line = rejected(capsys, "grpc", f"--job-timeout={value}")
+        assert "argument --job-timeout: must be" in line, line
+    assert "unrecognized arguments: --job-timeout=5" in rejected(capsys, "worker", "--job-timeout=5")  # fixed at Create
+
+
 def test_a_bad_value_from_the_environment_names_its_variable(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -232,6 +263,7 @@ def test_dev_refuses_hosts_off_loopback() -> None:
         ("serve", ("grpc-tls-ca", "grpc-tls-server-name")),
         *((command, ENTRA_OPTIONS) for command in ("serve", "grpc", "worker")),
         ("grpc", ("grpc-host", "lease-seconds", "max-threads", "shutdown-grace", "log-level")),
+        *((command, ("job-timeout", "start-deadline")) for command in ("serve", "grpc")),
         ("grpc", ("grpc-tls-cert", "grpc-tls-key", "grpc-tls-client-ca", "grpc-insecure")),
         (
             "rest",

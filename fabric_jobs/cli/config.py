@@ -204,6 +204,8 @@ def _service_settings(args: argparse.Namespace) -> ServiceSettings:
         max_running_per_tenant=args.max_running_per_tenant,
         worker_concurrency=getattr(args, "concurrency", defaults.worker_concurrency),
         retention_seconds=getattr(args, "retention", defaults.retention_seconds),
+        job_timeout_seconds=getattr(args, "job_timeout", defaults.job_timeout_seconds),
+        start_deadline_seconds=getattr(args, "start_deadline", defaults.start_deadline_seconds),
     )
 
 

@@ -150,3 +150,25 @@ def duration_seconds(value: str) -> float:
             f"must be a number and a unit (s, m, h, d) such as 30d or 12h, or 0; not {value!r}"
         )
     return float(match[1]) * SECONDS_PER_UNIT[match[2]]
+
+
+NO_LIMIT = ("none", "0")
+
+
+def optional_duration(value: str) -> float | None:
+    """A limit in time: a number of seconds or a number and a unit (90s, 30m, 2h, 1d); none (or 0) for no limit."""
+    text = value.strip().lower()
+    if text in NO_LIMIT:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            seconds = duration_seconds(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"must be seconds or a number and a unit (s, m, h, d) such as 90s, 30m or 2h, or none; not {value!r}"
+            ) from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 (or none), not {value!r}")
+    return seconds

@@ -19,6 +19,7 @@ from fabric_jobs.cli.option_kit import (
     duration_seconds,
     grpc_target,
     option,
+    optional_duration,
     port,
     positive_float,
     positive_int,
@@ -27,7 +28,7 @@ from fabric_jobs.cli.option_kit import (
 from fabric_jobs.rest_bridge.auth import FABRIC_APP_IDS, AuthSettings
 from fabric_jobs.rest_bridge.settings import BridgeSettings, HttpLimits
 from fabric_jobs.server.backend import database_url_problem
-from fabric_jobs.server.settings import DEFAULT_DATABASE, ServiceSettings
+from fabric_jobs.server.settings import DEFAULT_DATABASE, DEFAULT_START_DEADLINE_SECONDS, ServiceSettings
 
 _URL_PATH = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*")
 MIN_ADMIN_TOKEN_LENGTH = 16
@@ -176,6 +177,26 @@ def _add_service(parser: argparse.ArgumentParser, *, serves_grpc: bool = True, w
             "the background, by one replica at a time: 30d, 12h, 90m; 0 keeps every job (default: %(default)s)",
             f"{defaults.retention_seconds / 86400:g}d",
             duration_seconds,
+        )
+    if serves_grpc:
+        option(
+            group,
+            "--job-timeout",
+            "how long a run of a job type registered without a timeout may take: past it the handler is told "
+            "(reason TIMEOUT), stopped by force after --cancel-grace, and the job ends Failed, JobTimedOut "
+            "(retriable); seconds or 90s, 30m, 12h; none for no limit (default: %(default)s)",
+            "none",
+            optional_duration,
+        )
+        option(
+            group,
+            "--start-deadline",
+            "how long after its Create a job of a type registered without a start deadline may start: one still "
+            "NotStarted then ends Failed, JobStartDeadlineExceeded (retriable), and never starts; Fabric stops "
+            "polling a job not started within 2 hours; seconds or 90s, 30m, 2h; none for no limit "
+            "(default: %(default)s)",
+            f"{DEFAULT_START_DEADLINE_SECONDS / 3600:g}h",
+            optional_duration,
         )
     option(
         group,

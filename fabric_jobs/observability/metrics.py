@@ -69,6 +69,12 @@ executor_lost = Counter(
     "worker_lost), or this process shut down before they finished (reason shutdown).",
     ["reason"],
 )
+deadlines_exceeded = Counter(
+    "fabric_jobs_deadlines_exceeded",
+    "Job instances this process ended Failed for a deadline: `start` (still NotStarted at its start deadline, "
+    "JobStartDeadlineExceeded) or `run` (ran past its timeout, JobTimedOut).",
+    ["deadline"],
+)
 jobs_purged = Counter(
     "fabric_jobs_jobs_purged",
     "Terminal job instances deleted by this process with their history, past --retention or by a purge call.",
@@ -123,6 +129,7 @@ handler_duration_of = Children(handler_duration)
 cancel_to_stop_of = Children(cancel_to_stop)
 forced_stops_of = Children(forced_stops)
 executor_lost_of = Children(executor_lost)
+deadlines_exceeded_of = Children(deadlines_exceeded)
 
 
 def exposition() -> tuple[bytes, str]:

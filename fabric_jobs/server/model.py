@@ -49,6 +49,10 @@ class NewJob:
     caller: Caller | None = None
     credential: bytes | None = field(default=None, repr=False)
     """Sealed credential material for tokens on the caller's behalf, stored with the job until it ends."""
+    start_deadline_ms: int | None = None
+    """When the job must have started, else it ends Failed (JobStartDeadlineExceeded); None: no deadline."""
+    timeout_ms: int | None = None
+    """How long a run may take, else it ends Failed (JobTimedOut); None: no limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +91,12 @@ class JobRecord:
     queued job, never before the first queued job of any tenant. Jobs start lowest turn first."""
     progress: Progress | None = None
     """None until the handler first reports its progress; kept once the job ends."""
+    start_deadline_ms: int | None = None
+    """When the job must have started (it never starts later); None: no deadline."""
+    timeout_ms: int | None = None
+    """How long a run may take; None: no limit."""
+    run_deadline_ms: int | None = None
+    """Once started with a timeout: when its run must have ended (start_time_ms + timeout_ms)."""
 
 
 @dataclass(frozen=True, slots=True)

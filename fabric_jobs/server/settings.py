@@ -9,6 +9,8 @@ from fabric_jobs.on_behalf_of.tokens import UserTokenProvider
 DEFAULT_DATABASE = "sqlite:///./fabric-jobs.db"
 DEFAULT_RETENTION_SECONDS = 30 * 86400.0
 """30 days, as long as Fabric's Monitor hub shows a job."""
+DEFAULT_START_DEADLINE_SECONDS = 2 * 3600.0
+"""2 hours: Fabric marks a job dead-lettered when it has not started within 2 hours, and stops polling it."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,10 @@ class ServiceSettings:
     """Terminal jobs that ended this long ago are deleted with their history; 0 keeps every job."""
     prune_interval_seconds: float = 300.0
     """How often a serving process deletes the jobs past retention_seconds (and once at start)."""
+    job_timeout_seconds: float | None = None
+    """How long a run of a job type registered without a timeout may take; None: no limit."""
+    start_deadline_seconds: float | None = DEFAULT_START_DEADLINE_SECONDS
+    """How long after its Create a job of a type registered without a start deadline may start; None: no limit."""
     user_tokens: UserTokenProvider | None = None
     """Where tokens on behalf of a job's user come from (Entra, with the workload's app credentials); None: nowhere,
     ctx.access_token then says which options to set."""

@@ -604,6 +604,9 @@ MIGRATED_TABLES = {
         "progress_percent",
         "progress_message",
         "progress_time_ms",
+        "start_deadline_ms",
+        "timeout_ms",
+        "run_deadline_ms",
     },
     "job_credentials": {
         "tenant_id",
@@ -647,6 +650,8 @@ MIGRATED_INDEXES = {
     "job_instances_queued_in_turn",
     "job_instances_queued_by_tenant",
     "job_instances_running_by_tenant",
+    "job_instances_not_started_by_start_deadline",
+    "job_instances_in_progress_by_run_deadline",
     "job_transitions_by_key",
 }
 MIGRATED_SCHEMA = (MIGRATED_TABLES, MIGRATED_PRIMARY_KEYS, MIGRATED_INDEXES)
@@ -941,3 +946,113 @@ async def test_every_way_a_job_ends_deletes_its_credential_and_so_does_deleting_
         FAILED,
     ]
     assert await run_sql(store_url, "SELECT count(*) FROM job_credentials") == [(0,)]
+
+
+TIMED_OUT = ErrorDetails("JobTimedOut", "ran past its timeout", is_permanent=False)
+START_DEADLINE_EXCEEDED = ErrorDetails("JobStartDeadlineExceeded", "not started in time", is_permanent=False)
+
+
+async def insert_with_deadlines(
+    store: JobStore, key: JobKey, *, start_deadline_ms: int | None = None, timeout_ms: int | None = None
+) -> JobRecord:
+    job = dataclasses.replace(new_job(key), start_deadline_ms=start_deadline_ms, timeout_ms=timeout_ms)
+    record, created = await store.insert(job)
+    assert created
+    return record
+
+
+async def test_deadlines_are_stored_with_the_job_and_a_claim_sets_the_run_deadline(store: JobStore) -> None:
+    created = await insert_with_deadlines(store, job_key(), start_deadline_ms=9_000, timeout_ms=500)
+    assert (created.start_deadline_ms, created.timeout_ms, created.run_deadline_ms) == (9_000, 500, None)
+
+    started = await start(store, job_key(), at_ms=2_000)
+    assert (started.start_deadline_ms, started.timeout_ms, started.run_deadline_ms) == (9_000, 500, 2_500)
+    assert await store.get(job_key()) == started
+    without = await insert(store, job_key("none"))
+    assert (without.start_deadline_ms, without.timeout_ms, without.run_deadline_ms) == (None, None, None)
+    assert (await start(store, job_key("none"))).run_deadline_ms is None
+
+
+async def test_a_claim_at_or_past_the_start_deadline_starts_nothing(store: JobStore) -> None:
+    await insert_with_deadlines(store, job_key(), start_deadline_ms=5_000)
+
+    assert await store.transition(job_key(), {NOT_STARTED}, IN_PROGRESS, at_ms=5_000, owner="a") is None
+    assert await status_of(store, job_key()) is NOT_STARTED
+    assert await store.expire_start_deadline(job_key(), 4_999, START_DEADLINE_EXCEEDED) is None
+    expired = await store.expire_start_deadline(job_key(), 5_000, START_DEADLINE_EXCEEDED)
+    assert expired is not None
+    assert (expired.status, expired.end_time_ms, expired.error, expired.start_time_ms) == (
+        FAILED,
+        5_000,
+        START_DEADLINE_EXCEEDED,
+        None,
+    )
+    assert await store.expire_start_deadline(job_key(), 6_000, START_DEADLINE_EXCEEDED) is None
+
+
+async def test_expire_start_deadlines_ends_only_queued_jobs_past_theirs_in_batches(store: JobStore) -> None:
+    for name, deadline in [("late-1", 3_000), ("late-2", 4_000), ("late-3", 4_500), ("on-time", 9_000)]:
+        await insert_with_deadlines(store, job_key(name), start_deadline_ms=deadline)
+    await insert(store, job_key("no-deadline"))
+    await insert_with_deadlines(store, job_key("running"), start_deadline_ms=3_000)
+    await start(store, job_key("running"), at_ms=2_000)
+    await insert_with_deadlines(store, job_key("cancelled"), start_deadline_ms=3_000)
+    await store.cancel(job_key("cancelled"), at_ms=2_500)
+
+    first = await store.expire_start_deadlines(5_000, START_DEADLINE_EXCEEDED, limit=2)
+    rest = await store.expire_start_deadlines(5_000, START_DEADLINE_EXCEEDED, limit=2)
+
+    assert {record.key.job_instance_id for record in first} == {"late-1", "late-2"}  # the earliest deadlines first
+    assert [record.key.job_instance_id for record in rest] == ["late-3"]
+    for record in first + rest:
+        assert (record.status, record.end_time_ms, record.error) == (FAILED, 5_000, START_DEADLINE_EXCEEDED)
+        assert await store.get(record.key) == record
+    for name, status in [("on-time", NOT_STARTED), ("no-deadline", NOT_STARTED), ("running", IN_PROGRESS)]:
+        assert await status_of(store, job_key(name)) is status
+    assert await status_of(store, job_key("cancelled")) is CANCELLED
+    assert await store.expire_start_deadlines(5_000, START_DEADLINE_EXCEEDED, limit=2) == []
+
+
+async def test_a_lost_job_past_its_run_deadline_ends_timed_out_else_executor_lost(store: JobStore) -> None:
+    await insert_with_deadlines(store, job_key("past"), timeout_ms=1_000)
+    await insert_with_deadlines(store, job_key("within"), timeout_ms=60_000)
+    await insert(store, job_key("unbounded"))
+    await insert(store, job_key("stale-past"))
+    for name in ("past", "within", "unbounded"):
+        await start(store, job_key(name), at_ms=2_000)
+
+    lost = {
+        name: await store.fail_lost(job_key(name), 5_000, EXECUTOR_LOST, TIMED_OUT)
+        for name in ("past", "within", "unbounded")
+    }
+
+    assert {name: record.error if record else None for name, record in lost.items()} == {
+        "past": TIMED_OUT,
+        "within": EXECUTOR_LOST,
+        "unbounded": EXECUTOR_LOST,
+    }
+    assert await store.fail_lost(job_key("past"), 6_000, EXECUTOR_LOST, TIMED_OUT) is None
+    assert await store.fail_lost(job_key("stale-past"), 6_000, EXECUTOR_LOST, TIMED_OUT) is None
+    await insert_with_deadlines(store, job_key("expired"), timeout_ms=1_000)
+    await start(store, job_key("expired"), at_ms=2_000)
+    [expired] = await store.fail_expired(lease_ms=1_000, at_ms=10_000, error=EXECUTOR_LOST, timeout_error=TIMED_OUT)
+    assert (expired.key, expired.error) == (job_key("expired"), TIMED_OUT)
+
+
+async def test_time_out_overdue_ends_running_jobs_whose_run_deadline_passed_before_the_margin(store: JobStore) -> None:
+    for name, started_ms in [("overdue", 1_000), ("recent", 4_000)]:
+        await insert_with_deadlines(store, job_key(name), timeout_ms=1_000)
+        await start(store, job_key(name), at_ms=started_ms)
+    await insert(store, job_key("unbounded"))
+    await start(store, job_key("unbounded"), at_ms=1_000)
+
+    [overdue] = await store.time_out_overdue(before_ms=4_000, at_ms=7_000, error=TIMED_OUT, limit=10)
+
+    assert (overdue.key, overdue.status, overdue.end_time_ms, overdue.error) == (
+        job_key("overdue"),
+        FAILED,
+        7_000,
+        TIMED_OUT,
+    )
+    assert await status_of(store, job_key("recent")) is IN_PROGRESS
+    assert await status_of(store, job_key("unbounded")) is IN_PROGRESS

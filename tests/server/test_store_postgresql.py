@@ -94,6 +94,8 @@ PLAN_PARAMS: dict[str, object] = {
     "lease_ms": 5_000,
     "owner": "worker-1",
     "error": None,
+    "timeout_error": None,
+    "before_ms": 20_000,
     "limit": 101,
     "after_create_time_ms": 8_000,
     "after_job_instance_id": "j7000",
@@ -201,6 +203,8 @@ async def test_search_reads_the_cross_tenant_index_newest_first_without_sorting(
         ("queued_in_turn", {"job_instances_queued_in_turn", "job_instances_by_status_oldest_first"}),
         ("cancel_requested_of_owner", {"job_instances_cancel_requested_by_owner"}),
         ("fail_expired", {"job_instances_by_status_oldest_first", "job_instances_in_progress_by_owner"}),
+        ("expire_start_deadlines", {"job_instances_not_started_by_start_deadline"}),
+        ("time_out_overdue", {"job_instances_in_progress_by_run_deadline"}),
     ],
 )
 async def test_status_scans_read_an_index(seeded_url: str, query: str, indexes: set[str], plan_cache_mode: str) -> None:

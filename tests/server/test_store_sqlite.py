@@ -135,6 +135,8 @@ PLAN_PARAMS: dict[str, object] = {
     "lease_ms": 1,
     "owner": "a",
     "error": None,
+    "timeout_error": None,
+    "before_ms": 1,
     "limit": 10,
     "after_create_time_ms": 5,
     "after_job_instance_id": "j",
@@ -151,7 +153,16 @@ def query_plan(db_path: Path, query: str, params: dict[str, object]) -> list[str
 
 
 @pytest.mark.parametrize(
-    "query", ["get_job", "move_to_in_progress", "move_to_terminal", "move_to_not_started", "cancel"]
+    "query",
+    [
+        "get_job",
+        "move_to_in_progress",
+        "move_to_terminal",
+        "move_to_not_started",
+        "cancel",
+        "expire_start_deadline_of_job",
+        "fail_lost_job",
+    ],
 )
 def test_key_lookups_use_the_primary_key(migrated_db_path: Path, query: str) -> None:
     plan = query_plan(migrated_db_path, query, PLAN_PARAMS)
@@ -238,6 +249,21 @@ def test_the_queue_in_turn_and_the_cap_read_only_queued_or_running_rows(
     """The partial indexes of migration 0070 hold only the NotStarted (or InProgress) rows: no history is read."""
     params = {**PLAN_PARAMS, "max_running": 2, "limit": 10}
     assert query_plan(migrated_db_path, query, params) == plan
+
+
+@pytest.mark.parametrize(
+    ("query", "index"),
+    [
+        ("expire_start_deadlines", "job_instances_not_started_by_start_deadline (status=? AND start_deadline_ms>?"),
+        ("time_out_overdue", "job_instances_in_progress_by_run_deadline (status=? AND run_deadline_ms>?"),
+    ],
+)
+def test_deadline_sweeps_search_their_index(migrated_db_path: Path, query: str, index: str) -> None:
+    plan = query_plan(migrated_db_path, query, PLAN_PARAMS)
+
+    assert plan[0].startswith("SEARCH job_instances USING PRIMARY KEY"), plan
+    assert any(f"INDEX {index}" in step for step in plan), plan
+    assert not any(step.startswith("SCAN job_instances") for step in plan), plan
 
 
 def test_fail_expired_searches_running_jobs_and_looks_up_each_owner_lease(migrated_db_path: Path) -> None:

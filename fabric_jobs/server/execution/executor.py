@@ -2,7 +2,8 @@
 
 Async handlers run as tasks on the event loop, plain ones in a thread pool. Each run has a
 cancellation token. A run told to cancel that has not stopped after the grace period is recorded
-Cancelled and stopped by force: an async handler's task is cancelled; a thread gets JobCancelled
+Cancelled and stopped by force; a run past its job's timeout is told the same way (reason TIMEOUT), and
+ends Failed, JobTimedOut, however it stops: an async handler's task is cancelled; a thread gets JobCancelled
 raised asynchronously in it (effective at its next Python instruction; a thread blocked inside a
 C call stops when that call returns, and its result is discarded).
 """
@@ -33,6 +34,7 @@ from fabric_jobs.on_behalf_of.credential import AsyncUserCredential, UserCredent
 from fabric_jobs.on_behalf_of.errors import token_unavailable_details
 from fabric_jobs.on_behalf_of.tokens import NOT_CONFIGURED, TokenSource
 from fabric_jobs.registry import JobContext, JobFailed, JobRegistry, JobType
+from fabric_jobs.server.execution.deadlines import START_DEADLINE_EXCEEDED, TIMED_OUT, count_ended
 from fabric_jobs.server.execution.fair_slots import FairSlots
 from fabric_jobs.server.execution.progress import ProgressWriter
 from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, now_ms
@@ -62,6 +64,8 @@ class Run:
     enforcer: asyncio.Task[None] | None = None
     told_to_cancel_at: float | None = None
     progress: ProgressWriter | None = None
+    timer: asyncio.TimerHandle | None = None
+    """Tells the handler at the job's run deadline, if it has a timeout."""
 
 
 INTERRUPTED = job_executor_lost(
@@ -161,6 +165,8 @@ class LocalExecutor:
         except Exception:
             logger.exception("executor failed on job %s", key)
         finally:
+            if run.timer is not None:
+                run.timer.cancel()
             if not run.started:
                 metrics.jobs_waiting.dec()
             run.finished.set()
@@ -189,7 +195,7 @@ class LocalExecutor:
             max_running=self._settings.max_running_per_tenant,
         )
         if record is None:
-            await self._count_if_cancelled_before_start(run.key)
+            await self._after_refused_claim(run.key)
             return
         run.started = True
         metrics.jobs_waiting.dec()
@@ -199,6 +205,9 @@ class LocalExecutor:
             return
         logger.info("job %s started", run.key)
         metrics.jobs_started_of(run.key.job_type).inc()
+        if record.run_deadline_ms is not None:
+            delay = max(record.run_deadline_ms - now_ms(), 0) / 1000
+            run.timer = asyncio.get_running_loop().call_later(delay, self._time_out, run)
         tokens = self._token_source(run.key)
         loop = asyncio.get_running_loop()
         credential = AsyncUserCredential(tokens) if job_type.is_async else UserCredential(tokens, loop)
@@ -239,11 +248,30 @@ class LocalExecutor:
         provider = self._settings.user_tokens
         return NOT_CONFIGURED if provider is None else provider.source(key, self._store)
 
-    async def _count_if_cancelled_before_start(self, key: JobKey) -> None:
-        """A job this executor was given that a Cancel ended while it was NotStarted ends here, for the metrics."""
+    async def _after_refused_claim(self, key: JobKey) -> None:
+        """A job this executor was given that it could not claim: one past its start deadline ends Failed here; one a
+        Cancel ended while it was NotStarted is counted here, for the metrics."""
         record = await self._store.get(key)
-        if record is not None and record.status is JobStatus.CANCELLED and record.start_time_ms is None:
+        if record is None:
+            return
+        if record.status is JobStatus.CANCELLED and record.start_time_ms is None:
             metrics.jobs_ended_of(key.job_type, JobStatus.CANCELLED.value).inc()
+        elif record.status is JobStatus.NOT_STARTED and record.start_deadline_ms is not None:
+            expired = await self._store.expire_start_deadline(key, now_ms(), START_DEADLINE_EXCEEDED)
+            if expired is not None:
+                logger.warning("job %s did not start by its start deadline: ended Failed", key)
+                count_ended(expired, "start")
+                self._feed.publish(expired)
+
+    def _time_out(self, run: Run) -> None:
+        """The job's run deadline: tell its handler (reason TIMEOUT) and stop it by force after the cancel grace."""
+        if run.finished.is_set() or run.token.reason is not None:
+            return
+        logger.warning("job %s ran past its timeout: telling its handler to stop", run.key)
+        run.token.cancel(CancelReason.TIMEOUT)
+        run.told_to_cancel_at = time.perf_counter()
+        if run.enforcer is None:
+            run.enforcer = asyncio.create_task(self._enforce_grace(run))
 
     async def _call(self, run: Run, job_type: JobType, context: JobContext) -> Outcome:
         if job_type.is_async:
@@ -281,6 +309,8 @@ class LocalExecutor:
     def _outcome(token: CancellationToken, cancelled_at_end: bool, exc: BaseException | None) -> Outcome:
         if isinstance(exc, JobFailed):
             return JobStatus.FAILED, exc.details
+        if token.reason is CancelReason.TIMEOUT:
+            return JobStatus.FAILED, TIMED_OUT
         if token.reason is CancelReason.SHUTDOWN and (isinstance(exc, JobCancelled) or (exc is None and token.seen)):
             return JobStatus.FAILED, STOPPED_AT_SHUTDOWN
         if token.reason is CancelReason.SHUTDOWN and exc is None:
@@ -311,6 +341,8 @@ class LocalExecutor:
             self._feed.publish(record)
             logger.info("job %s ended %s", key, status)
             metrics.jobs_ended_of(key.job_type, status.value).inc()
+            if error is TIMED_OUT:
+                metrics.deadlines_exceeded_of("run").inc()
             if error is INTERRUPTED:
                 metrics.executor_lost_of("shutdown").inc()
 
@@ -328,7 +360,10 @@ class LocalExecutor:
             logger.warning(
                 "job %s ignored its cancellation for %.1fs: stopping it by force", run.key, self._settings.cancel_grace
             )
-            await self._finish(run, JobStatus.CANCELLED, None)
+            if run.token.reason is CancelReason.TIMEOUT:
+                await self._finish(run, JobStatus.FAILED, TIMED_OUT)
+            else:
+                await self._finish(run, JobStatus.CANCELLED, None)
             self._force_stop(run)
 
     @staticmethod
@@ -353,7 +388,8 @@ class LocalExecutor:
         """Tell running handlers (their token, reason SHUTDOWN) and give them the shutdown grace, returning as soon as
         none runs. A job that stops within it ends as its handler ends it (Cancelled if its cancel was asked; Failed,
         JobInterrupted, retriable if it returned or raised JobCancelled); one still running at its end is stopped by
-        force and recorded Cancelled if its cancel was asked, else Failed, JobExecutorLost, retriable.
+        force and recorded Failed, JobTimedOut if it was told of its timeout, Cancelled if its cancel was asked, else
+        Failed, JobExecutorLost, retriable.
 
         Jobs still queued stay NotStarted and run after the next start.
         """
@@ -373,7 +409,9 @@ class LocalExecutor:
                 run.enforcer.cancel()
         for run in running:
             if not run.finished.is_set():
-                if await self._cancel_was_asked(run):
+                if run.token.reason is CancelReason.TIMEOUT:
+                    await self._finish(run, JobStatus.FAILED, TIMED_OUT)
+                elif await self._cancel_was_asked(run):
                     await self._finish(run, JobStatus.CANCELLED, None)
                 else:
                     await self._finish(run, JobStatus.FAILED, INTERRUPTED)

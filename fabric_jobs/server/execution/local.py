@@ -2,7 +2,8 @@
 
 Its upkeep runs every lease/3 seconds: it renews the lease of this process's running jobs (and picks
 up cancels asked for through another process sharing the database), ends Failed (retriable) the
-running jobs of executors whose lease expired, and queues NotStarted jobs that no live process has queued, in
+running jobs of executors whose lease expired (JobTimedOut when past their run deadline), ends Failed the
+jobs past their deadlines (deadlines.py), and queues NotStarted jobs that no live process has queued, in
 their turn (under --max-running-per-tenant only those the cap lets start; the others start as their tenant's
 running jobs end).
 """
@@ -16,6 +17,8 @@ import uuid
 from fabric_jobs.errors import job_executor_lost
 from fabric_jobs.observability import metrics
 from fabric_jobs.registry import JobRegistry
+from fabric_jobs.server.execution import deadlines
+from fabric_jobs.server.execution.deadlines import TIMED_OUT
 from fabric_jobs.server.execution.executor import LocalExecutor
 from fabric_jobs.server.model import JobKey, now_ms
 from fabric_jobs.server.settings import ServiceSettings
@@ -56,13 +59,15 @@ class LocalDispatch:
 
     async def _recover(self) -> None:
         lease_ms = int(self._settings.lease_seconds * 1000)
-        for record in await self._store.fail_expired(lease_ms, now_ms(), PROCESS_LOST):
+        for record in await self._store.fail_expired(lease_ms, now_ms(), PROCESS_LOST, TIMED_OUT):
             logger.warning(
                 "job %s was left running by a stopped process (%s): ended Failed (retriable)", record.key, record.owner
             )
             metrics.executor_lost_of("process_lost").inc()
             metrics.jobs_ended_of(record.key.job_type, record.status.value).inc()
             self._feed.publish(record)
+        for record in await deadlines.sweep(self._store, self._feed, self._settings):
+            self._executor.cancel(record.key)
         cap = self._settings.max_running_per_tenant
         if cap is None:
             queued = await self._store.queued_in_turn(RECOVERY_BATCH)

@@ -5,8 +5,10 @@ that brings a key to a worker: task `fabric_jobs.run_job_instance` on queue `fab
 and queueing lock the key's text, so a key is queued at most once and never runs on two workers
 at once. A Cancel asks procrastinate to abort the key's running job, which the worker hears through
 LISTEN/NOTIFY. The upkeep, run by every JobService replica and every worker, loses nothing: the
-running jobs of a worker whose heartbeat stopped end Failed (JobExecutorLost, retriable), and a
-NotStarted row without a queued job (its defer lost in a crash) is queued again.
+running jobs of a worker whose heartbeat stopped end Failed (JobExecutorLost, retriable; JobTimedOut when
+past their run deadline), jobs past their deadlines end Failed (deadlines.py: a queued job past
+its start deadline loses its procrastinate job in the same statement), and a NotStarted row without a queued job
+(its defer lost in a crash) is queued again.
 
 Fair tenants: a job is deferred with its turn (JobRecord.start_turn) as its priority, negated, so workers fetch
 the queued jobs of every tenant in turn, not in the order they were created. Under --max-running-per-tenant a
@@ -30,7 +32,10 @@ from psycopg_pool import AsyncConnectionPool
 from fabric_jobs import request_context
 from fabric_jobs.errors import job_executor_lost
 from fabric_jobs.observability import metrics
-from fabric_jobs.server.model import JobKey, JobStatus, now_ms
+from fabric_jobs.server.execution import deadlines
+from fabric_jobs.server.execution.deadlines import TIMED_OUT
+from fabric_jobs.server.model import JobKey, now_ms
+from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import JobStore, StoreError
 from fabric_jobs.server.store.changes import ChangeFeed
 from fabric_jobs.server.store.queries import load_named_queries
@@ -107,20 +112,13 @@ async def defer_next_of(app: procrastinate.App, store: JobStore, tenant_id: str,
 
 
 class ProcrastinateDispatch:
-    def __init__(
-        self,
-        app: procrastinate.App,
-        store: JobStore,
-        feed: ChangeFeed,
-        *,
-        lease_seconds: float,
-        max_running_per_tenant: int | None = None,
-    ) -> None:
+    def __init__(self, app: procrastinate.App, store: JobStore, feed: ChangeFeed, settings: ServiceSettings) -> None:
         self._app = app
         self._store = store
         self._feed = feed
-        self._lease_seconds = lease_seconds
-        self._max_running = max_running_per_tenant
+        self._settings = settings
+        self._lease_seconds = settings.lease_seconds
+        self._max_running = settings.max_running_per_tenant
         self._upkeep: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -151,13 +149,7 @@ class ProcrastinateDispatch:
         for job in stalled:
             key = JobKey.from_text(str(job.task_kwargs.get("key", "")))
             if key is not None:
-                record = await self._store.transition(
-                    key,
-                    (JobStatus.IN_PROGRESS,),
-                    JobStatus.FAILED,
-                    at_ms=now_ms(),
-                    error=WORKER_LOST,
-                )
+                record = await self._store.fail_lost(key, now_ms(), WORKER_LOST, TIMED_OUT)
                 if record is not None:
                     logger.warning("job %s: its worker (%s) stopped; ended Failed (retriable)", key, record.owner)
                     metrics.executor_lost_of("worker_lost").inc()
@@ -169,6 +161,8 @@ class ProcrastinateDispatch:
             except procrastinate_errors.ConnectorException:
                 logger.debug("procrastinate job %s was finished by another process", job.id)
         await manager.prune_stalled_workers(self._lease_seconds)
+        for record in await deadlines.sweep(self._store, self._feed, self._settings):
+            await self.cancel(record.key)
         before_ms = now_ms() - LOST_DEFER_AFTER_MS
         if self._max_running is None:
             lost = await self._query("not_started_without_queued_job", before_ms=before_ms, limit=UPKEEP_BATCH)

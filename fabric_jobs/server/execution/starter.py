@@ -54,13 +54,7 @@ async def procrastinate_execution(
     app = new_app(url)
     await app.open_async()
     listener = ChangeListener(url, feed, origin=origin)
-    dispatch = ProcrastinateDispatch(
-        app,
-        store,
-        feed,
-        lease_seconds=settings.lease_seconds,
-        max_running_per_tenant=settings.max_running_per_tenant,
-    )
+    dispatch = ProcrastinateDispatch(app, store, feed, settings)
     stop_worker = asyncio.Event()
     worker_run: asyncio.Task[None] | None = None
     board_name = f"{process_name()}-{uuid.uuid4().hex[:6]}"  # unique even for two services in one process

@@ -15,6 +15,7 @@ from fabric_jobs.errors import ErrorCode, FabricError, FieldViolation, error, in
 from fabric_jobs.identity import Caller
 from fabric_jobs.observability import metrics, tracing
 from fabric_jobs.registry import InvalidPayload, JobRegistry
+from fabric_jobs.server.execution.deadlines import deadlines_at_create
 from fabric_jobs.server.execution.dispatch import Dispatch
 from fabric_jobs.server.model import CreationPayload, InvokeType, JobKey, JobRecord, NewJob, now_ms
 from fabric_jobs.server.settings import ServiceSettings
@@ -71,8 +72,20 @@ class JobManager:
                 raise invalid_argument([FieldViolation(f"{field}.{exc.field}", str(exc))]) from exc
         trace_context = tracing.current_context_text() if tracing.enabled() else None
         credential = await self._first_exchange(key, job_type.user_scopes, assertion)
+        created_ms = now_ms()
+        start_deadline_ms, timeout_ms = deadlines_at_create(job_type, self._settings, created_ms)
         record, created = await self._store.insert(
-            NewJob(key, invoke_type, creation_payload.text, now_ms(), trace_context, caller, credential)
+            NewJob(
+                key,
+                invoke_type,
+                creation_payload.text,
+                created_ms,
+                trace_context,
+                caller,
+                credential,
+                start_deadline_ms=start_deadline_ms,
+                timeout_ms=timeout_ms,
+            )
         )
         if not created:
             if record.invoke_type != invoke_type or not _same_payload(record.creation_payload, creation_payload):

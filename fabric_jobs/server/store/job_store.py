@@ -202,12 +202,52 @@ class JobStore:
         await self.connector.run("renew_executor_lease", {"owner": owner, "at_ms": at_ms})
         return [key_from_row(row) for row in await self.connector.run("cancel_requested_of_owner", {"owner": owner})]
 
-    async def fail_expired(self, lease_ms: int, at_ms: int, error: ErrorDetails) -> builtins.list[JobRecord]:
+    async def fail_expired(
+        self, lease_ms: int, at_ms: int, error: ErrorDetails, timeout_error: ErrorDetails | None = None
+    ) -> builtins.list[JobRecord]:
         """End Failed every InProgress instance claimed over lease_ms ago whose executor has not renewed its
-        lease within lease_ms; returns them."""
+        lease within lease_ms, with `error`, or `timeout_error` (if given) for one past its run deadline; returns
+        them."""
         lease = {"lease_ms": lease_ms, "at_ms": at_ms}
-        rows = await self.connector.run("fail_expired", {**lease, "error": error_to_column(error)}, announce=True)
+        errors = {"error": error_to_column(error), "timeout_error": error_to_column(timeout_error or error)}
+        rows = await self.connector.run("fail_expired", {**lease, **errors}, announce=True)
         await self.connector.run("forget_expired_executor_leases", lease)
+        return [record_from_row(row) for row in rows]
+
+    async def fail_lost(
+        self, key: JobKey, at_ms: int, error: ErrorDetails, timeout_error: ErrorDetails
+    ) -> JobRecord | None:
+        """End Failed the InProgress instance whose executor was found dead, with `error`, or `timeout_error` when it
+        is past its run deadline; None when it is not InProgress."""
+        params = {
+            **key_params(key),
+            "at_ms": at_ms,
+            "error": error_to_column(error),
+            "timeout_error": error_to_column(timeout_error),
+        }
+        rows = await self.connector.run("fail_lost_job", params, announce=True)
+        return record_from_row(rows[0], key) if rows else None
+
+    async def expire_start_deadlines(self, at_ms: int, error: ErrorDetails, limit: int) -> builtins.list[JobRecord]:
+        """End Failed (with `error`) at most `limit` NotStarted instances whose start deadline is at or before at_ms,
+        earliest deadline first; on PostgreSQL their queued procrastinate jobs are deleted in the same statement."""
+        params = {"at_ms": at_ms, "error": error_to_column(error), "limit": limit}
+        rows = await self.connector.run("expire_start_deadlines", params, announce=True)
+        return [record_from_row(row) for row in rows]
+
+    async def expire_start_deadline(self, key: JobKey, at_ms: int, error: ErrorDetails) -> JobRecord | None:
+        """End Failed (with `error`) the instance if it is NotStarted and its start deadline is at or before at_ms."""
+        params = {**key_params(key), "at_ms": at_ms, "error": error_to_column(error)}
+        rows = await self.connector.run("expire_start_deadline_of_job", params, announce=True)
+        return record_from_row(rows[0], key) if rows else None
+
+    async def time_out_overdue(
+        self, before_ms: int, at_ms: int, error: ErrorDetails, limit: int
+    ) -> builtins.list[JobRecord]:
+        """End Failed (with `error`, at at_ms) at most `limit` InProgress instances whose run deadline passed before
+        before_ms."""
+        params = {"before_ms": before_ms, "at_ms": at_ms, "error": error_to_column(error), "limit": limit}
+        rows = await self.connector.run("time_out_overdue", params, announce=True)
         return [record_from_row(row) for row in rows]
 
     async def purge_batch(self, job_filter: JobFilter, before_ms: int, limit: int) -> PurgeBatch:

@@ -40,6 +40,8 @@ def new_job_params(job: NewJob) -> dict[str, object]:
         "create_time_ms": job.create_time_ms,
         "trace_context": job.trace_context,
         "caller": None if job.caller is None else job.caller.to_json(),
+        "start_deadline_ms": job.start_deadline_ms,
+        "timeout_ms": job.timeout_ms,
     }
 
 
@@ -146,6 +148,9 @@ def record_from_row(row: Row, key: JobKey | None = None) -> JobRecord:
         caller=None if row["caller"] is None else Caller.from_json(row["caller"]),
         start_turn=row["start_turn"],
         progress=progress_from_row(row),
+        start_deadline_ms=row["start_deadline_ms"],
+        timeout_ms=row["timeout_ms"],
+        run_deadline_ms=row["run_deadline_ms"],
     )
 
 

@@ -19,7 +19,7 @@ INSERT INTO schema_migrations (version, applied_at_ms) VALUES (%(version)s, %(ap
 -- name: insert_job
 INSERT INTO job_instances (
     tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id,
-    status, invoke_type, creation_payload, create_time_ms, trace_context, caller, start_turn
+    status, invoke_type, creation_payload, create_time_ms, trace_context, caller, start_turn, start_deadline_ms, timeout_ms
 )
 VALUES (
     %(tenant_id)s, %(workspace_id)s, %(item_type)s, %(item_id)s, %(job_type)s, %(job_instance_id)s,
@@ -30,7 +30,8 @@ VALUES (
         (SELECT coalesce(min(start_turn), 0) FROM job_instances WHERE status = 'NotStarted'),
         (SELECT coalesce(max(start_turn) + 1, 0) FROM job_instances
          WHERE tenant_id = %(tenant_id)s AND status = 'NotStarted')
-    )
+    ),
+    %(start_deadline_ms)s, %(timeout_ms)s
 )
 ON CONFLICT DO NOTHING
 RETURNING *;
@@ -55,20 +56,24 @@ WHERE tenant_id = %(tenant_id)s AND workspace_id = %(workspace_id)s AND item_typ
 RETURNING *;
 
 -- name: move_to_in_progress
+-- A job past its start deadline is never claimed: it ends Failed (expire_start_deadline_of_job) instead.
 UPDATE job_instances
 SET status = 'InProgress',
     start_time_ms = %(at_ms)s,
     owner = %(owner)s,
     heartbeat_ms = %(at_ms)s,
+    run_deadline_ms = %(at_ms)s + timeout_ms,
     version = version + 1
 WHERE tenant_id = %(tenant_id)s AND workspace_id = %(workspace_id)s AND item_type = %(item_type)s
     AND item_id = %(item_id)s AND job_type = %(job_type)s AND job_instance_id = %(job_instance_id)s
     AND status = ANY(%(expected_statuses)s::text[])
     AND status NOT IN ('Completed', 'Failed', 'Cancelled')
+    AND (start_deadline_ms IS NULL OR start_deadline_ms > %(at_ms)s)
 RETURNING *;
 
 -- name: claim_within_cap
 -- NotStarted -> InProgress under the per-tenant cap (migration 0070's function says how).
+-- Like claim, it never starts a job past its start deadline.
 SELECT * FROM fabric_jobs_claim_within_cap(
     %(tenant_id)s, %(workspace_id)s, %(item_type)s, %(item_id)s, %(job_type)s, %(job_instance_id)s,
     %(at_ms)s, %(owner)s, %(max_running)s
@@ -174,10 +179,11 @@ FROM job_instances
 WHERE owner = %(owner)s AND status = 'InProgress' AND cancel_requested;
 
 -- name: fail_expired
+-- A lost job past its run deadline ended by its timeout, not by its executor's death.
 UPDATE job_instances
 SET status = 'Failed',
     end_time_ms = %(at_ms)s,
-    error = %(error)s,
+    error = CASE WHEN run_deadline_ms <= %(at_ms)s THEN %(timeout_error)s ELSE %(error)s END,
     version = version + 1
 WHERE status = 'InProgress'
     AND heartbeat_ms < %(at_ms)s - %(lease_ms)s
@@ -328,3 +334,72 @@ INSERT INTO job_credentials (tenant_id, workspace_id, item_type, item_id, job_ty
 VALUES (
     %(tenant_id)s, %(workspace_id)s, %(item_type)s, %(item_id)s, %(job_type)s, %(job_instance_id)s, %(sealed)s
 );
+
+-- name: expire_start_deadlines
+-- At most `limit` NotStarted jobs past their start deadline end Failed, and the procrastinate jobs queued to
+-- carry them to a worker are deleted (one a worker already took finds the job ended and skips it).
+WITH expired AS (
+    UPDATE job_instances
+    SET status = 'Failed',
+        end_time_ms = %(at_ms)s,
+        error = %(error)s,
+        version = version + 1
+    WHERE (tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id) IN (
+            SELECT tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id
+            FROM job_instances
+            WHERE status = 'NotStarted' AND start_deadline_ms IS NOT NULL AND start_deadline_ms <= %(at_ms)s
+            ORDER BY start_deadline_ms
+            LIMIT %(limit)s
+        )
+        AND status = 'NotStarted'
+    RETURNING *
+),
+unqueued AS (
+    DELETE FROM procrastinate_jobs AS queued
+    USING expired
+    WHERE queued.queueing_lock = concat_ws('/', expired.tenant_id, expired.workspace_id, expired.item_type,
+                                           expired.item_id, expired.job_type, expired.job_instance_id)
+        AND queued.status = 'todo'
+)
+SELECT * FROM expired;
+
+-- name: expire_start_deadline_of_job
+UPDATE job_instances
+SET status = 'Failed',
+    end_time_ms = %(at_ms)s,
+    error = %(error)s,
+    version = version + 1
+WHERE tenant_id = %(tenant_id)s AND workspace_id = %(workspace_id)s AND item_type = %(item_type)s
+    AND item_id = %(item_id)s AND job_type = %(job_type)s AND job_instance_id = %(job_instance_id)s
+    AND status = 'NotStarted' AND start_deadline_ms <= %(at_ms)s
+RETURNING *;
+
+-- name: time_out_overdue
+-- The safety net of timeouts: at most `limit` running jobs whose run deadline passed before `before_ms` (long
+-- enough ago that their executor, if alive, would have ended them) end Failed.
+UPDATE job_instances
+SET status = 'Failed',
+    end_time_ms = %(at_ms)s,
+    error = %(error)s,
+    version = version + 1
+WHERE (tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id) IN (
+        SELECT tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id
+        FROM job_instances
+        WHERE status = 'InProgress' AND run_deadline_ms IS NOT NULL AND run_deadline_ms < %(before_ms)s
+        ORDER BY run_deadline_ms
+        LIMIT %(limit)s
+    )
+    AND status = 'InProgress'
+RETURNING *;
+
+-- name: fail_lost_job
+-- A running job whose executor was found dead; past its run deadline it ended by its timeout.
+UPDATE job_instances
+SET status = 'Failed',
+    end_time_ms = %(at_ms)s,
+    error = CASE WHEN run_deadline_ms <= %(at_ms)s THEN %(timeout_error)s ELSE %(error)s END,
+    version = version + 1
+WHERE tenant_id = %(tenant_id)s AND workspace_id = %(workspace_id)s AND item_type = %(item_type)s
+    AND item_id = %(item_id)s AND job_type = %(job_type)s AND job_instance_id = %(job_instance_id)s
+    AND status = 'InProgress'
+RETURNING *;

@@ -13,7 +13,7 @@ INSERT INTO schema_migrations (version, applied_at_ms) VALUES (:version, :applie
 -- name: insert_job
 INSERT INTO job_instances (
     tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id,
-    status, invoke_type, creation_payload, create_time_ms, trace_context, caller, start_turn
+    status, invoke_type, creation_payload, create_time_ms, trace_context, caller, start_turn, start_deadline_ms, timeout_ms
 )
 VALUES (
     :tenant_id, :workspace_id, :item_type, :item_id, :job_type, :job_instance_id,
@@ -25,7 +25,8 @@ VALUES (
          WHERE status = 'NotStarted'),
         (SELECT coalesce(max(start_turn) + 1, 0) FROM job_instances INDEXED BY job_instances_queued_by_tenant
          WHERE tenant_id = :tenant_id AND status = 'NotStarted')
-    )
+    ),
+    :start_deadline_ms, :timeout_ms
 )
 ON CONFLICT DO NOTHING
 RETURNING *;
@@ -50,16 +51,19 @@ WHERE tenant_id = :tenant_id AND workspace_id = :workspace_id AND item_type = :i
 RETURNING *;
 
 -- name: move_to_in_progress
+-- A job past its start deadline is never claimed: it ends Failed (expire_start_deadline_of_job) instead.
 UPDATE job_instances
 SET status = 'InProgress',
     start_time_ms = :at_ms,
     owner = :owner,
     heartbeat_ms = :at_ms,
+    run_deadline_ms = :at_ms + timeout_ms,
     version = version + 1
 WHERE tenant_id = :tenant_id AND workspace_id = :workspace_id AND item_type = :item_type
     AND item_id = :item_id AND job_type = :job_type AND job_instance_id = :job_instance_id
     AND status IN (SELECT value FROM json_each(:expected_statuses))
     AND status NOT IN ('Completed', 'Failed', 'Cancelled')
+    AND (start_deadline_ms IS NULL OR start_deadline_ms > :at_ms)
 RETURNING *;
 
 -- name: claim_within_cap
@@ -71,10 +75,12 @@ SET status = 'InProgress',
     start_time_ms = :at_ms,
     owner = :owner,
     heartbeat_ms = :at_ms,
+    run_deadline_ms = :at_ms + timeout_ms,
     version = version + 1
 WHERE tenant_id = :tenant_id AND workspace_id = :workspace_id AND item_type = :item_type
     AND item_id = :item_id AND job_type = :job_type AND job_instance_id = :job_instance_id
     AND status = 'NotStarted'
+    AND (start_deadline_ms IS NULL OR start_deadline_ms > :at_ms)
     AND (SELECT count(*) FROM (
             SELECT 1 FROM job_instances AS running INDEXED BY job_instances_running_by_tenant
             WHERE running.tenant_id = :tenant_id AND running.status = 'InProgress'
@@ -188,10 +194,11 @@ FROM job_instances
 WHERE owner = :owner AND status = 'InProgress' AND cancel_requested = 1;
 
 -- name: fail_expired
+-- A lost job past its run deadline ended by its timeout, not by its executor's death.
 UPDATE job_instances
 SET status = 'Failed',
     end_time_ms = :at_ms,
-    error = :error,
+    error = CASE WHEN run_deadline_ms <= :at_ms THEN :timeout_error ELSE :error END,
     version = version + 1
 WHERE status = 'InProgress'
     AND heartbeat_ms < :at_ms - :lease_ms
@@ -308,3 +315,61 @@ WHERE tenant_id = :tenant_id AND workspace_id = :workspace_id AND item_type = :i
 -- name: insert_credential
 INSERT INTO job_credentials (tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id, sealed)
 VALUES (:tenant_id, :workspace_id, :item_type, :item_id, :job_type, :job_instance_id, :sealed);
+
+-- name: expire_start_deadlines
+-- At most `limit` NotStarted jobs past their start deadline end Failed (one statement of SQLite's one writer: the
+-- jobs the subquery finds are the ones it changes).
+UPDATE job_instances
+SET status = 'Failed',
+    end_time_ms = :at_ms,
+    error = :error,
+    version = version + 1
+WHERE (tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id) IN (
+        SELECT tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id
+        FROM job_instances
+        WHERE status = 'NotStarted' AND start_deadline_ms IS NOT NULL AND start_deadline_ms <= :at_ms
+        ORDER BY start_deadline_ms
+        LIMIT :limit
+    )
+RETURNING *;
+
+-- name: expire_start_deadline_of_job
+UPDATE job_instances
+SET status = 'Failed',
+    end_time_ms = :at_ms,
+    error = :error,
+    version = version + 1
+WHERE tenant_id = :tenant_id AND workspace_id = :workspace_id AND item_type = :item_type
+    AND item_id = :item_id AND job_type = :job_type AND job_instance_id = :job_instance_id
+    AND status = 'NotStarted' AND start_deadline_ms <= :at_ms
+RETURNING *;
+
+-- name: time_out_overdue
+-- The safety net of timeouts: at most `limit` running jobs whose run deadline passed before `before_ms` (long
+-- enough ago that their executor, if alive, would have ended them) end Failed (one statement of SQLite's one
+-- writer: the jobs the subquery finds are the ones it changes).
+UPDATE job_instances
+SET status = 'Failed',
+    end_time_ms = :at_ms,
+    error = :error,
+    version = version + 1
+WHERE (tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id) IN (
+        SELECT tenant_id, workspace_id, item_type, item_id, job_type, job_instance_id
+        FROM job_instances
+        WHERE status = 'InProgress' AND run_deadline_ms IS NOT NULL AND run_deadline_ms < :before_ms
+        ORDER BY run_deadline_ms
+        LIMIT :limit
+    )
+RETURNING *;
+
+-- name: fail_lost_job
+-- A running job whose executor was found dead; past its run deadline it ended by its timeout.
+UPDATE job_instances
+SET status = 'Failed',
+    end_time_ms = :at_ms,
+    error = CASE WHEN run_deadline_ms <= :at_ms THEN :timeout_error ELSE :error END,
+    version = version + 1
+WHERE tenant_id = :tenant_id AND workspace_id = :workspace_id AND item_type = :item_type
+    AND item_id = :item_id AND job_type = :job_type AND job_instance_id = :job_instance_id
+    AND status = 'InProgress'
+RETURNING *;

@@ -50,10 +50,12 @@ BEGIN
         start_time_ms = p_at_ms,
         owner = p_owner,
         heartbeat_ms = p_at_ms,
+        run_deadline_ms = p_at_ms + job.timeout_ms,
         version = job.version + 1
     WHERE job.tenant_id = p_tenant_id AND job.workspace_id = p_workspace_id AND job.item_type = p_item_type
         AND job.item_id = p_item_id AND job.job_type = p_job_type AND job.job_instance_id = p_job_instance_id
         AND job.status = 'NotStarted'
+        AND (job.start_deadline_ms IS NULL OR job.start_deadline_ms > p_at_ms)
         AND (SELECT count(*) FROM (
                 SELECT 1 FROM job_instances AS running
                 WHERE running.tenant_id = p_tenant_id AND running.status = 'InProgress'
