@@ -200,7 +200,7 @@ async def test_search_reads_the_cross_tenant_index_newest_first_without_sorting(
     [
         ("keys_with_status", {"job_instances_by_status_oldest_first"}),
         ("cancel_requested_of_owner", {"job_instances_cancel_requested_by_owner"}),
-        ("fail_expired", {"job_instances_by_status_oldest_first", "job_instances_in_progress_by_owner"}),
+        ("fail_expired", {"job_instances_by_status_oldest_first"}),
     ],
 )
 async def test_status_scans_read_an_index(seeded_url: str, query: str, indexes: set[str], plan_cache_mode: str) -> None:
