@@ -55,6 +55,9 @@ class LoadResult:
     first_error: str | None = None
     cpu_us_per_request: float | None = None
     """User plus system CPU time of the spec's cpu_pids over the measured window, per measured request."""
+    cpu_wait_percent: float | None = None
+    """Time the cpu_pids' threads were ready to run but waited for a CPU (the kernel's run-queue delay, from
+    /proc/<pid>/task/*/schedstat), as a percentage of the measured window: the machine's share in the latency."""
 
     @classmethod
     def from_json(cls, document: dict[str, Any]) -> LoadResult:
@@ -114,6 +117,7 @@ async def drive(
     unexpected = 0
     first_error: str | None = None
     cpu_before = cpu_seconds_of(spec.cpu_pids)
+    wait_before = run_queue_seconds_of(spec.cpu_pids)
     started = time.perf_counter_ns()
     deadline = started + int(spec.duration * 1e9)
 
@@ -139,6 +143,7 @@ async def drive(
     await asyncio.gather(*(measure(call) for call in calls))
     seconds = max(time.perf_counter_ns() - started, 1) / 1e9
     cpu = cpu_seconds_of(spec.cpu_pids) - cpu_before
+    waited = run_queue_seconds_of(spec.cpu_pids) - wait_before
     latencies.sort()
     return LoadResult(
         requests=len(latencies),
@@ -151,6 +156,7 @@ async def drive(
         max_ms=round((latencies[-1] if latencies else 0) / 1e6, 3),
         first_error=first_error,
         cpu_us_per_request=round(cpu * 1e6 / len(latencies), 1) if spec.cpu_pids and latencies else None,
+        cpu_wait_percent=round(waited * 100 / seconds, 1) if spec.cpu_pids and latencies else None,
     )
 
 
@@ -161,6 +167,17 @@ def cpu_seconds_of(pids: Sequence[int]) -> float:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def run_queue_seconds_of(pids: Sequence[int]) -> float:
+    """Time the processes' threads have spent runnable but waiting for a CPU so far, in seconds (0 for a thread
+    whose schedstat cannot be read: it ended, or the kernel keeps no schedstats)."""
+    total = 0
+    for pid in pids:
+        for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += int(stat.read_text().split()[1])
+    return total / 1e9
 
 
 def read_spec() -> LoadSpec:

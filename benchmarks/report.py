@@ -56,9 +56,12 @@ def _cells(*cells: object) -> str:
 
 
 def _load_cells(name: str, concurrency: int, r: LoadResult) -> str:
-    """A row of a throughput table: requests, rps, p50, p99, the servers' CPU per request, errors."""
+    """A row of a throughput table: requests, rps, p50, p99, the servers' CPU per request and their wait for a CPU,
+    errors."""
     cpu = "n/a" if r.cpu_us_per_request is None else f"{r.cpu_us_per_request:.0f}"
-    return _cells(name, concurrency, r.requests, f"{r.rps:.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}", cpu, _errors(r))
+    wait = "n/a" if r.cpu_wait_percent is None else f"{r.cpu_wait_percent:.0f}"
+    cells = (r.requests, f"{r.rps:.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}", cpu, wait, _errors(r))
+    return _cells(name, concurrency, *cells)
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
@@ -290,8 +293,9 @@ def _throughput_tables(results: Results, rows: tuple[str, ...], prefix: str, tit
     lines = [
         f"## {title}",
         "",
-        "| row | concurrency | requests | rps | p50 ms | p99 ms | server CPU µs/request | errors |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| row | concurrency | requests | rps | p50 ms | p99 ms | server CPU µs/request | server waiting for a CPU % "
+        "| errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     lines += [_load_cells(row.label, row.concurrency, row.result) for row in measured_rows]
     lines += ["", f"## Ratios{' on PostgreSQL' if prefix else ''} (same run)", ""]
@@ -334,8 +338,8 @@ def _postgres_sections(results: Results) -> list[str]:
             "## Cancel against running jobs (PostgreSQL; REST through `rest` → 2 `grpc` → 2 `worker`)",
             "",
             "| jobs running besides | concurrency | requests | rps | p50 ms | p99 ms | CPU µs/request, 5 processes "
-            "| errors |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+            "| waiting for a CPU %, 5 processes | errors |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
         ]
         lines += [_load_cells(f"{row.running:,}", row.concurrency, row.result) for row in results.pg_cancel_running]
         lines.append("")

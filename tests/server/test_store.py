@@ -643,7 +643,6 @@ MIGRATED_PRIMARY_KEYS = {
 MIGRATED_INDEXES = {
     "job_instances_by_tenant_newest_first",
     "job_instances_by_status_oldest_first",
-    "job_instances_in_progress_by_owner",
     "job_instances_cancel_requested_by_owner",
     "job_instances_newest_first",
     "job_instances_ended_oldest_first",

@@ -202,7 +202,7 @@ async def test_search_reads_the_cross_tenant_index_newest_first_without_sorting(
     [
         ("queued_in_turn", {"job_instances_queued_in_turn", "job_instances_by_status_oldest_first"}),
         ("cancel_requested_of_owner", {"job_instances_cancel_requested_by_owner"}),
-        ("fail_expired", {"job_instances_by_status_oldest_first", "job_instances_in_progress_by_owner"}),
+        ("fail_expired", {"job_instances_by_status_oldest_first"}),
         ("expire_start_deadlines", {"job_instances_not_started_by_start_deadline"}),
         ("time_out_overdue", {"job_instances_in_progress_by_run_deadline"}),
     ],
