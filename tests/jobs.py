@@ -18,7 +18,7 @@ JobServices and loaded by real processes too:
 - FAILS "fails": raises JobFailed (errorCode FAILED_ERROR_CODE "ForecastFailed", source External, not permanent,
   messageParameters ["x"]); CRASHES "crashes": raises RuntimeError (JobExecutionFailed).
 - VALIDATED "validated": the demo's payload validator, then Completed; RECORDS_PAYLOAD "recordsPayload": keeps
-  its payload in `payloads`.
+  its payload in `payloads` and its invoke type in `invoke_types`.
 
 Every handler, as it starts, counts its job instance id in `runs` (this process) and appends it as one line to
 the file named by FABRIC_JOBS_TEST_RUN_LOG when that is set (every process): read it with `read_run_log`.
@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fabric_jobs import ErrorSource, JobContext, JobFailed, JobRegistry
+from fabric_jobs import ErrorSource, InvokeType, JobContext, JobFailed, JobRegistry
 from fabric_jobs.demo import validate_forecast
 
 ITEM_TYPE = "Test.Item"
@@ -62,6 +62,7 @@ THREAD_STEP_SECONDS = 0.02
 registry = JobRegistry()
 runs: Counter[str] = Counter()
 payloads: dict[str, Mapping[str, Any]] = {}
+invoke_types: dict[str, InvokeType] = {}
 
 
 def started(ctx: JobContext) -> None:
@@ -170,3 +171,4 @@ async def validated(ctx: JobContext) -> None:
 async def records_payload(ctx: JobContext) -> None:
     started(ctx)
     payloads[ctx.key.job_instance_id] = ctx.payload
+    invoke_types[ctx.key.job_instance_id] = ctx.invoke_type
