@@ -224,6 +224,20 @@ def purge_request(request: admin_pb.PurgeJobInstancesRequest) -> PurgeRequest:
     return PurgeRequest(result, older_than_ms, request.dry_run)
 
 
+def cancel_filter(request: admin_pb.CancelJobInstancesRequest) -> JobFilter:
+    """A workspace or an item named (nobody cancels every job by accident); statuses among the ones not ended."""
+    check = _Checker()
+    result = _filter(check, request.filter)
+    if result.workspace_id is None and result.item_id is None and not check.violations:
+        check.violations.append(
+            FieldViolation("filter", "must name a workspace_id or an item_id: a cancel of every job is refused")
+        )
+    if result.statuses & TERMINAL_STATUSES:
+        check.violations.append(FieldViolation("filter.statuses", "must be among NOT_STARTED and IN_PROGRESS"))
+    check.raise_if_any()
+    return result
+
+
 def search_query(request: admin_pb.SearchJobInstancesRequest) -> SearchQuery:
     check = _Checker()
     result = _filter(check, request.filter)
