@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 
 from benchmarks.measure import LoadResult, LoadSpec, drive, read_spec, write_result
-from fabric_jobs.server.convert import key_to_pb
+from fabric_jobs.server.edge.convert import key_to_pb
 from fabric_jobs.server.model import JobKey
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc

@@ -19,7 +19,7 @@ from pathlib import Path
 import grpc
 
 from fabric_jobs.demo import ITEM_TYPE, JOB_TYPE
-from fabric_jobs.server.convert import key_to_pb
+from fabric_jobs.server.edge.convert import key_to_pb
 from fabric_jobs.server.model import InvokeType, JobKey, NewJob
 from fabric_jobs.server.store.rows import new_job_params
 from fabric_jobs.server.store.sqlite import QUERIES, SqliteConnector

@@ -2,7 +2,7 @@
 
 Defined once here, in ERRORS (one row per error code: its gRPC status, HTTP status, whether it is worth
 retrying, what it means), and mapped once at each boundary from that table: the server turns a
-FabricError's error code into a gRPC status (fabric_jobs.server.grpc_errors), the bridge turns that status
+FabricError's error code into a gRPC status (fabric_jobs.server.edge.status_codes), the bridge turns that status
 into an HTTP status and Fabric's ErrorResponse JSON (fabric_jobs.rest_bridge.grpc_errors); errors the bridge
 raises itself become an ErrorResponse directly, with the HTTP status of their row. The bridge's openapi text
 lists the rows. Both sides convert through the fabric_jobs.v1.ErrorDetails message with the two functions below.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fabric_jobs.server.registry import JobContext, JobRegistry
+from fabric_jobs.registry import JobContext, JobRegistry
 
 FORECAST = "Contoso.FinanceAnalytics.Forecast"
 REPORT = "Contoso.FinanceAnalytics.Report"

@@ -11,7 +11,7 @@ import xmlschema
 
 from fabric_jobs import demo
 from fabric_jobs.cli import main
-from fabric_jobs.server.registry import JobRegistry
+from fabric_jobs.registry import JobRegistry
 from tests import manifest_jobs
 from tests.manifest_jobs import handler
 from tests.processes import REPOSITORY_ROOT, clean_env, command

@@ -15,20 +15,20 @@ from fabric_jobs.cli.grpc_tls import grpc_client_tls, grpc_server_credentials, s
 from fabric_jobs.cli.option_kit import ConfigError, flag_or_env
 from fabric_jobs.cli.options import DEMO_JOBS, MIN_ADMIN_TOKEN_LENGTH
 from fabric_jobs.client import Tls
-from fabric_jobs.rest_bridge.auth import Authenticator, AuthSettings
-from fabric_jobs.rest_bridge.console import ConsoleSettings
-from fabric_jobs.rest_bridge.settings import BridgeSettings, HttpLimits
-from fabric_jobs.server.backend import Backend, open_backend
-from fabric_jobs.server.on_behalf_of.entra import (
+from fabric_jobs.console import ConsoleSettings
+from fabric_jobs.on_behalf_of.entra import (
     EntraApp,
     EntraConfigError,
     EntraSettings,
     read_client_certificate,
     read_client_secret,
 )
-from fabric_jobs.server.on_behalf_of.sealing import KeyFileError, Sealer, read_key_file
-from fabric_jobs.server.on_behalf_of.tokens import EntraUserTokens
-from fabric_jobs.server.registry import JobRegistry, load_registry
+from fabric_jobs.on_behalf_of.sealing import KeyFileError, Sealer, read_key_file
+from fabric_jobs.on_behalf_of.tokens import EntraUserTokens
+from fabric_jobs.registry import JobRegistry, load_registry
+from fabric_jobs.rest_bridge.auth import Authenticator, AuthSettings
+from fabric_jobs.rest_bridge.settings import BridgeSettings, HttpLimits
+from fabric_jobs.server.backend import Backend, open_backend
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import StoreError
 

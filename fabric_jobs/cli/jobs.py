@@ -18,6 +18,7 @@ from typing import Any
 
 import grpc
 
+from fabric_jobs.admin_json import format_datetime, job_json, transition_json
 from fabric_jobs.cli.grpc_tls import grpc_client_tls
 from fabric_jobs.cli.jobs_output import card, change_line, table
 from fabric_jobs.cli.option_kit import ConfigError
@@ -35,7 +36,6 @@ from fabric_jobs.client import (
     open_channel,
 )
 from fabric_jobs.keys import FILTER_PARTS
-from fabric_jobs.rest_bridge.admin_json import format_datetime, job_json, transition_json
 
 MAX_PAGE_SIZE = 1000
 

@@ -7,6 +7,7 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
+from fabric_jobs.admin_json import STATUS_BY_NAME
 from fabric_jobs.cli.grpc_tls import add_grpc_client_tls_options
 from fabric_jobs.cli.option_kit import (
     DEFAULT_GRPC_TARGET,
@@ -21,7 +22,6 @@ from fabric_jobs.cli.option_kit import (
     switch,
 )
 from fabric_jobs.keys import FILTER_PARTS, UUID, Rule
-from fabric_jobs.rest_bridge.admin_json import STATUS_BY_NAME
 from fabric_jobs.rest_bridge.mapping import STATUS_NAMES
 from fabric_jobs.status import JobStatus
 

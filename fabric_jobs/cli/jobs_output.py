@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from fabric_jobs.admin_json import job_json, transition_json
 from fabric_jobs.client import JobState, Transition
-from fabric_jobs.rest_bridge.admin_json import job_json, transition_json
 
 TABLE_COLUMNS = ("CREATED (UTC)", "STATUS", "JOB INSTANCE", "JOB TYPE", "TENANT")
 

@@ -13,7 +13,7 @@ import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from fabric_jobs.server.registry import JobRegistry
+from fabric_jobs.registry import JobRegistry
 
 _PART = r"[a-zA-Z0-9-]+"
 ITEM_TYPE_PATTERN = re.compile(rf"{_PART}\.{_PART}\.{_PART}")

@@ -27,10 +27,10 @@ from fabric_jobs.cli.config import (
     log_registry,
 )
 from fabric_jobs.cli.option_kit import ConfigError
+from fabric_jobs.console import create_console_app
 from fabric_jobs.observability.event_loop import lag_monitor
 from fabric_jobs.rest_bridge.app import create_app
 from fabric_jobs.rest_bridge.channel import job_service_channel
-from fabric_jobs.rest_bridge.console import create_console_app
 from fabric_jobs.rest_bridge.http_protocol import http_protocol
 from fabric_jobs.rest_bridge.settings import HttpLimits
 from fabric_jobs.server.app import JobServer, run_worker, start_job_server
@@ -314,7 +314,7 @@ def leave_blocked_handler_threads() -> None:
     job was recorded when the service stopped, but the interpreter would join its thread at exit and
     hang until the call returns.
     """
-    from fabric_jobs.server.executor import HANDLER_THREAD_PREFIX
+    from fabric_jobs.server.execution.executor import HANDLER_THREAD_PREFIX
 
     handlers = [thread for thread in threading.enumerate() if thread.name.startswith(HANDLER_THREAD_PREFIX)]
     for thread in handlers:

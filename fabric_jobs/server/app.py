@@ -14,18 +14,18 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
-from fabric_jobs.server.admin import JobAdmin
-from fabric_jobs.server.admin_service import AdminService
+from fabric_jobs.registry import JobRegistry
 from fabric_jobs.server.backend import open_backend
-from fabric_jobs.server.changes import ChangeFeed
-from fabric_jobs.server.inprocess import InProcessChannel
-from fabric_jobs.server.interceptors import RequestInterceptor
-from fabric_jobs.server.manager import JobManager
-from fabric_jobs.server.registry import JobRegistry
-from fabric_jobs.server.retention import Pruner
-from fabric_jobs.server.service import JobService
+from fabric_jobs.server.edge.admin_service import AdminService
+from fabric_jobs.server.edge.inprocess import InProcessChannel
+from fabric_jobs.server.edge.interceptors import RequestInterceptor
+from fabric_jobs.server.edge.service import JobService
+from fabric_jobs.server.lifecycle.admin import JobAdmin
+from fabric_jobs.server.lifecycle.manager import JobManager
+from fabric_jobs.server.lifecycle.retention import Pruner
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import StoreError
+from fabric_jobs.server.store.changes import ChangeFeed
 from fabric_jobs.v1 import admin_service_pb2, admin_service_pb2_grpc
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc

@@ -12,9 +12,9 @@ from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import JobStore, StoreError
 
 if TYPE_CHECKING:
-    from fabric_jobs.server.changes import ChangeFeed
-    from fabric_jobs.server.dispatch import Dispatch
-    from fabric_jobs.server.registry import JobRegistry
+    from fabric_jobs.registry import JobRegistry
+    from fabric_jobs.server.execution.dispatch import Dispatch
+    from fabric_jobs.server.store.changes import ChangeFeed
 
 SQLITE_SCHEME = "sqlite:///"
 POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
@@ -67,7 +67,7 @@ def open_backend(url: str) -> Backend:
         from fabric_jobs.server.store.sqlite import SqliteConnector
 
         return Backend(JobStore(SqliteConnector(url.removeprefix(SQLITE_SCHEME))), False, _local)
-    from fabric_jobs.server.execution import procrastinate_execution
+    from fabric_jobs.server.execution.starter import procrastinate_execution
     from fabric_jobs.server.store.postgresql import PostgresConnector
 
     connector = PostgresConnector(url)
@@ -91,6 +91,6 @@ def _local(
     store: JobStore, registry: JobRegistry, feed: ChangeFeed, settings: ServiceSettings, run_handlers: bool
 ) -> AbstractAsyncContextManager[Dispatch]:
     """Handlers run in this process whatever `run_handlers` says: no other process can run them."""
-    from fabric_jobs.server.execution import local_execution
+    from fabric_jobs.server.execution.starter import local_execution
 
     return local_execution(store, registry, feed, settings)

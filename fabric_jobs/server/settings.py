@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fabric_jobs.server.on_behalf_of.tokens import UserTokenProvider
+from fabric_jobs.on_behalf_of.tokens import UserTokenProvider
 
 DEFAULT_DATABASE = "sqlite:///./fabric-jobs.db"
 DEFAULT_RETENTION_SECONDS = 30 * 86400.0

@@ -15,7 +15,7 @@ from typing import Any, cast
 import grpc
 
 from fabric_jobs.client._loop import LoopThread
-from fabric_jobs.server.inprocess import InProcessChannel
+from fabric_jobs.server.edge.inprocess import InProcessChannel
 
 DEFAULT_TIMEOUT = 30.0
 """The deadline of a call that names none, so a test never waits forever."""

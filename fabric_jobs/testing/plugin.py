@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import httpx
 
     from fabric_jobs.client import SyncJobsClient
-    from fabric_jobs.server.registry import JobRegistry
+    from fabric_jobs.registry import JobRegistry
     from fabric_jobs.testing.service import FabricJobsService
     from fabric_jobs.testing.user_tokens import UserTokens
     from fabric_jobs.v1.job_service_pb2_grpc import JobServiceStub
@@ -54,7 +54,7 @@ def _marker_options(request: pytest.FixtureRequest) -> dict[str, Any]:
 @pytest.fixture
 def fabric_jobs_registry(request: pytest.FixtureRequest) -> JobRegistry:
     """The JobRegistry the service runs: the marker's `registry`, else the `fabric_jobs_registry` ini option."""
-    from fabric_jobs.server.registry import JobRegistry, load_registry
+    from fabric_jobs.registry import JobRegistry, load_registry
 
     spec = _marker_options(request).get("registry") or request.config.getini(INI_REGISTRY)
     if isinstance(spec, JobRegistry):

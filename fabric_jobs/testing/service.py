@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from fabric_jobs.client import JobsClient, JobsError, SyncJobsClient
 from fabric_jobs.client._loop import LoopThread
+from fabric_jobs.registry import JobRegistry
 from fabric_jobs.rest_bridge.app import create_app
 from fabric_jobs.rest_bridge.settings import BridgeSettings
 from fabric_jobs.server.app import JobServer, start_job_server
-from fabric_jobs.server.registry import JobRegistry
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.testing.channel import BlockingChannel
 from fabric_jobs.testing.jobs import TERMINAL, JobRef, wait_failed

@@ -12,9 +12,9 @@ import time
 from collections.abc import Sequence
 
 from fabric_jobs.identity import TokenUnavailable
+from fabric_jobs.on_behalf_of.entra import Token
+from fabric_jobs.on_behalf_of.tokens import CredentialStore, TokenSource
 from fabric_jobs.server.model import JobKey
-from fabric_jobs.server.on_behalf_of.entra import Token
-from fabric_jobs.server.on_behalf_of.tokens import CredentialStore, TokenSource
 
 TOKEN_SECONDS = 3600
 

@@ -12,7 +12,7 @@ from typing import Any, cast
 import grpc
 
 from fabric_jobs.errors import FabricError, service_unavailable
-from fabric_jobs.server.grpc_errors import to_grpc_status
+from fabric_jobs.server.edge.status_codes import to_grpc_status
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from fabric_jobs.server.on_behalf_of.entra import EntraApp, EntraSession, EntraSettings
+from fabric_jobs.on_behalf_of.entra import EntraApp, EntraSession, EntraSettings
 from tests.entra import EntraStandIn, RunningEntra
 from tests.on_behalf_of.acting_jobs import FABRIC, STORAGE
 from tests.on_behalf_of.stack import CLIENT_ID, CLIENT_SECRET, Deployment

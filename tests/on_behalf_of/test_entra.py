@@ -12,7 +12,7 @@ import msal
 import pytest
 
 from fabric_jobs.identity import TokenUnavailable
-from fabric_jobs.server.on_behalf_of.entra import (
+from fabric_jobs.on_behalf_of.entra import (
     EntraApp,
     EntraConfigError,
     EntraSession,

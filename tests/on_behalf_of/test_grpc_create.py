@@ -9,8 +9,8 @@ from pathlib import Path
 
 import grpc
 
-from fabric_jobs.server.on_behalf_of.sealing import Sealer
-from fabric_jobs.server.on_behalf_of.tokens import EntraUserTokens
+from fabric_jobs.on_behalf_of.sealing import Sealer
+from fabric_jobs.on_behalf_of.tokens import EntraUserTokens
 from fabric_jobs.v1 import job_service_pb2 as pb
 from tests import tokens
 from tests.conftest import ServerFactory, new_key, rpc_error, status_details, wait_for_status

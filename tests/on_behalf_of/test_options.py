@@ -12,7 +12,7 @@ import pytest
 from fabric_jobs.cli.config import config_from_args
 from fabric_jobs.cli.option_kit import ConfigError
 from fabric_jobs.cli.options import build_parser
-from fabric_jobs.server.on_behalf_of.tokens import EntraUserTokens
+from fabric_jobs.on_behalf_of.tokens import EntraUserTokens
 from tests.on_behalf_of.conftest import CLIENT_ID, CLIENT_SECRET, rsa_certificate
 from tests.processes import clean_env, command
 

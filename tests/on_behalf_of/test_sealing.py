@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from fabric_jobs.on_behalf_of.sealing import KeyFileError, Sealer, UnsealError, read_key_file
 from fabric_jobs.server.model import JobKey
-from fabric_jobs.server.on_behalf_of.sealing import KeyFileError, Sealer, UnsealError, read_key_file
 
 KEY = JobKey(
     "7c3f1e2d-8a4b-4c6d-9e0f-1a2b3c4d5e6f",

@@ -10,7 +10,7 @@ from google.protobuf.message import Message
 from fabric_jobs.rest_bridge.app import create_app
 from fabric_jobs.rest_bridge.settings import BridgeSettings
 from fabric_jobs.server.app import JobServer
-from fabric_jobs.server.inprocess import InProcessChannel
+from fabric_jobs.server.edge.inprocess import InProcessChannel
 from fabric_jobs.v1 import job_service_pb2_grpc
 from tests.harness import CHANNELS, RunningServer, ServerFactory
 from tests.jobs import registry

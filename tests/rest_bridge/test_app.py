@@ -189,7 +189,9 @@ async def test_ids_fabric_may_send_reach_the_service_over_either_channel(
     assert got.status_code == 200, got.text
     assert got.headers["RequestId"].encode("latin-1") == request_id
     served = [
-        r for r in caplog.records if r.name == "fabric_jobs.server.interceptors" and "GetJobInstance" in r.getMessage()
+        r
+        for r in caplog.records
+        if r.name == "fabric_jobs.server.edge.interceptors" and "GetJobInstance" in r.getMessage()
     ]
     assert [(r.activity_id, r.request_id) for r in served] == [  # type: ignore[attr-defined]
         (activity_id.decode("latin-1"), request_id.decode("latin-1"))

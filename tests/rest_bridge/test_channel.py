@@ -22,7 +22,7 @@ async def test_a_call_a_stopping_replica_ends_after_its_grace_is_retried_on_the_
     """A replica stopping gracefully ends the calls it has not finished within its grace (UNAVAILABLE); the
     channel retries them on the other replica. (Calls that reach a replica as it stops end CANCELLED: see
     tests/scaleout/test_multiprocess.py, which freezes a replica process to make them.)"""
-    caplog.set_level(logging.INFO, logger="fabric_jobs.server.manager")
+    caplog.set_level(logging.INFO, logger="fabric_jobs.server.lifecycle.manager")
     with TestJobs(rng) as jobs:
         stopping, other = [await start_server(jobs.registry, cancel_wait=3.0, cancel_grace=30.0) for _ in "ab"]
         key = new_key(ITEM_TYPE, IGNORES_ASYNC)

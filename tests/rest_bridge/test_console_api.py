@@ -12,7 +12,7 @@ import grpc
 import httpx
 import pytest
 
-from fabric_jobs.rest_bridge.console import ConsoleSettings, create_console_app
+from fabric_jobs.console import ConsoleSettings, create_console_app
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 from tests.conftest import new_key

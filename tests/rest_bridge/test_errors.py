@@ -32,7 +32,7 @@ from fabric_jobs.rest_bridge.app import create_app
 from fabric_jobs.rest_bridge.errors import error_body, error_response
 from fabric_jobs.rest_bridge.grpc_errors import from_rpc_error
 from fabric_jobs.rest_bridge.settings import BridgeSettings
-from fabric_jobs.server.grpc_errors import to_grpc_status
+from fabric_jobs.server.edge.status_codes import to_grpc_status
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc
 from tests.conftest import rpc_error as failed_call

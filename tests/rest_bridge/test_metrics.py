@@ -11,8 +11,8 @@ import grpc
 import httpx
 from starlette.applications import Starlette
 
+from fabric_jobs.console import ConsoleSettings, create_console_app
 from fabric_jobs.rest_bridge.app import create_app
-from fabric_jobs.rest_bridge.console import ConsoleSettings, create_console_app
 from fabric_jobs.rest_bridge.settings import BridgeSettings
 from fabric_jobs.server.app import JobServer
 from tests.jobs import COOPERATES, FAILS, HOLDS_THREAD, IGNORES_CANCEL, SYNC_COMPLETES

@@ -13,8 +13,8 @@ from typing import Any, Protocol
 import psycopg
 import pytest
 
+from fabric_jobs.server.execution.on_procrastinate import QUEUE
 from fabric_jobs.server.model import JobKey
-from fabric_jobs.server.procrastinate_dispatch import QUEUE
 from fabric_jobs.v1 import job_service_pb2 as pb
 from tests import jobs
 from tests.harness import TEST_SETTINGS, RunningServer, eventually, server_factory

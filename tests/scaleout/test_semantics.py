@@ -14,7 +14,7 @@ import grpc
 import psycopg
 import pytest
 
-from fabric_jobs.server.procrastinate_dispatch import LOST_DEFER_AFTER_MS
+from fabric_jobs.server.execution.on_procrastinate import LOST_DEFER_AFTER_MS
 from fabric_jobs.v1 import admin_service_pb2, admin_service_pb2_grpc
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc

@@ -10,7 +10,7 @@ import time
 from collections import Counter
 
 from fabric_jobs.errors import ErrorSource
-from fabric_jobs.server.registry import JobContext, JobFailed, JobRegistry
+from fabric_jobs.registry import JobContext, JobFailed, JobRegistry
 
 ITEM_TYPE = "Tests.Steered"
 HONOURS = "honours"

@@ -10,8 +10,8 @@ import grpc
 import pytest
 
 from fabric_jobs.keys import KEY_FIELDS
-from fabric_jobs.server.admin import matches
 from fabric_jobs.server.app import ADMIN_SERVICE_NAME
+from fabric_jobs.server.lifecycle.admin import matches
 from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, JobStatus
 from fabric_jobs.server.store import JobFilter
 from fabric_jobs.v1 import admin_service_pb2 as admin_pb

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fabric_jobs.server import validation
 from fabric_jobs.server.backend import open_store
+from fabric_jobs.server.edge import requests as validation
 from fabric_jobs.server.model import JobStatus, now_ms
 from fabric_jobs.v1 import job_service_pb2 as pb
 from tests.conftest import wait_for_status, wait_until

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
-from fabric_jobs.server.changes import UNKNOWN_VERSION, ChangeFeed, announcement, parse_announcement
 from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, JobStatus
+from fabric_jobs.server.store.changes import UNKNOWN_VERSION, ChangeFeed, announcement, parse_announcement
 from fabric_jobs.server.store.sqlite import SqliteConnector
 from fabric_jobs.v1 import job_service_pb2 as pb
 from tests.conftest import RunningServer, ServerFactory, wait_for_status

@@ -113,7 +113,9 @@ async def test_request_ids_reach_the_server_logs(
             )
         )
     calls = [
-        r for r in caplog.records if r.name == "fabric_jobs.server.interceptors" and "GetJobInstance" in r.getMessage()
+        r
+        for r in caplog.records
+        if r.name == "fabric_jobs.server.edge.interceptors" and "GetJobInstance" in r.getMessage()
     ]
     assert calls
     assert all((r.activity_id, r.request_id) == ("act-1", "req-1") for r in calls)  # type: ignore[attr-defined]

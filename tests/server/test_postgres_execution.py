@@ -12,10 +12,10 @@ import psycopg
 import pytest
 
 from fabric_jobs.server.backend import open_store
-from fabric_jobs.server.changes import SAFETY_POLL_SECONDS
-from fabric_jobs.server.convert import key_to_pb
+from fabric_jobs.server.edge.convert import key_to_pb
 from fabric_jobs.server.model import InvokeType, JobKey, NewJob, now_ms
 from fabric_jobs.server.settings import ServiceSettings
+from fabric_jobs.server.store.changes import SAFETY_POLL_SECONDS
 from fabric_jobs.v1 import admin_service_pb2, admin_service_pb2_grpc
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc

@@ -10,8 +10,8 @@ import grpc
 import pytest
 from prometheus_client import REGISTRY
 
+from fabric_jobs.server.lifecycle.retention import purge
 from fabric_jobs.server.model import JobKey, JobStatus
-from fabric_jobs.server.retention import purge
 from fabric_jobs.server.store import JobFilter, JobStore
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc

@@ -18,9 +18,9 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, TupleRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from fabric_jobs.server.changes import announcement
 from fabric_jobs.server.model import JobStatus, now_ms
 from fabric_jobs.server.store.base import StoreError
+from fabric_jobs.server.store.changes import announcement
 from fabric_jobs.server.store.migrations import Migration, load_migrations, newer_schema
 from fabric_jobs.server.store.queries import load_named_queries
 from fabric_jobs.server.store.rows import key_from_row

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 
 from fabric_jobs.observability import metrics
 from fabric_jobs.server.model import now_ms
@@ -21,6 +22,15 @@ PURGE_BATCH = 100
 """Jobs deleted per transaction: small enough that no batch holds its locks for long."""
 BUSY_PAUSE_SECONDS = 0.05
 """How long a purge waits when another process's batch holds the pruning lock."""
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeRequest:
+    """A PurgeJobInstances call, checked: which terminal jobs, how old, and whether only to count them."""
+
+    filter: JobFilter
+    older_than_ms: int
+    dry_run: bool
 
 
 async def purge(store: JobStore, job_filter: JobFilter, before_ms: int, *, batch: int = PURGE_BATCH) -> int:

@@ -1,6 +1,6 @@
 """The job lifecycle behind the five JobService calls: validate, store, dispatch, cancel, wait, watch.
 
-How a job reaches a handler is the dispatch's business (fabric_jobs.server.dispatch): in this
+How a job reaches a handler is the dispatch's business (fabric_jobs.server.execution.dispatch): in this
 process (LocalDispatch) or on procrastinate workers (ProcrastinateDispatch).
 """
 
@@ -16,13 +16,13 @@ from fabric_jobs import payload
 from fabric_jobs.errors import ErrorCode, FabricError, FieldViolation, error, invalid_argument
 from fabric_jobs.identity import Caller
 from fabric_jobs.observability import metrics, tracing
-from fabric_jobs.server.changes import ChangeFeed, Changes
-from fabric_jobs.server.dispatch import Dispatch
+from fabric_jobs.registry import InvalidPayload, JobRegistry
+from fabric_jobs.server.execution.dispatch import Dispatch
 from fabric_jobs.server.model import CreationPayload, InvokeType, JobKey, JobRecord, JobStatus, NewJob, now_ms
-from fabric_jobs.server.registry import InvalidPayload, JobRegistry
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import JobStore, ListQuery
 from fabric_jobs.server.store.base import JobFilter, SearchQuery
+from fabric_jobs.server.store.changes import ChangeFeed, Changes
 
 logger = logging.getLogger(__name__)
 

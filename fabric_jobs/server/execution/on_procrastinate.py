@@ -24,9 +24,9 @@ from psycopg_pool import AsyncConnectionPool
 from fabric_jobs import request_context
 from fabric_jobs.errors import job_executor_lost
 from fabric_jobs.observability import metrics
-from fabric_jobs.server.changes import ChangeFeed
 from fabric_jobs.server.model import JobKey, JobStatus, now_ms
 from fabric_jobs.server.store import JobStore, StoreError
+from fabric_jobs.server.store.changes import ChangeFeed
 from fabric_jobs.server.store.queries import load_named_queries
 
 logger = logging.getLogger(__name__)

@@ -7,9 +7,9 @@ from typing import Any
 
 import grpc
 
-from fabric_jobs.server import validation
-from fabric_jobs.server.convert import record_to_pb
-from fabric_jobs.server.manager import JobManager
+from fabric_jobs.server.edge import requests as validation
+from fabric_jobs.server.edge.convert import record_to_pb
+from fabric_jobs.server.lifecycle.manager import JobManager
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 

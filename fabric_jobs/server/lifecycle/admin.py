@@ -8,13 +8,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fabric_jobs.errors import FieldViolation, invalid_argument
 from fabric_jobs.keys import KEY_FIELDS
-from fabric_jobs.server.changes import ChangeFeed
-from fabric_jobs.server.manager import CancelledMatching, JobManager, not_found
+from fabric_jobs.server.lifecycle.manager import CancelledMatching, JobManager, not_found
+from fabric_jobs.server.lifecycle.retention import PurgeRequest, purge
 from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, Transition, now_ms
-from fabric_jobs.server.retention import purge
 from fabric_jobs.server.store import JobStore
 from fabric_jobs.server.store.base import JobFilter, SearchQuery
-from fabric_jobs.server.validation import PurgeRequest
+from fabric_jobs.server.store.changes import ChangeFeed
 
 CHANGES_POLL_SECONDS = 1.0
 """How often a change watcher reads the history when nothing woke it: changes made by other processes that

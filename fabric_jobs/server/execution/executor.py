@@ -25,18 +25,18 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 
 from fabric_jobs import request_context
+from fabric_jobs.cancellation import CancellationToken, CancelReason, JobCancelled
 from fabric_jobs.errors import ErrorCode, ErrorDetails, ErrorSource, details_for, job_executor_lost
 from fabric_jobs.identity import TokenUnavailable
 from fabric_jobs.observability import metrics, tracing
-from fabric_jobs.server.cancellation import CancellationToken, CancelReason, JobCancelled
-from fabric_jobs.server.changes import ChangeFeed
+from fabric_jobs.on_behalf_of.credential import AsyncUserCredential, UserCredential
+from fabric_jobs.on_behalf_of.errors import token_unavailable_details
+from fabric_jobs.on_behalf_of.tokens import NOT_CONFIGURED, TokenSource
+from fabric_jobs.registry import JobContext, JobFailed, JobRegistry, JobType
 from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, now_ms
-from fabric_jobs.server.on_behalf_of.credential import AsyncUserCredential, UserCredential
-from fabric_jobs.server.on_behalf_of.errors import token_unavailable_details
-from fabric_jobs.server.on_behalf_of.tokens import NOT_CONFIGURED, TokenSource
-from fabric_jobs.server.registry import JobContext, JobFailed, JobRegistry, JobType
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import JobStore
+from fabric_jobs.server.store.changes import ChangeFeed
 
 logger = logging.getLogger(__name__)
 handler_log = logger.getChild("handlers")

@@ -12,8 +12,8 @@ from typing import Any
 import procrastinate
 from procrastinate import exceptions as procrastinate_errors
 
+from fabric_jobs.registry import JobRegistry
 from fabric_jobs.server.model import now_ms
-from fabric_jobs.server.registry import JobRegistry
 from fabric_jobs.server.store.queries import load_named_queries
 
 logger = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ import grpc
 from fabric_jobs import request_context
 from fabric_jobs.errors import INTERNAL_ERROR, FabricError, service_unavailable
 from fabric_jobs.observability import metrics
-from fabric_jobs.server.call_span import call_span, end_span
-from fabric_jobs.server.decoding import Undecodable, lenient
-from fabric_jobs.server.grpc_errors import to_grpc_status
+from fabric_jobs.server.edge.call_span import call_span, end_span
+from fabric_jobs.server.edge.decoding import Undecodable, lenient
+from fabric_jobs.server.edge.status_codes import to_grpc_status
 from fabric_jobs.server.store import StoreError
 
 logger = logging.getLogger(__name__)

@@ -16,12 +16,12 @@ import grpc
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from fabric_jobs.admin_json import STATUS_BY_NAME, counts_json, job_json, transition_json
 from fabric_jobs.client import AdminClient, JobFilter, JobKey, JobsClient, RetryBudget
+from fabric_jobs.console.access import Tickets
+from fabric_jobs.console.events import EventStream
 from fabric_jobs.errors import FieldViolation, invalid_request
 from fabric_jobs.keys import FILTER_PARTS, KEY_PARTS
-from fabric_jobs.rest_bridge.admin_json import STATUS_BY_NAME, counts_json, job_json, transition_json
-from fabric_jobs.rest_bridge.console.access import Tickets
-from fabric_jobs.rest_bridge.console.events import EventStream
 from fabric_jobs.rest_bridge.errors import HttpError
 
 PAGE_SIZE = 100

@@ -26,12 +26,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from fabric_jobs.cancellation import CancellationToken
 from fabric_jobs.errors import ErrorCode, ErrorDetails, ErrorSource, ExtendedInfo
 from fabric_jobs.identity import Caller
-from fabric_jobs.server.cancellation import CancellationToken
-from fabric_jobs.server.model import InvokeType, JobKey
-from fabric_jobs.server.on_behalf_of.credential import scopes_of
-from fabric_jobs.server.on_behalf_of.tokens import NOT_CONFIGURED, TokenSource
+from fabric_jobs.keys import JobKey
+from fabric_jobs.on_behalf_of.credential import scopes_of
+from fabric_jobs.on_behalf_of.tokens import NOT_CONFIGURED, TokenSource
+from fabric_jobs.status import InvokeType
 
 
 @dataclass(frozen=True)

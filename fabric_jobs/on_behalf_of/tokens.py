@@ -16,9 +16,9 @@ from typing import Any, Protocol
 import msal
 
 from fabric_jobs.identity import TokenUnavailable
-from fabric_jobs.server.model import JobKey
-from fabric_jobs.server.on_behalf_of.entra import EntraApp, Token
-from fabric_jobs.server.on_behalf_of.sealing import Sealer, UnsealError
+from fabric_jobs.keys import JobKey
+from fabric_jobs.on_behalf_of.entra import EntraApp, Token
+from fabric_jobs.on_behalf_of.sealing import Sealer, UnsealError
 
 ENTRA_OPTIONS = (
     "--entra-client-id with --entra-client-secret-file or --entra-client-certificate-file, and --token-key-file"

@@ -28,13 +28,13 @@ from procrastinate import worker as procrastinate_worker
 from procrastinate.job_context import JobContext
 
 from fabric_jobs import request_context
-from fabric_jobs.server.changes import ChangeFeed
-from fabric_jobs.server.executor import LocalExecutor
+from fabric_jobs.registry import JobRegistry
+from fabric_jobs.server.execution.executor import LocalExecutor
+from fabric_jobs.server.execution.on_procrastinate import QUEUE, TASK_NAME
 from fabric_jobs.server.model import JobKey
-from fabric_jobs.server.procrastinate_dispatch import QUEUE, TASK_NAME
-from fabric_jobs.server.registry import JobRegistry
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import JobStore
+from fabric_jobs.server.store.changes import ChangeFeed
 
 logger = logging.getLogger(__name__)
 

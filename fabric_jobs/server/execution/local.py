@@ -13,12 +13,12 @@ import uuid
 
 from fabric_jobs.errors import job_executor_lost
 from fabric_jobs.observability import metrics
-from fabric_jobs.server.changes import ChangeFeed
-from fabric_jobs.server.executor import LocalExecutor
+from fabric_jobs.registry import JobRegistry
+from fabric_jobs.server.execution.executor import LocalExecutor
 from fabric_jobs.server.model import JobKey, JobStatus, now_ms
-from fabric_jobs.server.registry import JobRegistry
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import JobStore, StoreError
+from fabric_jobs.server.store.changes import ChangeFeed
 
 logger = logging.getLogger(__name__)
 

@@ -12,16 +12,16 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
-from fabric_jobs.server.change_listener import ChangeListener
-from fabric_jobs.server.changes import ChangeFeed
-from fabric_jobs.server.dispatch import Dispatch
-from fabric_jobs.server.job_types_board import JobTypesBoard
-from fabric_jobs.server.local_dispatch import LocalDispatch
-from fabric_jobs.server.procrastinate_dispatch import ProcrastinateDispatch, new_app
-from fabric_jobs.server.registry import JobRegistry
+from fabric_jobs.registry import JobRegistry
+from fabric_jobs.server.execution.dispatch import Dispatch
+from fabric_jobs.server.execution.job_types_board import JobTypesBoard
+from fabric_jobs.server.execution.local import LocalDispatch
+from fabric_jobs.server.execution.on_procrastinate import ProcrastinateDispatch, new_app
+from fabric_jobs.server.execution.worker import Worker, process_name
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import JobStore
-from fabric_jobs.server.worker import Worker, process_name
+from fabric_jobs.server.store.change_listener import ChangeListener
+from fabric_jobs.server.store.changes import ChangeFeed
 
 
 @contextlib.asynccontextmanager

@@ -11,7 +11,7 @@ from typing import Any
 
 from azure.core.credentials import AccessToken
 
-from fabric_jobs.server.on_behalf_of.tokens import TokenSource
+from fabric_jobs.on_behalf_of.tokens import TokenSource
 
 TOKEN_WAIT_SECONDS = 300.0
 """How long a sync get_token waits for the event loop's answer (Entra's retries included)."""

@@ -11,7 +11,8 @@ from fabric_jobs import payload
 from fabric_jobs.errors import FieldViolation, invalid_argument
 from fabric_jobs.identity import Caller
 from fabric_jobs.keys import FILTER_PARTS, KEY_PARTS, UUID, KeyPart, Rule
-from fabric_jobs.server.convert import INVOKE_TYPE_FROM_PB, STATUS_FROM_PB
+from fabric_jobs.server.edge.convert import INVOKE_TYPE_FROM_PB, STATUS_FROM_PB
+from fabric_jobs.server.lifecycle.retention import PurgeRequest
 from fabric_jobs.server.model import TERMINAL_STATUSES, CreationPayload, InvokeType, JobKey, JobStatus
 from fabric_jobs.server.store import ListQuery
 from fabric_jobs.server.store.base import JobFilter, SearchQuery
@@ -200,13 +201,6 @@ def job_filter(request: admin_pb.CountJobInstancesRequest | admin_pb.WatchJobIns
     result = _filter(check, request.filter)
     check.raise_if_any()
     return result
-
-
-@dataclass(frozen=True, slots=True)
-class PurgeRequest:
-    filter: JobFilter
-    older_than_ms: int
-    dry_run: bool
 
 
 def purge_request(request: admin_pb.PurgeJobInstancesRequest) -> PurgeRequest:

@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import grpc
 
-from fabric_jobs.server.interceptors import wrap_handler
+from fabric_jobs.server.edge.interceptors import wrap_handler
 
 Metadata = Sequence[tuple[str, str]]
 Registration = Callable[[Any, Any], None]

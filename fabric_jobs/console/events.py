@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 
 from starlette.responses import Response, StreamingResponse
 
+from fabric_jobs.admin_json import job_json
 from fabric_jobs.client import AdminClient, JobFilter, JobsError, JobState
-from fabric_jobs.rest_bridge.admin_json import job_json
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from fabric_jobs.client import ServiceError, TransportError
-from fabric_jobs.rest_bridge.console.access import ConsoleAccess, Tickets
-from fabric_jobs.rest_bridge.console.api import ConsoleApi
+from fabric_jobs.console.access import ConsoleAccess, Tickets
+from fabric_jobs.console.api import ConsoleApi
 from fabric_jobs.rest_bridge.errors import HttpError, error_response
 from fabric_jobs.rest_bridge.grpc_errors import from_client_error
 from fabric_jobs.rest_bridge.middleware import RequestMiddleware

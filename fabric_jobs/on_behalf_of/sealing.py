@@ -17,7 +17,7 @@ import pathlib
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from fabric_jobs.server.model import JobKey
+from fabric_jobs.keys import JobKey
 
 KEY_BYTES = 32
 _VERSION = b"\x01"

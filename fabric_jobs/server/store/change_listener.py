@@ -15,7 +15,7 @@ import logging
 
 import psycopg
 
-from fabric_jobs.server.changes import ChangeFeed, parse_announcement
+from fabric_jobs.server.store.changes import ChangeFeed, parse_announcement
 
 logger = logging.getLogger(__name__)
 
