@@ -1,4 +1,5 @@
-"""The job lifecycle behind the five JobService calls: validate, store, dispatch, cancel, wait, watch.
+"""The job lifecycle behind the five JobService calls (and the AdminService's cancel of every job of an item):
+validate, store, dispatch, cancel, wait, watch.
 
 How a job reaches a handler is the dispatch's business (fabric_jobs.server.execution.dispatch): in this
 process (LocalDispatch) or on procrastinate workers (ProcrastinateDispatch).
