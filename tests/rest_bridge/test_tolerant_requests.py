@@ -135,3 +135,23 @@ async def test_text_that_is_not_unicode_in_what_is_passed_over_is_no_error(bridg
     response = await bridge.create(job, content=raw, headers=headers)
     assert response.status_code == 202, response.text
     assert await handler_saw(job) == InvokeType.UNKNOWN_FUTURE_VALUE
+
+
+async def test_the_served_openapi_document_says_what_is_tolerated(bridge: Bridge) -> None:
+    document = (await bridge.client.get("/openapi.json")).json()
+    body = document["components"]["schemas"]["CreateItemJobInstanceRequest"]
+    assert body["additionalProperties"] is True
+    assert body["required"] == ["invokeType"]
+    accepted = body["properties"]["invokeType"]["anyOf"]
+    assert {"type": "string"} in accepted
+    assert {"type": "number"} in accepted
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            headers = {p["name"]: p for p in operation["parameters"] if p["in"] == "header"}
+            assert headers["ActivityId"]["required"] is False
+            assert headers["RequestId"]["required"] is False
+            assert headers["x-ms-client-tenant-id"]["required"] is True
+            assert headers["Authorization"]["required"] is True
+            assert all(
+                {"ActivityId", "RequestId"} <= set(answer["headers"]) for answer in operation["responses"].values()
+            )
