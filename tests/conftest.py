@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from tests.harness import RunningServer as RunningServer
 from tests.harness import ServerFactory as ServerFactory
 from tests.harness import eventually, server_factory
 from tests.harness import start_running_server as start_running_server
+from tests.jobs import TestJobs
 
 pytest_plugins = ("tests.postgres", "pytester")
 
@@ -115,3 +116,11 @@ def status_details(err: grpc.aio.AioRpcError) -> StatusDetails:
     assert {"google.rpc.ErrorInfo", "fabric_jobs.v1.ErrorDetails"} <= found, found
     violations = {v.field: v.description for v in bad_request.field_violations}
     return StatusDetails(info.reason, info.domain, details, violations)
+
+
+@pytest.fixture
+def jobs(rng: random.Random) -> Iterator[TestJobs]:
+    """What the test jobs (tests/jobs.py) do in this process during the test: records emptied, the gated
+    handlers' gate opened at the end, the racing ones drawing from the test's seeded `rng`."""
+    with TestJobs(rng) as jobs:
+        yield jobs

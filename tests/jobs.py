@@ -14,14 +14,24 @@ JobServices and loaded by real processes too:
 - IGNORES_CANCEL "ignoresCancel", IGNORES_CANCEL_THREAD "ignoresCancelThread" (plain, sleeping in short steps so
   that a forced stop takes effect): sleep `delaySeconds` (default 3600) whatever the token says; only the
   forced stop after the cancel grace ends them early.
+  Both record in `exited` when they stop, and in `ran_to_end` when nothing stopped them (their delay passed, or
+  the test's gate opened).
 - HOLDS_THREAD "holdsThread" (plain): holds a handler thread until cancelled, so later plain jobs stay NotStarted.
-- FAILS "fails": raises JobFailed (errorCode FAILED_ERROR_CODE "ForecastFailed", source External, not permanent,
-  messageParameters ["x"]); CRASHES "crashes": raises RuntimeError (JobExecutionFailed).
+- GATED "gated", GATED_THREAD "gatedThread" (plain): run until the test opens its gate (`TestJobs.gate`),
+  whatever the token says.
+- RACES "races", RACES_THREAD "racesThread" (plain): end Completed at once or after a short random delay drawn
+  from the test's seeded `rng`, to race a cancel.
+- FAILS "fails": raises FAILURE, a JobFailed (errorCode FAILED_ERROR_CODE "ForecastFailed", source External, not
+  permanent, messageParameters ["x"], one ExtendedInfo); CRASHES "crashes": raises RuntimeError
+  (JobExecutionFailed; its text "boom" must never reach the job's error details).
 - VALIDATED "validated": the demo's payload validator, then Completed; RECORDS_PAYLOAD "recordsPayload": keeps
   its payload in `payloads` and its invoke type in `invoke_types`.
 
 Every handler, as it starts, counts its job instance id in `runs` (this process) and appends it as one line to
 the file named by FABRIC_JOBS_TEST_RUN_LOG when that is set (every process): read it with `read_run_log`.
+
+A test that runs these jobs in its own process and looks at what they did takes the `jobs` fixture (a TestJobs):
+it starts from empty records, and at its end opens the gate so that no handler thread outlives the test.
 """
 
 from __future__ import annotations
@@ -29,13 +39,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
-from fabric_jobs import ErrorSource, InvokeType, JobContext, JobFailed, JobRegistry
+from fabric_jobs import ErrorSource, ExtendedInfo, InvokeType, JobContext, JobFailed, JobRegistry
 from fabric_jobs.demo import validate_forecast
 
 ITEM_TYPE = "Test.Item"
@@ -48,6 +61,10 @@ COOPERATES_THREAD = "cooperatesThread"
 IGNORES_CANCEL = "ignoresCancel"
 IGNORES_CANCEL_THREAD = "ignoresCancelThread"
 HOLDS_THREAD = "holdsThread"
+GATED = "gated"
+GATED_THREAD = "gatedThread"
+RACES = "races"
+RACES_THREAD = "racesThread"
 FAILS = "fails"
 CRASHES = "crashes"
 VALIDATED = "validated"
@@ -59,19 +76,78 @@ FAILED_ERROR_CODE = "ForecastFailed"
 LONG_SECONDS = 3600.0
 THREAD_STEP_SECONDS = 0.02
 
+FAILURE = JobFailed(
+    "the forecast could not be computed",
+    error_code=FAILED_ERROR_CODE,
+    source=ErrorSource.EXTERNAL,
+    is_permanent=False,
+    message_parameters=("x",),
+    more_details=(ExtendedInfo("Inner", "the cause", ("a",), (("region", "westeurope"),)),),
+)
+
 registry = JobRegistry()
 runs: Counter[str] = Counter()
 payloads: dict[str, Mapping[str, Any]] = {}
 invoke_types: dict[str, InvokeType] = {}
+exited: set[str] = set()
+ran_to_end: set[str] = set()
+_gate = threading.Event()
+_rng = random.Random(0)
+_lock = threading.Lock()
 
 
-def started(ctx: JobContext) -> None:
-    """Count the start here and append it to the run log (one write, flushed at once) when there is one."""
-    runs[ctx.key.job_instance_id] += 1
+class TestJobs:
+    """What the test jobs did in this process, for one test: `runs`, `payloads`, `invoke_types`, `exited`,
+    `ran_to_end`, all emptied when it is made; `gate`, the gate of the gated handlers (a threading.Event, so any
+    thread and any loop may open it); `rng`, the test's seeded random, which the racing handlers draw from. Leaving
+    the `with` block opens the gate and puts a closed one in its place for the next test."""
+
+    __test__ = False
+    registry = registry
+    runs = runs
+    payloads = payloads
+    invoke_types = invoke_types
+    exited = exited
+    ran_to_end = ran_to_end
+
+    def __init__(self, rng: random.Random) -> None:
+        global _rng
+        with _lock:
+            for record in (runs, payloads, invoke_types, exited, ran_to_end):
+                record.clear()
+            _rng = rng
+        self.rng = rng
+
+    @property
+    def gate(self) -> threading.Event:
+        return _gate
+
+    def __enter__(self) -> TestJobs:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        global _gate
+        with _lock:
+            _gate.set()
+            _gate = threading.Event()
+
+
+def started(ctx: JobContext) -> threading.Event:
+    """Count the start here and append it to the run log (one write, flushed at once) when there is one; the gate
+    of the test this handler started in."""
+    with _lock:
+        runs[ctx.key.job_instance_id] += 1
+        gate = _gate
     if path := os.environ.get(RUN_LOG_VARIABLE):
         with open(path, "a", encoding="utf-8") as log:
             log.write(f"{ctx.key.job_instance_id}\n")
             log.flush()
+    return gate
+
+
+def mark(record: set[str], ctx: JobContext) -> None:
+    with _lock:
+        record.add(ctx.key.job_instance_id)
 
 
 def read_run_log(path: Path) -> Counter[str]:
@@ -126,15 +202,23 @@ def cooperates_thread(ctx: JobContext) -> None:
 @registry.job(ITEM_TYPE, IGNORES_CANCEL)
 async def ignores_cancel(ctx: JobContext) -> None:
     started(ctx)
-    await asyncio.sleep(delay_of(ctx, LONG_SECONDS))
+    try:
+        await asyncio.sleep(delay_of(ctx, LONG_SECONDS))
+        mark(ran_to_end, ctx)
+    finally:
+        mark(exited, ctx)
 
 
 @registry.job(ITEM_TYPE, IGNORES_CANCEL_THREAD)
 def ignores_cancel_thread(ctx: JobContext) -> None:
-    started(ctx)
-    deadline = time.monotonic() + delay_of(ctx, LONG_SECONDS)
-    while time.monotonic() < deadline:
-        time.sleep(THREAD_STEP_SECONDS)
+    gate = started(ctx)
+    try:
+        deadline = time.monotonic() + delay_of(ctx, LONG_SECONDS)
+        while time.monotonic() < deadline and not gate.is_set():
+            time.sleep(THREAD_STEP_SECONDS)
+        mark(ran_to_end, ctx)
+    finally:
+        mark(exited, ctx)
 
 
 @registry.job(ITEM_TYPE, HOLDS_THREAD)
@@ -144,22 +228,55 @@ def holds_thread(ctx: JobContext) -> None:
         time.sleep(0.01)
 
 
+@registry.job(ITEM_TYPE, GATED)
+async def gated(ctx: JobContext) -> None:
+    gate = started(ctx)
+    while not gate.is_set():  # noqa: ASYNC110 - a threading.Event, settable after the loop is gone
+        await asyncio.sleep(0.01)
+
+
+@registry.job(ITEM_TYPE, GATED_THREAD)
+def gated_thread(ctx: JobContext) -> None:
+    gate = started(ctx)
+    while not gate.wait(0.01):
+        pass
+
+
+@registry.job(ITEM_TYPE, RACES)
+async def races(ctx: JobContext) -> None:
+    started(ctx)
+    with _lock:
+        delay = _rng.uniform(0, 0.02) if _rng.random() < 0.8 else None
+    if delay is not None:
+        await asyncio.sleep(delay)
+
+
+@registry.job(ITEM_TYPE, RACES_THREAD)
+def races_thread(ctx: JobContext) -> None:
+    started(ctx)
+    with _lock:
+        delay = _rng.uniform(0, 0.02) if _rng.random() < 0.8 else None
+    if delay is not None:
+        time.sleep(delay)
+
+
 @registry.job(ITEM_TYPE, FAILS)
 async def fails(ctx: JobContext) -> None:
     started(ctx)
     raise JobFailed(
-        "the forecast could not be computed",
-        error_code=FAILED_ERROR_CODE,
-        source=ErrorSource.EXTERNAL,
-        is_permanent=False,
-        message_parameters=("x",),
+        FAILURE.details.message,
+        error_code=FAILURE.details.error_code,
+        source=FAILURE.details.source,
+        is_permanent=FAILURE.details.is_permanent,
+        message_parameters=FAILURE.details.message_parameters,
+        more_details=FAILURE.details.more_details,
     )
 
 
 @registry.job(ITEM_TYPE, CRASHES)
 async def crashes(ctx: JobContext) -> None:
     started(ctx)
-    raise RuntimeError("the handler crashed")
+    raise RuntimeError("boom")
 
 
 @registry.job(ITEM_TYPE, VALIDATED, validate=validate_forecast)

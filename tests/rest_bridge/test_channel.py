@@ -13,7 +13,7 @@ from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 from tests.conftest import new_key, wait_for_status, wait_until
 from tests.harness import ServerFactory
-from tests.server.handlers import IGNORES_ASYNC, ITEM_TYPE, TestJobs
+from tests.jobs import IGNORES_CANCEL, ITEM_TYPE, TestJobs
 
 
 async def test_a_call_a_stopping_replica_ends_after_its_grace_is_retried_on_the_other(
@@ -25,7 +25,7 @@ async def test_a_call_a_stopping_replica_ends_after_its_grace_is_retried_on_the_
     caplog.set_level(logging.INFO, logger="fabric_jobs.server.lifecycle.manager")
     with TestJobs(rng) as jobs:
         stopping, other = [await start_server(jobs.registry, cancel_wait=3.0, cancel_grace=30.0) for _ in "ab"]
-        key = new_key(ITEM_TYPE, IGNORES_ASYNC)
+        key = new_key(ITEM_TYPE, IGNORES_CANCEL)
         create = pb.CreateJobInstanceRequest(key=key, invoke_type=pb.JOB_INVOKE_TYPE_MANUAL)
         await stopping.stub.CreateJobInstance(create)
         await wait_for_status(stopping.stub, key, pb.JOB_INSTANCE_STATUS_IN_PROGRESS)

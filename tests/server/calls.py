@@ -5,7 +5,7 @@ from __future__ import annotations
 from fabric_jobs.v1 import job_service_pb2 as pb
 from tests.conftest import new_key
 from tests.harness import RunningServer
-from tests.server.handlers import ITEM_TYPE
+from tests.jobs import ITEM_TYPE
 
 NOT_STARTED = pb.JOB_INSTANCE_STATUS_NOT_STARTED
 IN_PROGRESS = pb.JOB_INSTANCE_STATUS_IN_PROGRESS

@@ -17,11 +17,11 @@ from fabric_jobs.server.store import JobFilter
 from fabric_jobs.v1 import admin_service_pb2 as admin_pb
 from fabric_jobs.v1 import admin_service_pb2_grpc as admin_grpc
 from fabric_jobs.v1 import job_service_pb2 as pb
+from tests import jobs as job_types
 from tests.conftest import new_key, rpc_error, status_details, wait_for_status
 from tests.harness import RunningServer, ServerFactory
-from tests.server import handlers
+from tests.jobs import ITEM_TYPE, TestJobs
 from tests.server.calls import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, NOT_STARTED
-from tests.server.handlers import ITEM_TYPE, TestJobs
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ async def test_search_lists_every_tenant_newest_first_filtered_and_paged(
     running: RunningServer, admin: admin_grpc.AdminServiceAsyncStub
 ) -> None:
     tenant = str(uuid.uuid4())
-    keys = [await create(running, handlers.GATED, tenant_id=tenant if n % 2 else "") for n in range(5)]
+    keys = [await create(running, job_types.GATED, tenant_id=tenant if n % 2 else "") for n in range(5)]
     for key in keys:
         await wait_for_status(running.stub, key, IN_PROGRESS)
 
@@ -99,9 +99,9 @@ async def test_bad_filters_and_page_tokens_are_invalid_argument_naming_the_field
 async def test_counts_by_status_include_zeroes_and_a_total(
     running: RunningServer, admin: admin_grpc.AdminServiceAsyncStub
 ) -> None:
-    done = await create(running, handlers.INSTANT)
-    failed = await create(running, handlers.FAILS)
-    running_key = await create(running, handlers.GATED)
+    done = await create(running, job_types.COMPLETES)
+    failed = await create(running, job_types.FAILS)
+    running_key = await create(running, job_types.GATED)
     await wait_for_status(running.stub, done, COMPLETED)
     await wait_for_status(running.stub, failed, FAILED)
     await wait_for_status(running.stub, running_key, IN_PROGRESS)
@@ -125,7 +125,7 @@ async def test_counts_by_status_include_zeroes_and_a_total(
 async def test_transitions_give_a_jobs_history_with_times(
     running: RunningServer, admin: admin_grpc.AdminServiceAsyncStub
 ) -> None:
-    key = await create(running, handlers.COOPERATIVE)
+    key = await create(running, job_types.COOPERATES)
     await wait_for_status(running.stub, key, IN_PROGRESS)
     await running.stub.CancelJobInstance(pb.CancelJobInstanceRequest(key=key))
     job = await wait_for_status(running.stub, key, CANCELLED)
@@ -133,7 +133,7 @@ async def test_transitions_give_a_jobs_history_with_times(
     history = await admin.ListJobInstanceTransitions(admin_pb.ListJobInstanceTransitionsRequest(key=key))
     missing = await rpc_error(
         admin.ListJobInstanceTransitions(
-            admin_pb.ListJobInstanceTransitionsRequest(key=new_key(ITEM_TYPE, handlers.COOPERATIVE))
+            admin_pb.ListJobInstanceTransitionsRequest(key=new_key(ITEM_TYPE, job_types.COOPERATES))
         )
     )
 
@@ -165,8 +165,8 @@ async def test_watch_changes_streams_every_change_of_the_jobs_its_filter_covers(
     everything = admin.WatchJobInstanceChanges(admin_pb.WatchJobInstanceChangesRequest())
     await stream.initial_metadata()  # sent once the watch sees every later change
     await everything.initial_metadata()
-    other = await create(running, handlers.INSTANT)
-    key = await create(running, handlers.GATED, tenant_id=tenant)
+    other = await create(running, job_types.COMPLETES)
+    key = await create(running, job_types.GATED, tenant_id=tenant)
     await wait_for_status(running.stub, key, IN_PROGRESS)
     jobs.gate.set()
 
@@ -206,8 +206,8 @@ def test_a_change_watch_filters_on_each_key_part(field: str) -> None:
 async def test_purge_deletes_ended_jobs_and_names_every_bad_field(
     running: RunningServer, admin: admin_grpc.AdminServiceAsyncStub
 ) -> None:
-    ended = await create(running, handlers.INSTANT)
-    unended = await create(running, handlers.GATED)
+    ended = await create(running, job_types.COMPLETES)
+    unended = await create(running, job_types.GATED)
     await wait_for_status(running.stub, ended, COMPLETED)
     now = admin_pb.PurgeJobInstancesRequest()
     now.older_than.FromSeconds(0)

@@ -15,7 +15,7 @@ from fabric_jobs.server.store.sqlite import SqliteConnector
 from fabric_jobs.v1 import job_service_pb2 as pb
 from tests.conftest import new_key, wait_for_status
 from tests.harness import server_factory
-from tests.server.handlers import INSTANT, ITEM_TYPE, TestJobs
+from tests.jobs import COMPLETES, ITEM_TYPE, TestJobs
 
 
 def test_sqlite_runs_handlers_in_the_serving_process_and_postgresql_also_on_workers() -> None:
@@ -48,7 +48,7 @@ async def test_a_service_on_sqlite_told_to_leave_jobs_to_workers_runs_them_itsel
 ) -> None:
     async with server_factory(database, run_handlers=False) as start:
         running = await start(jobs.registry)
-        key = new_key(ITEM_TYPE, INSTANT)
+        key = new_key(ITEM_TYPE, COMPLETES)
         await running.stub.CreateJobInstance(
             pb.CreateJobInstanceRequest(key=key, invoke_type=pb.JOB_INVOKE_TYPE_MANUAL)
         )

@@ -9,10 +9,10 @@ import grpc
 import pytest
 
 from fabric_jobs.v1 import job_service_pb2 as pb
+from tests import jobs as job_types
 from tests.conftest import new_key, wait_for_status
 from tests.harness import RunningServer, ServerFactory
-from tests.server import handlers
-from tests.server.handlers import ITEM_TYPE, TestJobs
+from tests.jobs import ITEM_TYPE, TestJobs
 
 JOBS = 200
 RANK = {
@@ -70,7 +70,7 @@ CANCEL_GRACE = 0.3
 """Short, so that a forced stop a Cancel armed would fire while the test still looks (after the sentinel's)."""
 
 
-@pytest.mark.parametrize("job_type", [handlers.RACES, handlers.RACES_THREAD])
+@pytest.mark.parametrize("job_type", [job_types.RACES, job_types.RACES_THREAD])
 async def test_cancel_racing_completion_ends_in_exactly_one_terminal_state(
     jobs: TestJobs, start_server: ServerFactory, job_type: str
 ) -> None:
@@ -84,7 +84,7 @@ async def test_cancel_racing_completion_ends_in_exactly_one_terminal_state(
         assert terminal.HasField("end_time")
         if RANK[answer.status] == TERMINAL:
             assert answer == terminal
-        calls = jobs.calls[key.job_instance_id]
+        calls = jobs.runs[key.job_instance_id]
         assert calls <= 1
         if terminal.status == pb.JOB_INSTANCE_STATUS_COMPLETED or terminal.HasField("start_time"):
             assert calls == 1
@@ -100,7 +100,7 @@ async def test_cancel_racing_completion_ends_in_exactly_one_terminal_state(
     # its token, cancelled after all of them, is stopped by force only once its own grace has run out, so once
     # its Cancel answers Cancelled every earlier grace has run out too: a late forced stop had its chance to
     # rewrite a finished job.
-    sentinel = new_key(ITEM_TYPE, handlers.IGNORES_ASYNC)
+    sentinel = new_key(ITEM_TYPE, job_types.IGNORES_CANCEL)
     await running.stub.CreateJobInstance(
         pb.CreateJobInstanceRequest(key=sentinel, invoke_type=pb.JOB_INVOKE_TYPE_MANUAL)
     )

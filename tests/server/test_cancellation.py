@@ -8,11 +8,11 @@ from fabric_jobs.server.backend import open_store
 from fabric_jobs.server.edge import requests as validation
 from fabric_jobs.server.model import JobStatus, now_ms
 from fabric_jobs.v1 import job_service_pb2 as pb
+from tests import jobs as job_types
 from tests.conftest import wait_for_status, wait_until
 from tests.harness import RunningServer, ServerFactory
-from tests.server import handlers
+from tests.jobs import TestJobs
 from tests.server.calls import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, NOT_STARTED, create
-from tests.server.handlers import TestJobs
 
 
 async def cancel(running: RunningServer, key: pb.JobInstanceKey) -> pb.JobInstance:
@@ -23,10 +23,10 @@ async def test_cancel_of_a_queued_job_cancels_it_and_its_handler_never_starts(
     jobs: TestJobs, start_server: ServerFactory
 ) -> None:
     running = await start_server(jobs.registry, max_threads=1)
-    blocker = await create(running, handlers.GATED_THREAD)
+    blocker = await create(running, job_types.GATED_THREAD)
     await wait_for_status(running.stub, blocker, IN_PROGRESS)
-    queued = await create(running, handlers.INSTANT_THREAD)
-    sentinel = await create(running, handlers.INSTANT_THREAD)
+    queued = await create(running, job_types.SYNC_COMPLETES)
+    sentinel = await create(running, job_types.SYNC_COMPLETES)
     assert (await running.stub.GetJobInstance(pb.GetJobInstanceRequest(key=queued))).job_instance.status == NOT_STARTED
 
     cancelled = await cancel(running, queued)
@@ -39,11 +39,11 @@ async def test_cancel_of_a_queued_job_cancels_it_and_its_handler_never_starts(
     jobs.gate.set()
     await wait_for_status(running.stub, sentinel, COMPLETED)
     await wait_for_status(running.stub, blocker, COMPLETED)
-    assert jobs.calls[queued.job_instance_id] == 0
+    assert jobs.runs[queued.job_instance_id] == 0
     assert (await running.stub.GetJobInstance(pb.GetJobInstanceRequest(key=queued))).job_instance == cancelled
 
 
-@pytest.mark.parametrize("job_type", [handlers.COOPERATIVE, handlers.COOPERATIVE_THREAD])
+@pytest.mark.parametrize("job_type", [job_types.COOPERATES, job_types.COOPERATES_THREAD])
 async def test_cancel_of_a_cooperative_running_job_returns_cancelled(
     jobs: TestJobs, start_server: ServerFactory, job_type: str
 ) -> None:
@@ -58,10 +58,10 @@ async def test_cancel_of_a_cooperative_running_job_returns_cancelled(
     assert cancelled.HasField("end_time")
     assert not cancelled.HasField("error_details")
     assert await cancel(running, key) == cancelled
-    assert jobs.calls[key.job_instance_id] == 1
+    assert jobs.runs[key.job_instance_id] == 1
 
 
-@pytest.mark.parametrize("job_type", [handlers.IGNORES_ASYNC, handlers.IGNORES_THREAD])
+@pytest.mark.parametrize("job_type", [job_types.IGNORES_CANCEL, job_types.IGNORES_CANCEL_THREAD])
 async def test_handler_ignoring_the_cancel_is_stopped_by_force_after_the_grace(
     jobs: TestJobs, start_server: ServerFactory, job_type: str
 ) -> None:
@@ -86,7 +86,7 @@ async def test_handler_ignoring_the_cancel_is_stopped_by_force_after_the_grace(
 
 @pytest.mark.parametrize(
     ("job_type", "status"),
-    [(handlers.INSTANT, COMPLETED), (handlers.FAILS, FAILED), (handlers.RAISES, FAILED)],
+    [(job_types.COMPLETES, COMPLETED), (job_types.FAILS, FAILED), (job_types.CRASHES, FAILED)],
 )
 async def test_cancel_of_a_finished_job_changes_nothing(
     jobs: TestJobs, start_server: ServerFactory, job_type: str, status: pb.JobInstanceStatus.ValueType
@@ -102,21 +102,21 @@ async def test_cancel_of_a_finished_job_changes_nothing(
 
 async def test_cancel_of_a_cancelled_job_changes_nothing(jobs: TestJobs, start_server: ServerFactory) -> None:
     running = await start_server(jobs.registry, cancel_wait=5.0)
-    key = await create(running, handlers.COOPERATIVE)
+    key = await create(running, job_types.COOPERATES)
     await wait_for_status(running.stub, key, IN_PROGRESS)
     cancelled = await cancel(running, key)
     assert cancelled.status == CANCELLED
 
     assert await cancel(running, key) == cancelled
     assert (await running.stub.GetJobInstance(pb.GetJobInstanceRequest(key=key))).job_instance == cancelled
-    assert jobs.calls[key.job_instance_id] == 1
+    assert jobs.runs[key.job_instance_id] == 1
 
 
 async def test_a_cancel_asked_through_another_process_stops_the_running_job(
     jobs: TestJobs, start_server: ServerFactory, database: str
 ) -> None:
     running = await start_server(jobs.registry, lease_seconds=0.3)
-    key = await create(running, handlers.COOPERATIVE)
+    key = await create(running, job_types.COOPERATES)
     await wait_for_status(running.stub, key, IN_PROGRESS)
 
     other_process = open_store(database)
@@ -130,4 +130,4 @@ async def test_a_cancel_asked_through_another_process_stops_the_running_job(
 
     cancelled = await wait_for_status(running.stub, key, CANCELLED)
     assert cancelled.cancel_requested
-    assert jobs.calls[key.job_instance_id] == 1
+    assert jobs.runs[key.job_instance_id] == 1

@@ -12,10 +12,10 @@ from fabric_jobs.server.model import InvokeType, JobKey, JobRecord, JobStatus
 from fabric_jobs.server.store.changes import UNKNOWN_VERSION, ChangeFeed, announcement, parse_announcement
 from fabric_jobs.server.store.sqlite import SqliteConnector
 from fabric_jobs.v1 import job_service_pb2 as pb
+from tests import jobs as job_types
 from tests.conftest import RunningServer, ServerFactory, wait_for_status
-from tests.server import handlers
+from tests.jobs import TestJobs
 from tests.server.calls import CANCELLED, IN_PROGRESS, create
-from tests.server.handlers import TestJobs
 
 KEY = JobKey(
     "7d1f0a55-0b8e-4c6e-9a55-1f2e3d4c5b6a",
@@ -104,7 +104,7 @@ async def test_a_cancel_of_a_running_job_runs_its_cancel_and_the_handlers_end_an
     jobs: TestJobs, start_server: ServerFactory
 ) -> None:
     running = await start_server(jobs.registry, cancel_wait=5.0, lease_seconds=600.0)
-    key = await create(running, handlers.COOPERATIVE)
+    key = await create(running, job_types.COOPERATES)
     await wait_for_status(running.stub, key, IN_PROGRESS)
 
     with statements_of(running) as statements:
@@ -119,7 +119,7 @@ async def test_a_cancel_of_a_handler_that_ignores_it_reads_the_job_once_a_poll_a
     jobs: TestJobs, start_server: ServerFactory
 ) -> None:
     running = await start_server(jobs.registry, cancel_wait=1.5, cancel_grace=30.0, lease_seconds=600.0)
-    key = await create(running, handlers.IGNORES_ASYNC)
+    key = await create(running, job_types.IGNORES_CANCEL)
     await wait_for_status(running.stub, key, IN_PROGRESS)
 
     with statements_of(running) as statements:

@@ -11,10 +11,10 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from fabric_jobs.request_context import ContextFilter
 from fabric_jobs.v1 import job_service_pb2 as pb
+from tests import jobs as job_types
 from tests.conftest import new_key, wait_for_status
 from tests.harness import RunningServer, ServerFactory
-from tests.server import handlers
-from tests.server.handlers import ITEM_TYPE, TestJobs
+from tests.jobs import ITEM_TYPE, TestJobs
 
 JOB_SERVICE = "fabric_jobs.v1.JobService"
 
@@ -49,7 +49,7 @@ async def test_log_records_carry_the_callers_activity_and_request_ids(
 ) -> None:
     caplog.set_level(logging.INFO, logger="fabric_jobs")
     caplog.handler.addFilter(ContextFilter())
-    key = new_key(ITEM_TYPE, handlers.INSTANT)
+    key = new_key(ITEM_TYPE, job_types.COMPLETES)
     request = pb.CreateJobInstanceRequest(key=key, invoke_type=pb.JOB_INVOKE_TYPE_MANUAL)
 
     await running.stub.CreateJobInstance(request, metadata=(("activity-id", "A1"), ("request-id", "R1")))

@@ -14,10 +14,10 @@ from fabric_jobs.server.backend import open_store
 from fabric_jobs.server.model import InvokeType, JobKey, NewJob, now_ms
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.v1 import job_service_pb2 as pb
+from tests import jobs as job_types
 from tests.conftest import new_key, rpc_error, status_details, wait_for_status
 from tests.harness import RunningServer, ServerFactory, start_running_server
-from tests.server import handlers
-from tests.server.handlers import ITEM_TYPE, TestJobs
+from tests.jobs import ITEM_TYPE, TestJobs
 
 MANUAL = pb.JOB_INVOKE_TYPE_MANUAL
 COMPLETED = pb.JOB_INSTANCE_STATUS_COMPLETED
@@ -45,7 +45,7 @@ def struct(**fields: Any) -> struct_pb2.Struct:
 
 
 async def created_and_run(running: RunningServer, jobs: TestJobs, **request: Any) -> Any:
-    key = new_key(ITEM_TYPE, handlers.RECORDS_PAYLOAD)
+    key = new_key(ITEM_TYPE, job_types.RECORDS_PAYLOAD)
     response = await running.stub.CreateJobInstance(pb.CreateJobInstanceRequest(key=key, invoke_type=MANUAL, **request))
     assert response.created
     await wait_for_status(running.stub, key, COMPLETED)
@@ -69,7 +69,7 @@ async def test_a_client_of_the_deprecated_struct_still_works(running: RunningSer
 
 
 async def test_a_struct_and_json_of_the_same_values_are_the_same_request(running: RunningServer) -> None:
-    key = new_key(ITEM_TYPE, handlers.RECORDS_PAYLOAD)
+    key = new_key(ITEM_TYPE, job_types.RECORDS_PAYLOAD)
     first = pb.CreateJobInstanceRequest(key=key, invoke_type=MANUAL, creation_payload=struct(rows=5, name="é"))
     assert (await running.stub.CreateJobInstance(first)).created
     again = pb.CreateJobInstanceRequest(key=key, invoke_type=MANUAL, creation_payload_json='{"name":"é","rows":5}')
@@ -80,7 +80,7 @@ async def test_a_struct_and_json_of_the_same_values_are_the_same_request(running
 
 
 async def test_both_payload_fields_are_invalid_argument_naming_the_deprecated_one(running: RunningServer) -> None:
-    key = new_key(ITEM_TYPE, handlers.RECORDS_PAYLOAD)
+    key = new_key(ITEM_TYPE, job_types.RECORDS_PAYLOAD)
     request = pb.CreateJobInstanceRequest(
         key=key, invoke_type=MANUAL, creation_payload=struct(rows=5), creation_payload_json='{"rows": 5}'
     )
@@ -126,7 +126,7 @@ async def test_both_payload_fields_are_invalid_argument_naming_the_deprecated_on
 async def test_bad_payload_json_is_invalid_argument_naming_creation_payload_json(
     running: RunningServer, text: str
 ) -> None:
-    key = new_key(ITEM_TYPE, handlers.RECORDS_PAYLOAD)
+    key = new_key(ITEM_TYPE, job_types.RECORDS_PAYLOAD)
     err = await rpc_error(
         running.stub.CreateJobInstance(
             pb.CreateJobInstanceRequest(key=key, invoke_type=MANUAL, creation_payload_json=text)
@@ -142,7 +142,7 @@ async def test_a_row_stored_by_the_previous_version_loads_and_matches_its_repeat
     database: str, jobs: TestJobs, start_server: ServerFactory
 ) -> None:
     """The previous version stored sorted keys and every number as a float (it came from a Struct)."""
-    key = new_key(ITEM_TYPE, handlers.RECORDS_PAYLOAD)
+    key = new_key(ITEM_TYPE, job_types.RECORDS_PAYLOAD)
     store = open_store(database)
     await store.open()
     try:

@@ -19,10 +19,10 @@ from fabric_jobs.server.store.changes import SAFETY_POLL_SECONDS
 from fabric_jobs.v1 import admin_service_pb2, admin_service_pb2_grpc
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
+from tests import jobs as job_types
 from tests.conftest import new_key, wait_for_status, wait_until
 from tests.harness import RunningServer, eventually, start_running_server
-from tests.server import handlers
-from tests.server.handlers import TestJobs
+from tests.jobs import TestJobs
 
 IN_PROGRESS = pb.JOB_INSTANCE_STATUS_IN_PROGRESS
 COMPLETED = pb.JOB_INSTANCE_STATUS_COMPLETED
@@ -52,7 +52,7 @@ async def replica(postgres_url: str, jobs: TestJobs) -> AsyncIterator[Replica]:
 
 
 async def create(stub: pb_grpc.JobServiceAsyncStub, job_type: str) -> pb.JobInstanceKey:
-    key = new_key(handlers.ITEM_TYPE, job_type)
+    key = new_key(job_types.ITEM_TYPE, job_type)
     await stub.CreateJobInstance(pb.CreateJobInstanceRequest(key=key, invoke_type=pb.JOB_INVOKE_TYPE_MANUAL))
     return key
 
@@ -71,20 +71,20 @@ async def statuses_until_terminal(
 async def test_a_cancel_on_one_replica_stops_the_handler_run_by_another(replica: Replica, jobs: TestJobs) -> None:
     with_worker = await replica(run_handlers=True, cancel_grace=60.0)  # a Cancelled answer is the handler's own stop
     without = await replica(run_handlers=False)
-    key = await create(without, handlers.COOPERATIVE)
+    key = await create(without, job_types.COOPERATES)
     await wait_for_status(with_worker, key, IN_PROGRESS)
 
     answer = (await without.CancelJobInstance(pb.CancelJobInstanceRequest(key=key))).job_instance
 
     assert answer.status == CANCELLED
     assert answer.HasField("end_time")
-    assert jobs.calls[key.job_instance_id] == 1
+    assert jobs.runs[key.job_instance_id] == 1
 
 
 async def test_watch_on_one_replica_hears_changes_made_by_another(replica: Replica) -> None:
     with_worker = await replica(run_handlers=True)
     watching = await replica(run_handlers=False)
-    key = await create(with_worker, handlers.COOPERATIVE)
+    key = await create(with_worker, job_types.COOPERATES)
     await wait_for_status(with_worker, key, IN_PROGRESS)
     stream = watching.WatchJobInstance(pb.WatchJobInstanceRequest(key=key))
     first = await anext(aiter(stream))
@@ -101,7 +101,7 @@ async def test_changes_are_still_seen_after_the_listener_loses_its_connection(
 ) -> None:
     with_worker = await replica(run_handlers=True)
     watching = await replica(run_handlers=False)
-    key = await create(with_worker, handlers.COOPERATIVE)
+    key = await create(with_worker, job_types.COOPERATES)
     await wait_for_status(with_worker, key, IN_PROGRESS)
     stream = watching.WatchJobInstance(pb.WatchJobInstanceRequest(key=key))
     assert (await anext(aiter(stream))).job_instance.status == IN_PROGRESS
@@ -123,7 +123,9 @@ async def test_changes_are_still_seen_after_the_listener_loses_its_connection(
 async def test_a_stored_job_whose_defer_was_lost_is_queued_again_and_runs(
     replica: Replica, postgres_url: str, jobs: TestJobs
 ) -> None:
-    key = JobKey(**{field.name: value for field, value in new_key(handlers.ITEM_TYPE, handlers.INSTANT).ListFields()})
+    key = JobKey(
+        **{field.name: value for field, value in new_key(job_types.ITEM_TYPE, job_types.COMPLETES).ListFields()}
+    )
     store = open_store(postgres_url)
     await store.open()
     try:
@@ -135,7 +137,7 @@ async def test_a_stored_job_whose_defer_was_lost_is_queued_again_and_runs(
 
     done = await wait_for_status(with_worker, key_to_pb(key), COMPLETED, within=20.0)
     assert done.HasField("start_time")
-    await wait_until(lambda: jobs.calls[key.job_instance_id] == 1, what="the handler ran once")
+    await wait_until(lambda: jobs.runs[key.job_instance_id] == 1, what="the handler ran once")
 
 
 async def test_a_create_whose_defer_fails_is_accepted_and_runs_once_procrastinate_answers_again(
@@ -145,12 +147,12 @@ async def test_a_create_whose_defer_fails_is_accepted_and_runs_once_procrastinat
     async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
         await admin.execute("ALTER TABLE procrastinate_jobs RENAME TO procrastinate_jobs_away")
         try:
-            key = await create(with_worker, handlers.INSTANT)
+            key = await create(with_worker, job_types.COMPLETES)
         finally:
             await admin.execute("ALTER TABLE procrastinate_jobs_away RENAME TO procrastinate_jobs")
 
     await wait_for_status(with_worker, key, COMPLETED, within=20.0)
-    await wait_until(lambda: jobs.calls[key.job_instance_id] == 1, what="the handler ran once")
+    await wait_until(lambda: jobs.runs[key.job_instance_id] == 1, what="the handler ran once")
 
 
 async def test_the_admin_change_feed_of_one_replica_sees_jobs_another_runs(postgres_url: str, jobs: TestJobs) -> None:
@@ -161,7 +163,7 @@ async def test_the_admin_change_feed_of_one_replica_sees_jobs_another_runs(postg
         admin = admin_service_pb2_grpc.AdminServiceStub(watching.channel)
         stream = admin.WatchJobInstanceChanges(admin_service_pb2.WatchJobInstanceChangesRequest())
         await stream.initial_metadata()
-        key = await create(with_worker.stub, handlers.INSTANT)
+        key = await create(with_worker.stub, job_types.COMPLETES)
 
         seen: list[pb.JobInstanceStatus.ValueType] = []
         async with asyncio.timeout(10):

@@ -10,11 +10,11 @@ import pytest
 from fabric_jobs.server.backend import open_store
 from fabric_jobs.server.model import InvokeType, JobKey, JobStatus, NewJob, now_ms
 from fabric_jobs.v1 import job_service_pb2 as pb
+from tests import jobs as job_types
 from tests.conftest import new_key, wait_for_status, wait_until
 from tests.harness import POLL_INTERVAL, RunningServer, ServerFactory, eventually
-from tests.server import handlers
+from tests.jobs import ITEM_TYPE, TestJobs
 from tests.server.calls import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, NOT_STARTED, create
-from tests.server.handlers import ITEM_TYPE, TestJobs
 
 
 async def get(running: RunningServer, key: pb.JobInstanceKey) -> pb.JobInstance:
@@ -35,7 +35,7 @@ async def write_orphan(database: str, heartbeat_ms: int) -> pb.JobInstanceKey:
     await store.open()
     try:
         ids = [str(uuid.uuid4()) for _ in range(4)]
-        key = JobKey(ids[0], ids[1], ITEM_TYPE, ids[2], handlers.INSTANT, ids[3])
+        key = JobKey(ids[0], ids[1], ITEM_TYPE, ids[2], job_types.COMPLETES, ids[3])
         await store.insert(NewJob(key, InvokeType.MANUAL, "{}", heartbeat_ms))
         moved = await store.transition(
             key, (JobStatus.NOT_STARTED,), JobStatus.IN_PROGRESS, at_ms=heartbeat_ms, owner="killed-process"
@@ -45,7 +45,7 @@ async def write_orphan(database: str, heartbeat_ms: int) -> pb.JobInstanceKey:
         await store.close()
     return new_key(
         ITEM_TYPE,
-        handlers.INSTANT,
+        job_types.COMPLETES,
         tenant_id=key.tenant_id,
         workspace_id=key.workspace_id,
         item_id=key.item_id,
@@ -55,9 +55,9 @@ async def write_orphan(database: str, heartbeat_ms: int) -> pb.JobInstanceKey:
 
 async def test_queued_jobs_survive_a_restart_and_run(jobs: TestJobs, start_server: ServerFactory) -> None:
     first = await start_server(jobs.registry, max_threads=1, shutdown_grace=0.2)
-    blocker = await create(first, handlers.GATED_THREAD)
+    blocker = await create(first, job_types.GATED_THREAD)
     await wait_for_status(first.stub, blocker, IN_PROGRESS)
-    queued = [await create(first, handlers.INSTANT_THREAD) for _ in range(3)]
+    queued = [await create(first, job_types.SYNC_COMPLETES) for _ in range(3)]
     for key in queued:
         assert (await get(first, key)).status == NOT_STARTED
     await first.stop()
@@ -66,9 +66,9 @@ async def test_queued_jobs_survive_a_restart_and_run(jobs: TestJobs, start_serve
     for key in queued:
         done = await wait_for_status(second.stub, key, COMPLETED)
         assert done.HasField("start_time")
-        assert jobs.calls[key.job_instance_id] == 1
+        assert jobs.runs[key.job_instance_id] == 1
     assert_executor_lost(await get(second, blocker))
-    assert jobs.calls[blocker.job_instance_id] == 1
+    assert jobs.runs[blocker.job_instance_id] == 1
 
 
 async def test_job_left_running_by_a_killed_process_fails_retriably_at_start(
@@ -81,7 +81,7 @@ async def test_job_left_running_by_a_killed_process_fails_retriably_at_start(
     failed = await wait_for_status(running.stub, key, FAILED)
     assert_executor_lost(failed)
     assert failed.start_time.ToMilliseconds() == stale
-    assert jobs.calls[key.job_instance_id] == 0
+    assert jobs.runs[key.job_instance_id] == 0
 
 
 async def test_job_of_a_process_killed_while_serving_fails_retriably_within_the_lease(
@@ -96,7 +96,7 @@ async def test_job_of_a_process_killed_while_serving_fails_retriably_within_the_
 
 async def test_own_running_jobs_keep_their_lease(jobs: TestJobs, start_server: ServerFactory) -> None:
     running = await start_server(jobs.registry, lease_seconds=0.3)
-    key = await create(running, handlers.GATED)
+    key = await create(running, job_types.GATED)
     await wait_for_status(running.stub, key, IN_PROGRESS)
     for _ in range(int(1.0 / POLL_INTERVAL)):  # over three lease periods
         assert (await get(running, key)).status == IN_PROGRESS
@@ -107,9 +107,9 @@ async def test_own_running_jobs_keep_their_lease(jobs: TestJobs, start_server: S
 
 async def test_finished_jobs_are_unchanged_across_a_restart(jobs: TestJobs, start_server: ServerFactory) -> None:
     first = await start_server(jobs.registry, cancel_wait=5.0)
-    completed = await create(first, handlers.INSTANT)
-    failed = await create(first, handlers.FAILS)
-    cancelled = await create(first, handlers.COOPERATIVE)
+    completed = await create(first, job_types.COMPLETES)
+    failed = await create(first, job_types.FAILS)
+    cancelled = await create(first, job_types.COOPERATES)
     await wait_for_status(first.stub, cancelled, IN_PROGRESS)
     await first.stub.CancelJobInstance(pb.CancelJobInstanceRequest(key=cancelled))
     before = [
@@ -121,7 +121,7 @@ async def test_finished_jobs_are_unchanged_across_a_restart(jobs: TestJobs, star
 
     second = await start_server(jobs.registry)
     assert [await get(second, key) for key in (completed, failed, cancelled)] == before
-    assert jobs.calls[completed.job_instance_id] == 1
+    assert jobs.runs[completed.job_instance_id] == 1
 
 
 async def refuses_connections(address: str) -> bool:
@@ -138,7 +138,7 @@ async def test_shutdown_lets_a_job_finishing_within_the_grace_complete(
     jobs: TestJobs, start_server: ServerFactory
 ) -> None:
     first = await start_server(jobs.registry, shutdown_grace=10.0)
-    key = await create(first, handlers.GATED)
+    key = await create(first, job_types.GATED)
     await wait_for_status(first.stub, key, IN_PROGRESS)
 
     stopping = asyncio.create_task(first.stop())
@@ -155,7 +155,7 @@ async def test_shutdown_lets_a_job_finishing_within_the_grace_complete(
     assert not done.HasField("error_details")
 
 
-@pytest.mark.parametrize("job_type", [handlers.IGNORES_ASYNC, handlers.IGNORES_THREAD])
+@pytest.mark.parametrize("job_type", [job_types.IGNORES_CANCEL, job_types.IGNORES_CANCEL_THREAD])
 async def test_shutdown_records_a_job_outliving_the_grace_as_failed_retriable(
     jobs: TestJobs, start_server: ServerFactory, job_type: str
 ) -> None:
@@ -168,4 +168,4 @@ async def test_shutdown_records_a_job_outliving_the_grace_as_failed_retriable(
 
     second = await start_server(jobs.registry)
     assert_executor_lost(await get(second, key))
-    assert jobs.calls[key.job_instance_id] == 1
+    assert jobs.runs[key.job_instance_id] == 1

@@ -15,9 +15,9 @@ from fabric_jobs.server.model import JobKey, JobStatus
 from fabric_jobs.server.store import JobFilter, JobStore
 from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
+from tests import jobs as job_types
 from tests.conftest import POLL_INTERVAL, ServerFactory, new_key, wait_for_status
-from tests.server import handlers
-from tests.server.handlers import ITEM_TYPE, TestJobs
+from tests.jobs import ITEM_TYPE, TestJobs
 from tests.server.store_data import (
     CANCELLED,
     COMPLETED,
@@ -152,7 +152,7 @@ async def exists(stub: pb_grpc.JobServiceAsyncStub, key: pb.JobInstanceKey) -> b
 
 async def test_a_serving_process_prunes_in_the_background(start_server: ServerFactory, jobs: TestJobs) -> None:
     running = await start_server(jobs.registry, retention_seconds=0.3, prune_interval_seconds=0.05)
-    ended, unended = new_key(ITEM_TYPE, handlers.INSTANT), new_key(ITEM_TYPE, handlers.COOPERATIVE)
+    ended, unended = new_key(ITEM_TYPE, job_types.COMPLETES), new_key(ITEM_TYPE, job_types.COOPERATES)
     for key in (ended, unended):
         await running.stub.CreateJobInstance(
             pb.CreateJobInstanceRequest(key=key, invoke_type=pb.JOB_INVOKE_TYPE_MANUAL)

@@ -12,10 +12,10 @@ import pytest
 from fabric_jobs import demo
 from fabric_jobs.errors import details_to_pb
 from fabric_jobs.v1 import job_service_pb2 as pb
+from tests import jobs as job_types
 from tests.conftest import new_key, rpc_error, status_details, wait_for_status
 from tests.harness import RunningServer, ServerFactory
-from tests.server import handlers
-from tests.server.handlers import ITEM_TYPE, TestJobs
+from tests.jobs import ITEM_TYPE, TestJobs
 
 MANUAL = pb.JOB_INVOKE_TYPE_MANUAL
 
@@ -36,7 +36,7 @@ def create_request(
 
 
 async def test_create_queues_the_job_then_runs_it(running: RunningServer, jobs: TestJobs) -> None:
-    key = new_key(ITEM_TYPE, handlers.GATED)
+    key = new_key(ITEM_TYPE, job_types.GATED)
     reply = await running.stub.CreateJobInstance(create_request(key))
     assert reply.created
     assert reply.job_instance.status in (pb.JOB_INSTANCE_STATUS_NOT_STARTED, pb.JOB_INSTANCE_STATUS_IN_PROGRESS)
@@ -58,7 +58,7 @@ async def test_create_queues_the_job_then_runs_it(running: RunningServer, jobs: 
 
 
 async def test_identical_create_is_idempotent_and_runs_the_handler_once(running: RunningServer, jobs: TestJobs) -> None:
-    key = new_key(ITEM_TYPE, handlers.INSTANT)
+    key = new_key(ITEM_TYPE, job_types.COMPLETES)
     request = create_request(key, a=1, nested={"b": [1, "x"]})
     replies = await asyncio.gather(*(running.stub.CreateJobInstance(request) for _ in range(5)))
     assert sorted(reply.created for reply in replies) == [False, False, False, False, True]
@@ -67,7 +67,7 @@ async def test_identical_create_is_idempotent_and_runs_the_handler_once(running:
     again = await running.stub.CreateJobInstance(request)
     assert not again.created
     assert again.job_instance == first
-    assert jobs.calls[key.job_instance_id] == 1
+    assert jobs.runs[key.job_instance_id] == 1
 
 
 @pytest.mark.parametrize(
@@ -79,7 +79,7 @@ async def test_identical_create_is_idempotent_and_runs_the_handler_once(running:
     ],
 )
 async def test_same_key_with_another_request_is_a_conflict(running: RunningServer, change: dict[str, Any]) -> None:
-    key = new_key(ITEM_TYPE, handlers.INSTANT)
+    key = new_key(ITEM_TYPE, job_types.COMPLETES)
     await running.stub.CreateJobInstance(create_request(key, a=1))
     invoke_type = change.pop("invoke_type", MANUAL)
     other = create_request(key, invoke_type, **(change or {"a": 1}))
@@ -91,7 +91,7 @@ async def test_same_key_with_another_request_is_a_conflict(running: RunningServe
 
 @pytest.mark.parametrize(
     ("item_type", "job_type"),
-    [(ITEM_TYPE, "notRegistered"), ("Other.Item", handlers.INSTANT), (demo.ITEM_TYPE, handlers.INSTANT)],
+    [(ITEM_TYPE, "notRegistered"), ("Other.Item", job_types.COMPLETES), (demo.ITEM_TYPE, job_types.COMPLETES)],
 )
 async def test_unregistered_job_type_is_refused_and_nothing_is_stored(
     running: RunningServer, item_type: str, job_type: str
@@ -107,7 +107,7 @@ async def test_unregistered_job_type_is_refused_and_nothing_is_stored(
 
 @pytest.mark.parametrize("call", ["get", "cancel"])
 async def test_unknown_key_is_not_found(running: RunningServer, call: str) -> None:
-    key = new_key(ITEM_TYPE, handlers.INSTANT)
+    key = new_key(ITEM_TYPE, job_types.COMPLETES)
     if call == "get":
         err = await rpc_error(running.stub.GetJobInstance(pb.GetJobInstanceRequest(key=key)))
     else:
@@ -120,12 +120,12 @@ async def test_unknown_key_is_not_found(running: RunningServer, call: str) -> No
 
 @pytest.mark.parametrize("field", ["tenant_id", "workspace_id", "item_id", "job_type", "job_instance_id"])
 async def test_a_key_differing_in_one_field_is_another_job(running: RunningServer, field: str) -> None:
-    key = new_key(ITEM_TYPE, handlers.INSTANT)
+    key = new_key(ITEM_TYPE, job_types.COMPLETES)
     await running.stub.CreateJobInstance(create_request(key))
     await wait_for_status(running.stub, key, pb.JOB_INSTANCE_STATUS_COMPLETED)
     other = pb.JobInstanceKey()
     other.CopyFrom(key)
-    setattr(other, field, handlers.GATED if field == "job_type" else new_key(ITEM_TYPE, "x").tenant_id)
+    setattr(other, field, job_types.GATED if field == "job_type" else new_key(ITEM_TYPE, "x").tenant_id)
 
     err = await rpc_error(running.stub.CancelJobInstance(pb.CancelJobInstanceRequest(key=other)))
     assert err.code() == grpc.StatusCode.NOT_FOUND
@@ -135,7 +135,7 @@ async def test_a_key_differing_in_one_field_is_another_job(running: RunningServe
 
 
 async def test_uuids_are_case_insensitive(running: RunningServer) -> None:
-    key = new_key(ITEM_TYPE, handlers.INSTANT)
+    key = new_key(ITEM_TYPE, job_types.COMPLETES)
     await running.stub.CreateJobInstance(create_request(key))
     upper = pb.JobInstanceKey(
         tenant_id=key.tenant_id.upper(),
@@ -153,16 +153,16 @@ async def test_uuids_are_case_insensitive(running: RunningServer) -> None:
 
 
 async def test_handler_raising_job_failed_ends_failed_with_its_details(running: RunningServer) -> None:
-    key = new_key(ITEM_TYPE, handlers.FAILS)
+    key = new_key(ITEM_TYPE, job_types.FAILS)
     await running.stub.CreateJobInstance(create_request(key))
     failed = await wait_for_status(running.stub, key, pb.JOB_INSTANCE_STATUS_FAILED)
-    assert failed.error_details == details_to_pb(handlers.EXPLODED.details)
+    assert failed.error_details == details_to_pb(job_types.FAILURE.details)
     assert failed.HasField("start_time")
     assert failed.HasField("end_time")
 
 
 async def test_handler_raising_anything_else_ends_failed_job_execution_failed(running: RunningServer) -> None:
-    key = new_key(ITEM_TYPE, handlers.RAISES)
+    key = new_key(ITEM_TYPE, job_types.CRASHES)
     await running.stub.CreateJobInstance(create_request(key))
     failed = await wait_for_status(running.stub, key, pb.JOB_INSTANCE_STATUS_FAILED)
     assert failed.error_details.error_code == "JobExecutionFailed"
@@ -172,7 +172,7 @@ async def test_handler_raising_anything_else_ends_failed_job_execution_failed(ru
 
 
 async def test_error_status_carries_rich_details(running: RunningServer) -> None:
-    key = new_key(ITEM_TYPE, handlers.INSTANT)
+    key = new_key(ITEM_TYPE, job_types.COMPLETES)
     missing = status_details(await rpc_error(running.stub.GetJobInstance(pb.GetJobInstanceRequest(key=key))))
     assert missing.domain == "fabric-jobs"
     assert missing.error.error_code == missing.reason == "JobInstanceNotFound"
@@ -195,7 +195,7 @@ async def test_error_status_carries_rich_details(running: RunningServer) -> None
 
 
 def _broken(**fields: str) -> pb.JobInstanceKey:
-    key = new_key(ITEM_TYPE, handlers.INSTANT)
+    key = new_key(ITEM_TYPE, job_types.COMPLETES)
     for name, value in fields.items():
         setattr(key, name, value)
     return key
@@ -240,7 +240,7 @@ async def test_an_invoke_type_number_it_does_not_know_is_stored_as_unknown_futur
     running: RunningServer, number: int
 ) -> None:
     """As over REST: a newer client's invoke type is taken as UNKNOWN_FUTURE_VALUE; only UNSPECIFIED is refused."""
-    key = new_key(ITEM_TYPE, handlers.INSTANT)
+    key = new_key(ITEM_TYPE, job_types.COMPLETES)
     reply = await running.stub.CreateJobInstance(create_request(key, number))  # type: ignore[arg-type]
     assert reply.created
     assert reply.job_instance.invoke_type == pb.JOB_INVOKE_TYPE_UNKNOWN_FUTURE_VALUE
@@ -263,7 +263,7 @@ async def test_bad_key_on_get_and_cancel_is_invalid_argument(running: RunningSer
 
 async def test_oversized_payload_is_invalid_argument(jobs: TestJobs, start_server: ServerFactory) -> None:
     running = await start_server(jobs.registry, max_payload_bytes=1024)
-    key = new_key(ITEM_TYPE, handlers.INSTANT)
+    key = new_key(ITEM_TYPE, job_types.COMPLETES)
     err = await rpc_error(running.stub.CreateJobInstance(create_request(key, blob="x" * 2000)))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert set(status_details(err).field_violations) == {"creation_payload_json"}
@@ -276,7 +276,7 @@ async def test_oversized_payload_is_invalid_argument(jobs: TestJobs, start_serve
 
 @pytest.mark.parametrize("number", [float("nan"), float("inf")])
 async def test_non_finite_number_in_payload_is_invalid_argument(running: RunningServer, number: float) -> None:
-    key = new_key(ITEM_TYPE, handlers.INSTANT)
+    key = new_key(ITEM_TYPE, job_types.COMPLETES)
     err = await rpc_error(running.stub.CreateJobInstance(create_request(key, value=number)))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert set(status_details(err).field_violations) == {"creation_payload_json"}

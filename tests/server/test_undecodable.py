@@ -9,10 +9,10 @@ import grpc
 import pytest
 
 from fabric_jobs.v1 import job_service_pb2 as pb
+from tests import jobs as job_types
 from tests.conftest import new_key, rpc_error, status_details
 from tests.harness import RunningServer, ServerFactory
-from tests.server import handlers
-from tests.server.handlers import ITEM_TYPE, TestJobs
+from tests.jobs import ITEM_TYPE, TestJobs
 
 JOBS = "/fabric_jobs.v1.JobService/"
 UNARY_METHODS = [
@@ -46,7 +46,7 @@ def _nested_struct(depth: int) -> bytes:
 
 
 def _invalid_utf8() -> bytes:
-    key = new_key(ITEM_TYPE, handlers.INSTANT, tenant_id="XXXX")
+    key = new_key(ITEM_TYPE, job_types.COMPLETES, tenant_id="XXXX")
     raw = pb.GetJobInstanceRequest(key=key).SerializeToString()
     return raw.replace(b"XXXX", b"\xff\xfe\xfd\xfc")
 
@@ -54,7 +54,7 @@ def _invalid_utf8() -> bytes:
 BAD_BYTES = {
     "garbage": b"\xff\xff\xff\xff\x07garbage",
     "invalid-utf8": _invalid_utf8(),
-    "struct-nested-40": pb.CreateJobInstanceRequest(key=new_key(ITEM_TYPE, handlers.INSTANT)).SerializeToString()
+    "struct-nested-40": pb.CreateJobInstanceRequest(key=new_key(ITEM_TYPE, job_types.COMPLETES)).SerializeToString()
     + _length_delimited(3, _nested_struct(40)),
 }
 """Each is the start of a request of every method above: a key (field 1) whose UTF-8 is bad is bad everywhere."""
@@ -115,7 +115,7 @@ async def test_the_server_still_answers_after_undecodable_requests(running: Runn
     )
     for raw in BAD_BYTES.values():
         await rpc_error(call(raw, timeout=10))
-    key = new_key(ITEM_TYPE, handlers.INSTANT)
+    key = new_key(ITEM_TYPE, job_types.COMPLETES)
     created = await running.stub.CreateJobInstance(
         pb.CreateJobInstanceRequest(key=key, invoke_type=pb.JOB_INVOKE_TYPE_MANUAL)
     )

@@ -8,10 +8,10 @@ import grpc
 import pytest
 
 from fabric_jobs.v1 import job_service_pb2 as pb
+from tests import jobs as job_types
 from tests.conftest import new_key, rpc_error, status_details
 from tests.harness import RunningServer, ServerFactory
-from tests.server import handlers
-from tests.server.handlers import ITEM_TYPE, TestJobs
+from tests.jobs import ITEM_TYPE, TestJobs
 
 KEY_FIELDS = ["tenant_id", "workspace_id", "item_type", "item_id", "job_type", "job_instance_id"]
 
@@ -37,7 +37,7 @@ async def _call(running: RunningServer, call: str, key: pb.JobInstanceKey) -> gr
 async def test_a_key_part_with_a_trailing_newline_is_invalid_argument(
     running: RunningServer, field: str, call: str
 ) -> None:
-    key = new_key(ITEM_TYPE, handlers.INSTANT)
+    key = new_key(ITEM_TYPE, job_types.COMPLETES)
     await running.stub.CreateJobInstance(pb.CreateJobInstanceRequest(key=key, invoke_type=pb.JOB_INVOKE_TYPE_MANUAL))
     setattr(key, field, getattr(key, field) + "\n")
     err = await _call(running, call, key)
@@ -49,7 +49,7 @@ async def test_a_key_part_with_a_trailing_newline_is_invalid_argument(
 
 @pytest.mark.parametrize("field", KEY_FIELDS[:-1])
 async def test_a_list_filter_with_a_trailing_newline_is_invalid_argument(running: RunningServer, field: str) -> None:
-    valid = {"item_type": ITEM_TYPE, "job_type": handlers.INSTANT}.get(field, str(uuid.uuid4()))
+    valid = {"item_type": ITEM_TYPE, "job_type": job_types.COMPLETES}.get(field, str(uuid.uuid4()))
     request = pb.ListJobInstancesRequest(tenant_id=str(uuid.uuid4()))
     setattr(request, field, valid + "\n")
     err = await rpc_error(running.stub.ListJobInstances(request))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
@@ -10,11 +11,11 @@ import grpc
 import pytest
 
 from fabric_jobs.v1 import job_service_pb2 as pb
+from tests import jobs as job_types
 from tests.conftest import new_key, rpc_error, status_details, wait_for_status
 from tests.harness import RunningServer, ServerFactory
-from tests.server import handlers
+from tests.jobs import ITEM_TYPE, TestJobs
 from tests.server.calls import CANCELLED, COMPLETED, FAILED, IN_PROGRESS
-from tests.server.handlers import ITEM_TYPE, TestJobs
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ async def create(running: RunningServer, key: pb.JobInstanceKey) -> None:
 async def test_watch_sends_the_current_state_then_each_change_and_ends_after_the_terminal_one(
     running: RunningServer, jobs: TestJobs
 ) -> None:
-    key = new_key(ITEM_TYPE, handlers.GATED)
+    key = new_key(ITEM_TYPE, job_types.GATED)
     await create(running, key)
     await wait_for_status(running.stub, key, IN_PROGRESS)
     stream = running.stub.WatchJobInstance(pb.WatchJobInstanceRequest(key=key))
@@ -58,8 +59,28 @@ async def test_watch_sends_the_current_state_then_each_change_and_ends_after_the
     assert await stream.code() == grpc.StatusCode.OK
 
 
+async def test_watch_on_another_server_sees_the_end_its_store_did_not_tell_it_of(
+    start_server: ServerFactory, jobs: TestJobs
+) -> None:
+    """The job runs on one server; a Watch through a second server on the same database sees it end: by the
+    database's notification on PostgreSQL, by polling the store on SQLite (no server tells the other there)."""
+    running = await start_server(jobs.registry)
+    key = new_key(ITEM_TYPE, job_types.GATED)
+    await create(running, key)
+    await wait_for_status(running.stub, key, IN_PROGRESS)
+    other = await start_server(jobs.registry)
+    stream = other.stub.WatchJobInstance(pb.WatchJobInstanceRequest(key=key))
+    first = await stream.read()
+    assert isinstance(first, pb.WatchJobInstanceResponse)
+    assert first.job_instance.status == IN_PROGRESS
+
+    jobs.gate.set()
+    rest = await asyncio.wait_for(read_rest(stream), 10.0)
+    assert [job.status for job in rest] == [COMPLETED]
+
+
 async def test_watch_sees_the_cancel_request_then_the_cancelled_state(running: RunningServer) -> None:
-    key = new_key(ITEM_TYPE, handlers.COOPERATIVE)
+    key = new_key(ITEM_TYPE, job_types.COOPERATES)
     await create(running, key)
     await wait_for_status(running.stub, key, IN_PROGRESS)
     stream = running.stub.WatchJobInstance(pb.WatchJobInstanceRequest(key=key))
@@ -74,7 +95,7 @@ async def test_watch_sees_the_cancel_request_then_the_cancelled_state(running: R
 
 
 async def test_watch_of_a_finished_job_sends_one_message(running: RunningServer) -> None:
-    key = new_key(ITEM_TYPE, handlers.INSTANT)
+    key = new_key(ITEM_TYPE, job_types.COMPLETES)
     await create(running, key)
     done = await wait_for_status(running.stub, key, COMPLETED)
     replies = [reply.job_instance async for reply in running.stub.WatchJobInstance(pb.WatchJobInstanceRequest(key=key))]
@@ -82,7 +103,7 @@ async def test_watch_of_a_finished_job_sends_one_message(running: RunningServer)
 
 
 async def test_watch_of_an_unknown_key_is_not_found(running: RunningServer) -> None:
-    key = new_key(ITEM_TYPE, handlers.INSTANT)
+    key = new_key(ITEM_TYPE, job_types.COMPLETES)
     stream = running.stub.WatchJobInstance(pb.WatchJobInstanceRequest(key=key))
     err = await rpc_error(stream.read())
     assert err.code() == grpc.StatusCode.NOT_FOUND
@@ -115,15 +136,15 @@ async def test_list_is_per_tenant_newest_first_and_filtered(running: RunningServ
     workspace, item = str(uuid.uuid4()), str(uuid.uuid4())
     created: list[pb.JobInstanceKey] = []
     for job_type, workspace_id, item_id in [
-        (handlers.INSTANT, workspace, item),
-        (handlers.FAILS, workspace, item),
-        (handlers.GATED, workspace, str(uuid.uuid4())),
-        (handlers.INSTANT, str(uuid.uuid4()), item),
+        (job_types.COMPLETES, workspace, item),
+        (job_types.FAILS, workspace, item),
+        (job_types.GATED, workspace, str(uuid.uuid4())),
+        (job_types.COMPLETES, str(uuid.uuid4()), item),
     ]:
         key = new_key(ITEM_TYPE, job_type, tenant_id=tenant, workspace_id=workspace_id, item_id=item_id)
         await create(running, key)
         created.append(key)
-    await create(running, new_key(ITEM_TYPE, handlers.INSTANT, tenant_id=other_tenant, workspace_id=workspace))
+    await create(running, new_key(ITEM_TYPE, job_types.COMPLETES, tenant_id=other_tenant, workspace_id=workspace))
     await wait_for_status(running.stub, created[0], COMPLETED)
     await wait_for_status(running.stub, created[1], FAILED)
     await wait_for_status(running.stub, created[2], IN_PROGRESS)
@@ -144,7 +165,7 @@ async def test_list_is_per_tenant_newest_first_and_filtered(running: RunningServ
     assert ids(await list_all(running, by_workspace)) == expect(0, 1, 2)
     by_item = pb.ListJobInstancesRequest(tenant_id=tenant, item_id=item)
     assert ids(await list_all(running, by_item)) == expect(0, 1, 3)
-    by_job_type = pb.ListJobInstancesRequest(tenant_id=tenant, item_type=ITEM_TYPE, job_type=handlers.INSTANT)
+    by_job_type = pb.ListJobInstancesRequest(tenant_id=tenant, item_type=ITEM_TYPE, job_type=job_types.COMPLETES)
     assert ids(await list_all(running, by_job_type)) == expect(0, 3)
     by_other_item_type = pb.ListJobInstancesRequest(tenant_id=tenant, item_type="Other.Item")
     assert ids(await list_all(running, by_other_item_type)) == []
@@ -157,7 +178,7 @@ async def test_list_is_per_tenant_newest_first_and_filtered(running: RunningServ
 
 async def test_list_pages_through_every_job_once(running: RunningServer) -> None:
     tenant = str(uuid.uuid4())
-    keys = [new_key(ITEM_TYPE, handlers.INSTANT, tenant_id=tenant) for _ in range(23)]
+    keys = [new_key(ITEM_TYPE, job_types.COMPLETES, tenant_id=tenant) for _ in range(23)]
     for key in keys:
         await create(running, key)
 

@@ -197,8 +197,10 @@ class JobManager:
             record = await self.get(key)
             yield record
             while not record.status.is_terminal:
-                await changes.wait(self._feed.poll_seconds)
-                last, record = record, changes.take(record) or await self.get(key)
+                changed = await changes.wait(self._feed.poll_seconds)
+                told = changes.take(record) if changed else None
+                # Nothing told within the poll: another process may have changed the job without telling us.
+                last, record = record, told if told is not None else await self.get(key)
                 if record.version != last.version:
                     yield record
 
