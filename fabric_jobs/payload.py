@@ -20,16 +20,16 @@ RULES = (
 )
 
 
-class _OversizedNumber:
+class OversizedNumber:
     """Stands where a number literal longer than MAX_NUMBER_LENGTH was, so that the check can name it."""
 
 
-def _bounded_int(literal: str) -> int | _OversizedNumber:
-    return int(literal) if len(literal) <= MAX_NUMBER_LENGTH else _OversizedNumber()
+def _bounded_int(literal: str) -> int | OversizedNumber:
+    return int(literal) if len(literal) <= MAX_NUMBER_LENGTH else OversizedNumber()
 
 
-def _bounded_float(literal: str) -> float | _OversizedNumber:
-    return float(literal) if len(literal) <= MAX_NUMBER_LENGTH else _OversizedNumber()
+def _bounded_float(literal: str) -> float | OversizedNumber:
+    return float(literal) if len(literal) <= MAX_NUMBER_LENGTH else OversizedNumber()
 
 
 def _reject_constant(name: str) -> Any:
@@ -60,7 +60,7 @@ def problem(value: object) -> str | None:
             if depth > MAX_DEPTH:
                 return f"is nested deeper than {MAX_DEPTH} levels"
             pending.extend((child, depth + 1) for child in current)
-        elif isinstance(current, _OversizedNumber):
+        elif isinstance(current, OversizedNumber):
             return f"holds a number longer than {MAX_NUMBER_LENGTH} characters"
         elif isinstance(current, float) and not math.isfinite(current):
             return "holds a number too large for a 64-bit float"

@@ -5,6 +5,10 @@ which no JSON Schema validator can pass (every part rejects the others' fields).
 each `allOf` chain as one object with the union of the properties and required fields, closed to anything else,
 which is the same wire shape.
 
+Where this workload is more tolerant than the reference, the document says so (`tolerant`): a Create body's
+properties it does not know are passed over, an invokeType string or number it does not know is taken as
+UnknownFutureValue, and a request without ActivityId or RequestId gets generated ones, echoed in the response.
+
 python scripts/generate_rest_openapi.py [PATH/TO/openapi.yaml]          # default: ../shared/reference/openapi.yaml
 python scripts/generate_rest_openapi.py --check  # exit 1 if openapi.json is stale
 """
@@ -69,6 +73,43 @@ def flatten(schemas: dict[str, Any]) -> dict[str, Any]:
     return {name: flat(name) for name in schemas}
 
 
+TOLERATED_INVOKE_TYPE = (
+    "The item job invoke type: one of JobInvokeType's values, or the integers 0, 1, 2 for them. Fabric adds "
+    "invoke types over time: any other string or number is accepted and taken as UnknownFutureValue."
+)
+TOLERATED_BODY = (
+    " Properties this workload does not know are passed over (Fabric adds properties over time); creationPayload "
+    "keeps its rules."
+)
+GENERATED_ID = " When absent, the workload generates one (a UUID), logs with it and echoes it in the response."
+ECHOED_HEADERS = {
+    "RequestId": "The request's RequestId, as sent or as generated when the request had none.",
+    "ActivityId": "The request's ActivityId, as sent or as generated when the request had none.",
+}
+
+
+def tolerant(document: dict[str, Any]) -> dict[str, Any]:
+    """The document as this workload reads requests: see the module's docstring."""
+    request = document["components"]["schemas"]["CreateItemJobInstanceRequest"]
+    request["additionalProperties"] = True
+    request["description"] = request.get("description", "") + TOLERATED_BODY
+    request["properties"]["invokeType"] = {
+        "description": TOLERATED_INVOKE_TYPE,
+        "anyOf": [{"$ref": _REF_PREFIX + "JobInvokeType"}, {"type": "string"}, {"type": "number"}],
+    }
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "header" and parameter["name"] in ECHOED_HEADERS:
+                    parameter["required"] = False
+                    parameter["description"] = parameter.get("description", "") + GENERATED_ID
+            for response in operation.get("responses", {}).values():
+                response["headers"] = {
+                    name: {"description": text, "schema": {"type": "string"}} for name, text in ECHOED_HEADERS.items()
+                }
+    return document
+
+
 def jobs_document(reference: dict[str, Any]) -> dict[str, Any]:
     paths = {
         path: {method: operation for method, operation in operations.items() if method != "parameters"}
@@ -93,7 +134,7 @@ def jobs_document(reference: dict[str, Any]) -> dict[str, Any]:
             "components": {"schemas": flatten({name: schemas[name] for name in sorted(needed)})},
         }
     )
-    return document
+    return tolerant(document)
 
 
 def main() -> int:

@@ -25,7 +25,7 @@ JobServices and loaded by real processes too:
   permanent, messageParameters ["x"], one ExtendedInfo); CRASHES "crashes": raises RuntimeError
   (JobExecutionFailed; its text "boom" must never reach the job's error details).
 - VALIDATED "validated": the demo's payload validator, then Completed; RECORDS_PAYLOAD "recordsPayload": keeps
-  its payload in `payloads`.
+  its payload in `payloads` and its invoke type in `invoke_types`.
 - GAUGED "gauged" (plain): counts itself in `tenant_gauge` while it runs (how many of its tenant's jobs run at
   once, and the order jobs started in), then ends once the test releases it (`tenant_gauge.release`) or after
   `delaySeconds` when the payload has one; Cancelled when told. With FABRIC_JOBS_TEST_GAUGE_LOG set (every
@@ -64,7 +64,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from fabric_jobs import ErrorSource, ExtendedInfo, JobContext, JobFailed, JobRegistry
+from fabric_jobs import ErrorSource, ExtendedInfo, InvokeType, JobContext, JobFailed, JobRegistry
 from fabric_jobs.demo import validate_forecast
 
 ITEM_TYPE = "Test.Item"
@@ -118,6 +118,7 @@ FAILURE = JobFailed(
 registry = JobRegistry()
 runs: Counter[str] = Counter()
 payloads: dict[str, Mapping[str, Any]] = {}
+invoke_types: dict[str, InvokeType] = {}
 exited: set[str] = set()
 ran_to_end: set[str] = set()
 _gate = threading.Event()
@@ -126,22 +127,23 @@ _lock = threading.Lock()
 
 
 class TestJobs:
-    """What the test jobs did in this process, for one test: `runs`, `payloads`, `exited`, `ran_to_end`, all
-    emptied when it is made; `gate`, the gate of the gated handlers (a threading.Event, so any thread and any loop
-    may open it); `rng`, the test's seeded random, which the racing handlers draw from. Leaving the `with` block
-    opens the gate and puts a closed one in its place for the next test."""
+    """What the test jobs did in this process, for one test: `runs`, `payloads`, `invoke_types`, `exited`,
+    `ran_to_end`, all emptied when it is made; `gate`, the gate of the gated handlers (a threading.Event, so any
+    thread and any loop may open it); `rng`, the test's seeded random, which the racing handlers draw from. Leaving
+    the `with` block opens the gate and puts a closed one in its place for the next test."""
 
     __test__ = False
     registry = registry
     runs = runs
     payloads = payloads
+    invoke_types = invoke_types
     exited = exited
     ran_to_end = ran_to_end
 
     def __init__(self, rng: random.Random) -> None:
         global _rng
         with _lock:
-            for record in (runs, payloads, exited, ran_to_end):
+            for record in (runs, payloads, invoke_types, exited, ran_to_end):
                 record.clear()
             _rng = rng
         self.rng = rng
@@ -372,6 +374,7 @@ async def validated(ctx: JobContext) -> None:
 async def records_payload(ctx: JobContext) -> None:
     started(ctx)
     payloads[ctx.key.job_instance_id] = ctx.payload
+    invoke_types[ctx.key.job_instance_id] = ctx.invoke_type
 
 
 @registry.job(ITEM_TYPE, GAUGED)

@@ -304,3 +304,38 @@ def test_purge_options_that_are_wrong_are_one_line_and_exit_2(serve: Serve) -> N
     assert "--older-than: must be a number and a unit" in bad_age
     assert "--older-than: must be a number and a unit" in negative
     assert "only ended jobs are purged" in unended
+
+
+def test_cancel_all_of_an_item_or_a_workspace_counts_first_then_cancels_once(serve: Serve) -> None:
+    tenant = str(uuid.uuid4())
+    ended = create(serve, tenant)  # ended Cancelled, not Completed: the list test expects no Completed job
+    ok(jobs(serve, "cancel", ended))
+    running = [create(serve, tenant), create(serve, tenant)]
+    of_item = ("cancel", "--all", "--item", ITEM, "--tenant", tenant)
+
+    counted = ok(jobs(serve, *of_item, "--dry-run"))
+    assert [rest_status(serve, tenant, job) for job in running] != ["Cancelled", "Cancelled"]
+    cancelled = json.loads(ok(jobs(serve, *of_item, "--json")))
+    again = ok(jobs(serve, *of_item))
+    of_workspace = ok(jobs(serve, "cancel", "--all", "--workspace", WORKSPACE, "--tenant", tenant))
+
+    assert counted == "would cancel up to 2 job instance(s) not ended (dry run: nothing cancelled)\n"
+    assert cancelled == {"asked": 2, "ended": 2}
+    assert [rest_status(serve, tenant, job) for job in running] == ["Cancelled", "Cancelled"]
+    assert rest_status(serve, tenant, ended) == "Cancelled"
+    assert again == of_workspace == "asked 0 job instance(s) to cancel; 0 ended\n"
+
+
+def test_cancel_all_options_that_are_wrong_are_one_line_and_exit_2(serve: Serve) -> None:
+    some_id = str(uuid.uuid4())
+    everything = one_line_failure(jobs(serve, "cancel", "--all"), 2)
+    of_a_tenant = one_line_failure(jobs(serve, "cancel", "--all", "--tenant", TENANT_A), 2)
+    with_an_id = one_line_failure(jobs(serve, "cancel", some_id, "--all", "--item", ITEM), 2)
+    nothing = one_line_failure(jobs(serve, "cancel"), 2)
+    dry_run_of_one = one_line_failure(jobs(serve, "cancel", some_id, "--dry-run"), 2)
+
+    assert "--all needs --item or --workspace" in everything
+    assert "--all needs --item or --workspace" in of_a_tenant
+    assert "give no JOB_INSTANCE_ID" in with_an_id
+    assert "give a JOB_INSTANCE_ID, or --all" in nothing
+    assert "--dry-run goes with --all" in dry_run_of_one

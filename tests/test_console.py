@@ -156,6 +156,42 @@ def test_keeping_a_job_running_at_the_confirmation_cancels_nothing(
     page.close()
 
 
+def test_cancel_all_of_an_item_shows_the_count_first_and_cancels_each_job_not_ended(
+    browser: Browser, console: tuple[Serve, str]
+) -> None:
+    serve, url = console
+    jobs = [create_over_rest(serve), create_over_rest(serve)]
+    page = open_console(browser, url)
+    expect(page.locator("#live")).to_have_text("live")
+    for job in jobs:
+        expect(page.locator(f'tr[data-key$="/{job}"] .status')).to_have_text("InProgress")
+    expect(page.locator("#cancel-all")).to_be_disabled()
+
+    page.locator('#filters input[name="item"]').fill(ITEM)
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("#cancel-all")).to_be_enabled()
+    page.locator("#cancel-all").click()
+    expect(page.locator("#confirm-all")).to_be_visible()
+    expect(page.locator("#confirm-all-count")).to_have_text("2")
+    expect(page.locator("#confirm-all-scope")).to_have_text(f"item {ITEM}")
+    page.get_by_role("button", name="Keep them running").click()
+    expect(page.locator("#confirm-all")).to_be_hidden()
+    assert [httpx.get(job_url(serve, job), headers=HEADERS).json()["status"] for job in jobs] == ["InProgress"] * 2
+
+    page.locator("#cancel-all").click()
+    expect(page.locator("#confirm-all-count")).to_have_text("2")
+    page.locator("#confirm-all-cancel").click()
+
+    expect(page.locator("#message")).to_contain_text("Asked 2 job(s) to cancel: 2 ended")
+    for job in jobs:
+        expect(page.locator(f'tr[data-key$="/{job}"] .status')).to_have_text("Cancelled")
+    assert [httpx.get(job_url(serve, job), headers=HEADERS).json()["status"] for job in jobs] == ["Cancelled"] * 2
+    page.locator("#cancel-all").click()
+    expect(page.locator("#confirm-all-count")).to_have_text("0")
+    expect(page.locator("#confirm-all-cancel")).to_be_hidden()
+    page.close()
+
+
 def test_with_a_token_the_page_asks_for_it_once_and_then_works(browser: Browser, tmp_path: Path) -> None:
     serve, url = start(tmp_path, "--admin-token", TOKEN)
     try:

@@ -29,6 +29,7 @@ from fabric_jobs.client import (
     JobsClient,
     JobsError,
     JobState,
+    JobStatus,
     RetryBudget,
     ServiceError,
     TransportError,
@@ -160,11 +161,46 @@ async def _show(client: _Client) -> int:
 
 
 async def _cancel(client: _Client) -> int:
+    args = client.args
+    if args.all:
+        return await _cancel_all(client)
+    if args.dry_run:
+        raise ConfigError("--dry-run goes with --all")
+    if args.job_instance_id is None:
+        raise ConfigError("give a JOB_INSTANCE_ID, or --all with --item or --workspace")
     job = await client.jobs.cancel(await _find(client))
     if client.args.json:
         _print_json({"jobInstance": job_json(job)})
     else:
         print(card(job))
+    return 0
+
+
+async def _cancel_all(client: _Client) -> int:
+    """Every job of an item or a workspace not ended: counted (--dry-run) or cancelled."""
+    args = client.args
+    if args.job_instance_id is not None:
+        raise ConfigError("--all cancels every job of an item or a workspace: give no JOB_INSTANCE_ID")
+    if not (args.workspace or args.item):
+        raise ConfigError("--all needs --item or --workspace (a cancel of every job of the service is refused)")
+    job_filter = _filter(args)
+    if args.dry_run:
+        counts = (await client.admin.count(job_filter)).by_status
+        not_ended = counts[JobStatus.NOT_STARTED] + counts[JobStatus.IN_PROGRESS]
+        if args.json:
+            _print_json({"notEnded": not_ended, "dryRun": True})
+        else:
+            print(f"would cancel up to {not_ended} job instance(s) not ended (dry run: nothing cancelled)")
+        return 0
+    done = await client.admin.cancel_all(job_filter)
+    if args.json:
+        _print_json({"asked": done.asked, "ended": done.ended})
+    else:
+        stopping = done.asked - done.ended
+        line = f"asked {done.asked} job instance(s) to cancel; {done.ended} ended"
+        if stopping:
+            line += f", {stopping} still stopping (their handlers were told; stopped by force after the cancel grace)"
+        print(line)
     return 0
 
 

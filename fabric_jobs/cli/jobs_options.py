@@ -1,4 +1,4 @@
-"""The options of `fabric-jobs jobs list|show|cancel|watch`."""
+"""The options of `fabric-jobs jobs list|show|cancel|watch|purge`."""
 
 from __future__ import annotations
 
@@ -140,14 +140,33 @@ def add_jobs_command(commands: Any) -> None:
         ("cancel", "cancel a job instance and print its state after the cancel"),
         ("watch", "print each change of a job instance until it ends (Ctrl-C stops watching, not the job)"),
     ):
-        sub = actions.add_parser(
-            action,
-            help=help_text,
-            description=f"{help_text[0].upper()}{help_text[1:]}. The job is named by its job instance id alone when "
-            "that is unique, else with the other parts of its key.",
+        description = (
+            f"{help_text[0].upper()}{help_text[1:]}. The job is named by its job instance id alone when that is "
+            "unique, else with the other parts of its key."
         )
+        if action == "cancel":
+            description += (
+                " With --all instead of a job instance id: cancel every job of an item (--item) or a workspace "
+                "(--workspace) that has not ended, each as a single cancel would, and print how many were asked "
+                "and how many ended within the service's cancel wait (what to do when an item is deleted)."
+            )
+        sub = actions.add_parser(action, help=help_text, description=description)
         sub.add_argument(
-            "job_instance_id", metavar="JOB_INSTANCE_ID", type=_key_part(UUID), help="the job instance id (a UUID)"
+            "job_instance_id",
+            metavar="JOB_INSTANCE_ID",
+            type=_key_part(UUID),
+            nargs="?" if action == "cancel" else None,
+            help="the job instance id (a UUID)" + ("; leave out with --all" if action == "cancel" else ""),
         )
         _add_key_parts(sub.add_argument_group("the rest of the key, when the id alone is not unique"), what="the job")
+        if action == "cancel":
+            every = sub.add_argument_group("every job of an item or a workspace")
+            every.add_argument(
+                "--all",
+                action="store_true",
+                help="cancel every job not ended that --workspace or --item (required) and the other key options cover",
+            )
+            every.add_argument(
+                "--dry-run", action="store_true", help="with --all: count the jobs that would be cancelled; cancel none"
+            )
         _add_target(sub)

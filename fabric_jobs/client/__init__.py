@@ -1,6 +1,6 @@
 """A client of fabric-jobs for a workload's own services: the JobService (JobsClient, asyncio; SyncJobsClient,
-blocking) and the AdminService (AdminClient), with typed results, Fabric's errors as exceptions, deadlines,
-ActivityId and RequestId, retries of what is safe to retry, and TLS.
+blocking) and the AdminService (AdminClient; SyncAdminClient, blocking), with typed results, Fabric's errors as
+exceptions, deadlines, ActivityId and RequestId, retries of what is safe to retry, and TLS.
 
     from fabric_jobs.client import JobKey, JobsClient
 
@@ -27,9 +27,19 @@ from fabric_jobs.client.errors import (
     WaitTimeout,
 )
 from fabric_jobs.client.jobs import JobsClient
-from fabric_jobs.client.results import Counts, Created, History, JobFilter, JobProgress, JobState, Page, Transition
+from fabric_jobs.client.results import (
+    CancelledAll,
+    Counts,
+    Created,
+    History,
+    JobFilter,
+    JobProgress,
+    JobState,
+    Page,
+    Transition,
+)
 from fabric_jobs.client.retries import NO_RETRIES, RetryBudget, RetryPolicy
-from fabric_jobs.client.sync import SyncJobsClient
+from fabric_jobs.client.sync import SyncAdminClient, SyncJobsClient
 from fabric_jobs.errors import ErrorDetails, ErrorSource, ExtendedInfo, FieldViolation
 from fabric_jobs.keys import JobKey
 from fabric_jobs.status import InvokeType, JobStatus
@@ -38,6 +48,7 @@ __all__ = [
     "NO_RETRIES",
     "AdminClient",
     "CallOptions",
+    "CancelledAll",
     "Counts",
     "Created",
     "ErrorDetails",
@@ -62,6 +73,7 @@ __all__ = [
     "RetryPolicy",
     "ServiceError",
     "ServiceUnavailable",
+    "SyncAdminClient",
     "SyncJobsClient",
     "Tls",
     "Transition",

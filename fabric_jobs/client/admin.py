@@ -12,6 +12,7 @@ import grpc
 from fabric_jobs.client._calls import CallOptions
 from fabric_jobs.client._service import ServiceClient
 from fabric_jobs.client.results import (
+    CancelledAll,
     Counts,
     History,
     JobFilter,
@@ -32,7 +33,7 @@ ANY_JOB = JobFilter()
 
 class AdminClient(ServiceClient):
     """The AdminService. Calls take `timeout`, `activity_id` and `request_id` as JobsClient's do; every call but
-    watch_changes only reads, and is retried as JobsClient's Get is."""
+    watch_changes and purge is retried as JobsClient's Get is (cancel_all is idempotent)."""
 
     def _bind(self, channel: grpc.aio.Channel) -> None:
         self._stub = admin_grpc.AdminServiceStub(channel)
@@ -99,3 +100,16 @@ class AdminClient(ServiceClient):
         request.older_than.FromTimedelta(older_than)
         reply = await self._calls.unary(self._stub.PurgeJobInstances, request, safe=dry_run, **options)
         return reply.purged
+
+    async def cancel_all(self, job_filter: JobFilter, **options: Unpack[CallOptions]) -> CancelledAll:
+        """Cancel every job instance `job_filter` covers that has not ended, each as JobsClient.cancel would, and
+        wait the service's cancel wait for them to end: what a workload does when an item is deleted. The filter
+        must name a workspace_id or an item_id (InvalidRequest otherwise); its statuses, if any, among NotStarted
+        and InProgress. Idempotent: a second call asks 0."""
+        reply = await self._calls.unary(
+            self._stub.CancelJobInstances,
+            admin_pb.CancelJobInstancesRequest(filter=filter_to_pb(job_filter)),
+            safe=True,
+            **options,
+        )
+        return CancelledAll(asked=reply.asked, ended=reply.ended)

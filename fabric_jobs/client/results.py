@@ -110,6 +110,17 @@ class Counts:
     total: int
 
 
+@dataclass(frozen=True, slots=True)
+class CancelledAll:
+    """What AdminClient.cancel_all did."""
+
+    asked: int
+    """How many job instances it asked to cancel: those not ended whose cancel had not been asked before."""
+    ended: int
+    """Of those, how many had ended when it returned; the others' handlers are stopping (told through their token,
+    stopped by force after the service's cancel grace)."""
+
+
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 

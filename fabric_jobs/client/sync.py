@@ -1,9 +1,10 @@
-"""SyncJobsClient: JobsClient for blocking code (scripts, plain functions), each call run on an event loop in a
-thread of its own and waited for."""
+"""SyncJobsClient and SyncAdminClient: JobsClient and AdminClient for blocking code (scripts, plain functions),
+each call run on an event loop in a thread of its own and waited for."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import queue
 import random
 from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
@@ -13,9 +14,10 @@ from typing import Any, Self, TypeVar, Unpack
 from fabric_jobs.client._calls import CallOptions
 from fabric_jobs.client._loop import LoopThread
 from fabric_jobs.client._service import DEFAULT_TIMEOUT
+from fabric_jobs.client.admin import ANY_JOB, AdminClient
 from fabric_jobs.client.channel import ChannelOptions, Tls
 from fabric_jobs.client.jobs import POLL_INTERVAL, JobsClient
-from fabric_jobs.client.results import Created, JobState, Page
+from fabric_jobs.client.results import CancelledAll, Counts, Created, History, JobFilter, JobState, Page
 from fabric_jobs.client.retries import RetryBudget, RetryPolicy
 from fabric_jobs.keys import JobKey
 from fabric_jobs.status import InvokeType, JobStatus
@@ -131,6 +133,96 @@ class SyncJobsClient:
 
     def wait(self, key: JobKey, *, poll_interval: float = POLL_INTERVAL, **options: Unpack[CallOptions]) -> JobState:
         return self._run(self.jobs.wait(key, poll_interval=poll_interval, **options))
+
+
+class SyncAdminClient:
+    """AdminClient's calls, blocking: the same arguments, results and exceptions.
+
+    `SyncAdminClient.connect(target, ...)` opens a channel (and a loop thread) of its own; `SyncAdminClient(admin,
+    loop)` drives an existing AdminClient on the loop its channel belongs to."""
+
+    def __init__(self, admin: AdminClient, loop: LoopThread) -> None:
+        self.admin = admin
+        self._loop = loop
+        self._owns_loop = False
+
+    @classmethod
+    def connect(
+        cls,
+        target: str,
+        *,
+        tls: Tls | None = None,
+        options: ChannelOptions = (),
+        timeout: float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        budget: RetryBudget | None = None,
+        rng: random.Random | None = None,
+    ) -> Self:
+        loop = LoopThread("fabric-jobs-admin-client")
+
+        async def connect() -> AdminClient:
+            return AdminClient.connect(
+                target, tls=tls, options=options, timeout=timeout, retry=retry, budget=budget, rng=rng
+            )
+
+        try:
+            client = cls(loop.run(connect(), timeout), loop)
+        except BaseException:
+            loop.close()
+            raise
+        client._owns_loop = True
+        return client
+
+    def _run(self, call: Coroutine[Any, Any, T]) -> T:
+        return self._loop.run(call, None)
+
+    def close(self) -> None:
+        """Close the channel and stop the loop thread, if this client opened them."""
+        if self._owns_loop:
+            self._run(self.admin.close())
+            self._loop.close()
+            self._owns_loop = False
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def search(
+        self,
+        job_filter: JobFilter = ANY_JOB,
+        *,
+        page_size: int = 0,
+        page_token: str | None = None,
+        **options: Unpack[CallOptions],
+    ) -> Page:
+        return self._run(self.admin.search(job_filter, page_size=page_size, page_token=page_token, **options))
+
+    def count(self, job_filter: JobFilter = ANY_JOB, **options: Unpack[CallOptions]) -> Counts:
+        return self._run(self.admin.count(job_filter, **options))
+
+    def history(self, key: JobKey, **options: Unpack[CallOptions]) -> History:
+        return self._run(self.admin.history(key, **options))
+
+    def watch_changes(self, job_filter: JobFilter = ANY_JOB, **options: Unpack[CallOptions]) -> Iterator[JobState]:
+        """Each change from now on; leaving the loop cancels the stream."""
+        return _blocking(self._loop, self.admin.watch_changes(job_filter, **options))
+
+    def purge(
+        self,
+        older_than: datetime.timedelta,
+        job_filter: JobFilter = ANY_JOB,
+        *,
+        dry_run: bool = False,
+        **options: Unpack[CallOptions],
+    ) -> int:
+        return self._run(self.admin.purge(older_than, job_filter, dry_run=dry_run, **options))
+
+    def cancel_all(self, job_filter: JobFilter, **options: Unpack[CallOptions]) -> CancelledAll:
+        return self._run(self.admin.cancel_all(job_filter, **options))
 
 
 def _blocking(loop: LoopThread, items: AsyncIterator[T]) -> Iterator[T]:

@@ -95,14 +95,31 @@ class ConsoleApi:
         )
 
     async def cancel(self, request: Request) -> Response:
+        body = await self._json_object(request, "a JSON object naming the job")
+        job = await self._jobs.cancel(job_key(body))
+        return JSONResponse({"jobInstance": job_json(job)})
+
+    async def cancel_all(self, request: Request) -> Response:
+        """Cancel every job not ended the filters cover (statuses aside; sent as a JSON object of the query
+        parameters' names and values); they must name a workspace or an item."""
+        body = await self._json_object(request, "a JSON object of filters")
+        if not all(isinstance(value, str) for value in body.values()):
+            raise BadParameter("body", "must be a JSON object of filters whose values are strings")
+        covered = job_filter(body, with_statuses=False)
+        if not (covered.workspace_id or covered.item_id):
+            raise BadParameter("workspace", "a workspace or an item is required to cancel every job not ended")
+        done = await self._admin.cancel_all(covered)
+        return JSONResponse({"asked": done.asked, "ended": done.ended})
+
+    @staticmethod
+    async def _json_object(request: Request, what: str) -> dict[str, Any]:
         try:
             body = json.loads(await request.body())
         except ValueError:
             raise BadParameter("body", "must be JSON") from None
         if not isinstance(body, dict):
-            raise BadParameter("body", "must be a JSON object naming the job")
-        job = await self._jobs.cancel(job_key(body))
-        return JSONResponse({"jobInstance": job_json(job)})
+            raise BadParameter("body", f"must be {what}")
+        return body
 
     async def ticket(self, request: Request) -> Response:
         return JSONResponse({"ticket": self._tickets.issue()})

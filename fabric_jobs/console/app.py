@@ -75,6 +75,7 @@ def create_console_app(settings: ConsoleSettings, channel: grpc.aio.Channel, sto
         Route("/console/api/counts", api.counts, methods=["GET"]),
         Route("/console/api/job", api.job, methods=["GET"]),
         Route("/console/api/cancel", api.cancel, methods=["POST"]),
+        Route("/console/api/cancel-all", api.cancel_all, methods=["POST"]),
         Route("/console/api/tickets", api.ticket, methods=["POST"]),
         Route("/console/api/events", api.events, methods=["GET"]),
         Mount("/console/static", StaticFiles(directory=STATIC), name="static"),

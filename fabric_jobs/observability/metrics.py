@@ -88,6 +88,16 @@ progress_writes = Counter(
     "Progress reports this process wrote to the store: at most one per job per --progress-interval, the newest "
     "report then; a tight loop of reports shows here as far fewer writes than reports.",
 )
+rest_unknown_properties = Counter(
+    "fabric_jobs_rest_unknown_properties",
+    "Properties of REST Create bodies this workload does not know, passed over, by name (names past the first 64 "
+    "distinct ones, or longer than 64 characters, counted as _other).",
+    ["property"],
+)
+rest_unknown_invoke_types = Counter(
+    "fabric_jobs_rest_unknown_invoke_types",
+    "REST Create requests whose invokeType was none of the contract's values, taken as UnknownFutureValue.",
+)
 jobs_running = Gauge("fabric_jobs_jobs_running", "Job handlers running in this process now.")
 jobs_waiting = Gauge(
     "fabric_jobs_jobs_waiting",

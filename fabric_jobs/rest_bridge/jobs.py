@@ -21,6 +21,7 @@ from fabric_jobs.rest_bridge.body import read_body
 from fabric_jobs.rest_bridge.errors import http_error
 from fabric_jobs.rest_bridge.grpc_errors import from_rpc_error
 from fabric_jobs.rest_bridge.settings import BridgeSettings
+from fabric_jobs.rest_bridge.tolerance import UnknownInCreate
 from fabric_jobs.rest_bridge.types import JobServiceStubLike, Metadata
 from fabric_jobs.v1 import job_service_pb2 as pb
 
@@ -36,6 +37,7 @@ class JobsEndpoints:
         self._settings = settings
         self._stub = stub
         self._authenticator = authenticator
+        self._unknown = UnknownInCreate()
 
     def routes(self, base_path: str) -> list[Route]:
         instance = base_path + INSTANCE_PATH
@@ -50,6 +52,7 @@ class JobsEndpoints:
         key = self._job_key(request)
         validation.require_json_content_type(request.headers.get("content-type"))
         body = validation.parse_create_body(await read_body(request, self._settings.max_body_bytes))
+        self._unknown.note(body)
         message = mapping.create_request(key, body)
         if authenticated is None:
             message.caller.CopyFrom(caller_to_pb(DEV_CALLER))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,7 +42,8 @@ def _tenant(headers: Headers) -> str:
 
 
 class RequestMiddleware:
-    """Around every request: binds ActivityId and RequestId for logging and gRPC metadata, echoes RequestId,
+    """Around every request: binds ActivityId and RequestId for logging and gRPC metadata (a new UUID for one the
+    request lacks), echoes both,
     logs one line (method, route, status, duration, tenant, job) and counts it, and turns any exception that
     escapes the app into a 500 InternalError ErrorResponse (its traceback logged, never sent)."""
 
@@ -55,16 +57,17 @@ class RequestMiddleware:
             return
         started = time.perf_counter()
         headers = Headers(scope=scope)
-        activity_id = headers.get("activityid", "").strip() or None
-        request_id = headers.get("requestid", "").strip() or None
+        activity_id = headers.get("activityid", "").strip() or str(uuid.uuid4())
+        request_id = headers.get("requestid", "").strip() or str(uuid.uuid4())
         status = 0
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                if request_id is not None:
-                    MutableHeaders(scope=message)["RequestId"] = request_id
+                echoed = MutableHeaders(scope=message)
+                echoed["RequestId"] = request_id
+                echoed["ActivityId"] = activity_id
                 if tracing.enabled():
                     self._describe_span(scope, headers, activity_id, request_id)
             await send(message)
@@ -81,7 +84,7 @@ class RequestMiddleware:
             finally:
                 self._done(scope, headers, status, time.perf_counter() - started)
 
-    def _describe_span(self, scope: Scope, headers: Headers, activity_id: str | None, request_id: str | None) -> None:
+    def _describe_span(self, scope: Scope, headers: Headers, activity_id: str, request_id: str) -> None:
         """Name the request's span (the ASGI instrumentation's, ended with the response) by its route, and give it
         Fabric's ids and the job."""
         route = self._route_names.get(scope.get("endpoint"), UNMATCHED_ROUTE)
@@ -91,8 +94,8 @@ class RequestMiddleware:
         span.set_attributes(
             {
                 "http.route": route,
-                "fabric.activity_id": activity_id or "",
-                "fabric.request_id": request_id or "",
+                "fabric.activity_id": activity_id,
+                "fabric.request_id": request_id,
                 "fabric.tenant_id": _tenant(headers),
                 "fabric.job": "" if job == "-" else job,
             }

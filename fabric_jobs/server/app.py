@@ -119,7 +119,7 @@ async def start_job_server(
         await resources.aclose()
         raise
     manager = JobManager(store, registry, settings, dispatch, feed)
-    admin = JobAdmin(store, feed)
+    admin = JobAdmin(store, feed, manager)
     if settings.retention_seconds > 0:
         pruner = Pruner(store, settings.retention_seconds, settings.prune_interval_seconds)
         pruner.start()

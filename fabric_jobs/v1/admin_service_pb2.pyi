@@ -362,3 +362,51 @@ class PurgeJobInstancesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PurgeJobInstancesResponse: _TypeAlias = PurgeJobInstancesResponse  # noqa: Y015
+
+@_typing.final
+class CancelJobInstancesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def filter(self) -> Global___JobInstanceFilter:
+        """workspace_id or item_id is required; statuses among NOT_STARTED and IN_PROGRESS (empty: both)."""
+
+    def __init__(
+        self,
+        *,
+        filter: Global___JobInstanceFilter | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelJobInstancesRequest: _TypeAlias = CancelJobInstancesRequest  # noqa: Y015
+
+@_typing.final
+class CancelJobInstancesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASKED_FIELD_NUMBER: _builtins.int
+    ENDED_FIELD_NUMBER: _builtins.int
+    asked: _builtins.int
+    """How many job instances this call asked to cancel: those not ended whose cancel had not been asked before."""
+    ended: _builtins.int
+    """Of those, how many had ended when the call returned (Cancelled, or Completed or Failed if they finished
+    first). The others are InProgress with their cancel asked: their handlers are stopping.
+    """
+    def __init__(
+        self,
+        *,
+        asked: _builtins.int = ...,
+        ended: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asked", b"asked", "ended", b"ended"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelJobInstancesResponse: _TypeAlias = CancelJobInstancesResponse  # noqa: Y015

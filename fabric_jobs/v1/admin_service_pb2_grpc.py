@@ -63,6 +63,11 @@ class AdminServiceStub:
                 request_serializer=fabric__jobs_dot_v1_dot_admin__service__pb2.PurgeJobInstancesRequest.SerializeToString,
                 response_deserializer=fabric__jobs_dot_v1_dot_admin__service__pb2.PurgeJobInstancesResponse.FromString,
                 _registered_method=True)
+        self.CancelJobInstances = channel.unary_unary(
+                '/fabric_jobs.v1.AdminService/CancelJobInstances',
+                request_serializer=fabric__jobs_dot_v1_dot_admin__service__pb2.CancelJobInstancesRequest.SerializeToString,
+                response_deserializer=fabric__jobs_dot_v1_dot_admin__service__pb2.CancelJobInstancesResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -111,6 +116,18 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelJobInstances(self, request, context):
+        """Cancels every job instance the filter covers that has not ended, as CancelJobInstance would each one (a
+        NotStarted job ends Cancelled at once, a running handler is told through its token and stopped by force
+        after the cancel grace), then waits up to the cancel wait for them to end: what a workload does when an
+        item is deleted. The filter must name a workspace or an item, so that no call cancels everything by
+        accident. Idempotent: a job whose cancel was already asked is not asked again, and a second call asks 0.
+        Jobs created after the call began are not covered.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -138,6 +155,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.PurgeJobInstances,
                     request_deserializer=fabric__jobs_dot_v1_dot_admin__service__pb2.PurgeJobInstancesRequest.FromString,
                     response_serializer=fabric__jobs_dot_v1_dot_admin__service__pb2.PurgeJobInstancesResponse.SerializeToString,
+            ),
+            'CancelJobInstances': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelJobInstances,
+                    request_deserializer=fabric__jobs_dot_v1_dot_admin__service__pb2.CancelJobInstancesRequest.FromString,
+                    response_serializer=fabric__jobs_dot_v1_dot_admin__service__pb2.CancelJobInstancesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -279,6 +301,33 @@ class AdminService:
             '/fabric_jobs.v1.AdminService/PurgeJobInstances',
             fabric__jobs_dot_v1_dot_admin__service__pb2.PurgeJobInstancesRequest.SerializeToString,
             fabric__jobs_dot_v1_dot_admin__service__pb2.PurgeJobInstancesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelJobInstances(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fabric_jobs.v1.AdminService/CancelJobInstances',
+            fabric__jobs_dot_v1_dot_admin__service__pb2.CancelJobInstancesRequest.SerializeToString,
+            fabric__jobs_dot_v1_dot_admin__service__pb2.CancelJobInstancesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,14 @@ class AdminServiceStub:
     older_than, with their history and everything else stored for them, in short batches (what --retention
     does in the background). Instances that have not ended are never deleted. With dry_run, only counts them.
     """
+    CancelJobInstances: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.CancelJobInstancesRequest, _admin_service_pb2.CancelJobInstancesResponse]
+    """Cancels every job instance the filter covers that has not ended, as CancelJobInstance would each one (a
+    NotStarted job ends Cancelled at once, a running handler is told through its token and stopped by force
+    after the cancel grace), then waits up to the cancel wait for them to end: what a workload does when an
+    item is deleted. The filter must name a workspace or an item, so that no call cancels everything by
+    accident. Idempotent: a job whose cancel was already asked is not asked again, and a second call asks 0.
+    Jobs created after the call began are not covered.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -78,6 +86,14 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Deletes the ended job instances (Completed, Failed, Cancelled) the filter covers whose end is older than
     older_than, with their history and everything else stored for them, in short batches (what --retention
     does in the background). Instances that have not ended are never deleted. With dry_run, only counts them.
+    """
+    CancelJobInstances: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.CancelJobInstancesRequest, _admin_service_pb2.CancelJobInstancesResponse]  # type: ignore[assignment]
+    """Cancels every job instance the filter covers that has not ended, as CancelJobInstance would each one (a
+    NotStarted job ends Cancelled at once, a running handler is told through its token and stopped by force
+    after the cancel grace), then waits up to the cancel wait for them to end: what a workload does when an
+    item is deleted. The filter must name a workspace or an item, so that no call cancels everything by
+    accident. Idempotent: a job whose cancel was already asked is not asked again, and a second call asks 0.
+    Jobs created after the call began are not covered.
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -131,6 +147,20 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         """Deletes the ended job instances (Completed, Failed, Cancelled) the filter covers whose end is older than
         older_than, with their history and everything else stored for them, in short batches (what --retention
         does in the background). Instances that have not ended are never deleted. With dry_run, only counts them.
+        """
+
+    @_abc_1.abstractmethod
+    def CancelJobInstances(
+        self,
+        request: _admin_service_pb2.CancelJobInstancesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.CancelJobInstancesResponse, _abc.Awaitable[_admin_service_pb2.CancelJobInstancesResponse]]:
+        """Cancels every job instance the filter covers that has not ended, as CancelJobInstance would each one (a
+        NotStarted job ends Cancelled at once, a running handler is told through its token and stopped by force
+        after the cancel grace), then waits up to the cancel wait for them to end: what a workload does when an
+        item is deleted. The filter must name a workspace or an item, so that no call cancels everything by
+        accident. Idempotent: a job whose cancel was already asked is not asked again, and a second call asks 0.
+        Jobs created after the call began are not covered.
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

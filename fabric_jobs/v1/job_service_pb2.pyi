@@ -62,7 +62,9 @@ class _JobInvokeTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobInvo
     JOB_INVOKE_TYPE_MANUAL: _JobInvokeType.ValueType  # 3
 
 class JobInvokeType(_JobInvokeType, metaclass=_JobInvokeTypeEnumTypeWrapper):
-    """How the job was invoked (Fabric's JobInvokeType: UnknownFutureValue, Scheduled, Manual)."""
+    """How the job was invoked (Fabric's JobInvokeType: UnknownFutureValue, Scheduled, Manual). Fabric adds
+    invoke types over time: a value this service does not know is taken as UNKNOWN_FUTURE_VALUE.
+    """
 
 JOB_INVOKE_TYPE_UNSPECIFIED: JobInvokeType.ValueType  # 0
 JOB_INVOKE_TYPE_UNKNOWN_FUTURE_VALUE: JobInvokeType.ValueType  # 1
@@ -377,7 +379,7 @@ class CreateJobInstanceRequest(_message.Message):
     USER_ASSERTION_FIELD_NUMBER: _builtins.int
     CALLER_FIELD_NUMBER: _builtins.int
     invoke_type: Global___JobInvokeType.ValueType
-    """Required: UNSPECIFIED is rejected."""
+    """Required: UNSPECIFIED is rejected. A number this service does not know is stored as UNKNOWN_FUTURE_VALUE."""
     creation_payload_json: _builtins.str
     """The creation payload as JSON text: one JSON object (UTF-8, no NaN or Infinity), bounded in size
     and depth. Given to the handler exactly: integers stay integers of any size, floats stay floats,

@@ -4,12 +4,16 @@ process), over a real gRPC channel and over the in-process channel."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
+import uuid
 
 import pytest
 
 from fabric_jobs.client import (
+    CancelledAll,
     ErrorSource,
+    InvalidRequest,
     InvokeType,
     JobFilter,
     JobInstanceNotFound,
@@ -136,3 +140,22 @@ async def test_watch_changes_sees_the_jobs_created_after_it_started(stack: Stack
         first.cancel()
         await changes.aclose()
     assert change.key in created
+
+
+async def test_cancel_all_cancels_an_items_jobs_not_ended_once(stack: Stack) -> None:
+    first = new_key(jobs.COOPERATES)
+    second = dataclasses.replace(first, job_instance_id=str(uuid.uuid4()))
+    for key in (first, second):
+        await stack.jobs.create(key)
+    item = JobFilter(tenant_id=first.tenant_id, item_id=first.item_id)
+
+    done = await stack.admin.cancel_all(item)
+
+    assert done.asked == 2
+    assert 0 <= done.ended <= 2  # how many within the cancel wait: the server's tests say exactly
+    for key in (first, second):
+        assert (await stack.jobs.wait(key, timeout=WAIT)).status is JobStatus.CANCELLED
+    assert await stack.admin.cancel_all(item) == CancelledAll(asked=0, ended=0)
+    with pytest.raises(InvalidRequest) as refused:
+        await stack.admin.cancel_all(JobFilter(tenant_id=first.tenant_id))
+    assert [violation.field for violation in refused.value.field_violations] == ["filter"]

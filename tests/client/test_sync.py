@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 
 from fabric_jobs.client import (
+    CancelledAll,
     InvalidRequest,
+    JobFilter,
     JobInstanceConflict,
     JobInstanceNotFound,
     JobStatus,
+    SyncAdminClient,
     SyncJobsClient,
     TransportError,
 )
@@ -84,3 +87,15 @@ def test_errors_are_the_async_clients(client: SyncJobsClient) -> None:
 def test_a_client_of_no_service_raises_a_transport_error(unused_tcp_port: int) -> None:
     with SyncJobsClient.connect(f"127.0.0.1:{unused_tcp_port}", timeout=2) as client, pytest.raises(TransportError):
         client.get(new_key())
+
+
+def test_sync_admin_client_cancels_every_job_of_an_item(service: FabricJobsService) -> None:
+    key = new_key(jobs.COOPERATES)
+    service.client.create(key)
+    with SyncAdminClient.connect(service.grpc_address) as admin:
+        item = JobFilter(tenant_id=key.tenant_id, item_id=key.item_id)
+        assert admin.count(item).total == 1
+        assert admin.cancel_all(item).asked == 1
+        assert service.client.wait(key, timeout=WAIT).status is JobStatus.CANCELLED
+        assert admin.cancel_all(item) == CancelledAll(asked=0, ended=0)
+        assert [job.key for job in admin.search(item).jobs] == [key]

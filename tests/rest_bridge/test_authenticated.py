@@ -70,6 +70,22 @@ async def test_valid_tokens_pass(authenticated_bridge: Bridge) -> None:
     assert response.status_code == 200
 
 
+async def test_without_ids_a_request_still_needs_its_token_and_tenant(authenticated_bridge: Bridge) -> None:
+    """Generated ActivityId and RequestId loosen nothing else (issue 18): no token is 401, no tenant 400."""
+    job = JobRef(tenant_id=tokens.CLIENT_TENANT_ID)
+    no_ids = {"ActivityId": None, "RequestId": None}
+    unauthenticated = await authenticated_bridge.create(job, headers=job.headers(**no_ids))
+    no_tenant = await authenticated_bridge.create(
+        job, headers=job.headers(**no_ids, Authorization=valid_authorization(), **{"x-ms-client-tenant-id": None})
+    )
+    created = await authenticated_bridge.create(job, headers=job.headers(**no_ids, Authorization=valid_authorization()))
+    assert (unauthenticated.status_code, unauthenticated.json()["errorCode"]) == (401, "AuthError")
+    assert no_tenant.status_code == 401, "the subject token's tenant must match the header, which is missing"
+    assert created.status_code == 202
+    assert unauthenticated.headers["RequestId"]
+    assert created.headers["RequestId"] != unauthenticated.headers["RequestId"]
+
+
 async def test_a_subject_of_another_tenant_is_401(authenticated_bridge: Bridge) -> None:
     job = JobRef(tenant_id=tokens.OTHER_TENANT_ID)
     response = await authenticated_bridge.get(job, headers=job.headers(Authorization=valid_authorization()))

@@ -130,6 +130,33 @@ async def test_unknown_jobs_and_bad_bodies_are_errors_not_crashes(console: httpx
         validate(reply.json(), "ErrorResponse")
 
 
+async def test_cancel_all_of_an_item_and_what_it_refuses(console: httpx.AsyncClient, channel: grpc.aio.Channel) -> None:
+    tenant = str(uuid.uuid4())
+    running = await create(channel, COOPERATES, tenant)
+    bystander = await create(channel, COOPERATES, tenant)
+    await until_status(console, running, "InProgress")
+    await until_status(console, bystander, "InProgress")
+
+    of_item = {"tenant": tenant, "item": running.item_id, "status": "Completed"}  # statuses are set aside
+    cancelled = await console.post("/console/api/cancel-all", json=of_item)
+    again = await console.post("/console/api/cancel-all", json=of_item)
+    everything = await console.post("/console/api/cancel-all", json={"tenant": tenant})
+    not_text = await console.post("/console/api/cancel-all", json={"item": 7})
+    bad_item = await console.post("/console/api/cancel-all", json={"item": "nope"})
+    not_object = await console.post("/console/api/cancel-all", json=["item"])
+
+    assert cancelled.json() == {"asked": 1, "ended": 1}
+    assert again.json() == {"asked": 0, "ended": 0}
+    await until_status(console, running, "Cancelled")
+    assert (everything.status_code, everything.json()["messageParameters"]) == (400, ["workspace"])
+    assert (not_text.status_code, not_text.json()["messageParameters"]) == (400, ["body"])
+    assert (bad_item.status_code, bad_item.json()["messageParameters"]) == (400, ["item"])
+    assert not_object.status_code == 400
+    for reply in (everything, not_text, bad_item, not_object):
+        validate(reply.json(), "ErrorResponse")
+    assert (await until_status(console, bystander, "InProgress"))["jobInstance"]["cancelRequested"] is False
+
+
 async def test_with_a_token_every_api_call_needs_it_and_the_event_stream_a_one_time_ticket(
     channel: grpc.aio.Channel,
 ) -> None:

@@ -78,7 +78,7 @@ async def test_the_error_bodies_of_the_rest_contract_are_unchanged_byte_for_byte
         assert (await bridge.create(job, headers=headers)).status_code == 202
         answers["conflict"] = await bridge.create(job, {"invokeType": "Scheduled"}, headers=headers)
         other = job.but(job_instance_id="00000000-0000-0000-0000-00000000000e")
-        answers["bad_invoke"] = await bridge.create(other, {"invokeType": "Never"}, headers=headers)
+        answers["bad_invoke"] = await bridge.create(other, {"invokeType": True}, headers=headers)
         answers["no_path"] = await client.get("/nowhere")
         answers["method"] = await client.delete(job.path, headers=headers)
         answers["media"] = await bridge.create(job, content=b"{}", headers={**headers, "Content-Type": "text/plain"})

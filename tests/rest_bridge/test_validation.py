@@ -57,9 +57,10 @@ async def test_path_ids_must_be_uuids_and_types_names(
     assert body["messageParameters"] == [field]
 
 
-@pytest.mark.parametrize("header", ["ActivityId", "RequestId", "x-ms-client-tenant-id"])
 @pytest.mark.parametrize("call", ["create", "get", "cancel"])
-async def test_required_headers(offline_bridge: Bridge, header: str, call: str) -> None:
+async def test_the_tenant_header_is_required(offline_bridge: Bridge, call: str) -> None:
+    """ActivityId and RequestId are generated when absent (test_tolerant_requests.py); the tenant is not."""
+    header = "x-ms-client-tenant-id"
     job = JobRef()
     response = await getattr(offline_bridge, call)(job, headers=job.headers(**{header: None}))
     assert response.status_code == 400
@@ -75,7 +76,7 @@ async def test_tenant_header_must_be_a_uuid(offline_bridge: Bridge) -> None:
 
 async def test_every_bad_field_is_named_at_once(offline_bridge: Bridge) -> None:
     job = JobRef(workspace_id=NOT_A_UUID, item_id=NOT_A_UUID)
-    response = await offline_bridge.get(job, headers=job.headers(ActivityId=None))
+    response = await offline_bridge.get(job, headers=job.headers(ActivityId="a" * 513))
     assert response.status_code == 400
     assert set(response.json()["messageParameters"]) == {"workspaceId", "itemId", "ActivityId"}
 
@@ -93,21 +94,17 @@ async def test_every_bad_field_is_named_at_once(offline_bridge: Bridge) -> None:
         (b'"Manual"', "body"),
         (b"null", "body"),
         (b"{}", "invokeType"),
-        (b'{"invokeType": "manual"}', "invokeType"),
-        (b'{"invokeType": "Other"}', "invokeType"),
-        (b'{"invokeType": 3}', "invokeType"),
-        (b'{"invokeType": -1}', "invokeType"),
-        (b'{"invokeType": 1.0}', "invokeType"),
+        (b'{"InvokeType": "Manual"}', "invokeType"),
         (b'{"invokeType": true}', "invokeType"),
         (b'{"invokeType": false}', "invokeType"),
         (b'{"invokeType": null}', "invokeType"),
         (b'{"invokeType": ["Manual"]}', "invokeType"),
+        (b'{"invokeType": {"value": "Manual"}}', "invokeType"),
         (b'{"invokeType": "Manual", "creationPayload": []}', "creationPayload"),
         (b'{"invokeType": "Manual", "creationPayload": "x"}', "creationPayload"),
         (b'{"invokeType": "Manual", "creationPayload": 1}', "creationPayload"),
         (b'{"invokeType": "Manual", "creationPayload": ' + b'{"a":' * 40 + b"{}" + b"}" * 40 + b"}", "creationPayload"),
-        (b'{"invokeType": "Manual", "extra": 1}', "extra"),
-        (b'{"invokeType": "Manual", "InvokeType": "Manual"}', "InvokeType"),
+        (b'{"invokeType": null, "extra": 1}', "invokeType"),
     ],
 )
 async def test_create_body(offline_bridge: Bridge, content: bytes, field: str) -> None:
@@ -167,10 +164,9 @@ async def test_bad_content_length_is_400(offline_bridge: Bridge) -> None:
     [
         (b'{"invokeType": "Manual", "creationPayload": {"note": "\\ud800"}}', "creationPayload"),
         (b'{"invokeType": "Manual", "creationPayload": {"\\ud800": 1}}', "creationPayload"),
-        (b'{"invokeType": "Manual", "\\ud800": 1}', "\ufffd"),
         (b'{"invokeType": "Manual", "creationPayload": {"n": ' + b"9" * 400 + b"}}", "creationPayload"),
     ],
-    ids=["lone-surrogate-value", "lone-surrogate-key", "lone-surrogate-unknown-field", "400-digit-integer"],
+    ids=["lone-surrogate-value", "lone-surrogate-key", "400-digit-integer"],
 )
 async def test_json_that_cannot_become_a_payload_is_400_naming_the_field(
     offline_bridge: Bridge, recording_stub: RecordingStub, raw: bytes, field: str

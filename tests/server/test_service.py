@@ -223,11 +223,6 @@ def _broken(**fields: str) -> pb.JobInstanceKey:
             id="bad-names",
         ),
         pytest.param(pb.CreateJobInstanceRequest(key=_broken()), {"invoke_type"}, id="invoke-type-unspecified"),
-        pytest.param(
-            pb.CreateJobInstanceRequest(key=_broken(), invoke_type=99),  # type: ignore[arg-type]
-            {"invoke_type"},
-            id="invoke-type-unknown",
-        ),
     ],
 )
 async def test_bad_create_is_invalid_argument_naming_the_fields(
@@ -238,6 +233,21 @@ async def test_bad_create_is_invalid_argument_naming_the_fields(
     named = status_details(err).field_violations.keys()
     assert fields <= named
     assert all(name == "key" or name in fields for name in named if not name.startswith("key.")), named
+
+
+@pytest.mark.parametrize("number", [4, 99, -1])
+async def test_an_invoke_type_number_it_does_not_know_is_stored_as_unknown_future_value(
+    running: RunningServer, number: int
+) -> None:
+    """As over REST: a newer client's invoke type is taken as UNKNOWN_FUTURE_VALUE; only UNSPECIFIED is refused."""
+    key = new_key(ITEM_TYPE, job_types.COMPLETES)
+    reply = await running.stub.CreateJobInstance(create_request(key, number))  # type: ignore[arg-type]
+    assert reply.created
+    assert reply.job_instance.invoke_type == pb.JOB_INVOKE_TYPE_UNKNOWN_FUTURE_VALUE
+    again = await running.stub.CreateJobInstance(create_request(key, pb.JOB_INVOKE_TYPE_UNKNOWN_FUTURE_VALUE))
+    assert not again.created, "the same request: the value it was stored as"
+    conflict = await rpc_error(running.stub.CreateJobInstance(create_request(key, MANUAL)))
+    assert conflict.code() == grpc.StatusCode.ALREADY_EXISTS
 
 
 @pytest.mark.parametrize("call", ["get", "cancel"])

@@ -1,13 +1,18 @@
 "use strict";
 // The fabric-jobs console: a jobs table with filters, counts by status, running jobs' progress, a job's detail and
-// Cancel, kept live by server-sent events. Talks only to /console/api on the admin port; nothing is loaded from elsewhere.
+// Cancel, Cancel of every job not ended of a workspace or an item (its count shown first), kept live by server-sent
+// events. Talks only to /console/api on the admin port; nothing is loaded from elsewhere.
 
 const STATUSES = ["NotStarted", "InProgress", "Completed", "Failed", "Cancelled"];
 const TERMINAL = new Set(["Completed", "Failed", "Cancelled"]);
 const TOKEN_KEY = "fabricJobsAdminToken";
 const $ = (selector) => document.querySelector(selector);
 
-const state = { filters: {}, rows: new Map(), nextPageToken: "", detailKey: null, events: null, pendingCancel: null };
+const state = {
+  filters: {}, rows: new Map(), nextPageToken: "", detailKey: null, events: null, pendingCancel: null,
+  pendingCancelAll: null,
+};
+const FILTER_NAMES = { tenant: "tenant", workspace: "workspace", itemType: "item type", item: "item", jobType: "job type" };
 
 function keyOf(job) {
   return [job.tenantId, job.workspaceId, job.itemType, job.itemId, job.jobType, job.jobInstanceId].join("/");
@@ -248,6 +253,53 @@ async function onConfirmClosed() {
   }
 }
 
+function canCancelAll(filters) {
+  return Boolean(filters.workspace || filters.item);
+}
+
+function scopeText(filters) {
+  const parts = Object.entries(FILTER_NAMES).filter(([name]) => filters[name]).map(([name, noun]) => `${noun} ${filters[name]}`);
+  if (filters.since) parts.push(`created since ${filters.since}`);
+  return parts.join(", ");
+}
+
+async function confirmCancelAll() {
+  const filters = { ...state.filters, status: "" };
+  if (!canCancelAll(filters)) return;
+  try {
+    const { counts } = await api(`/console/api/counts?${query({ status: "" })}`);
+    const notEnded = (counts.NotStarted || 0) + (counts.InProgress || 0);
+    state.pendingCancelAll = filters;
+    $("#confirm-all-count").textContent = String(notEnded);
+    $("#confirm-all-scope").textContent = scopeText(filters);
+    $("#confirm-all-effect").hidden = notEnded === 0;
+    $("#confirm-all-cancel").hidden = notEnded === 0;
+    $("#confirm-all").showModal();
+  } catch (error) {
+    showMessage(`Counting failed: ${error.message}`);
+  }
+}
+
+async function onConfirmAllClosed() {
+  const filters = state.pendingCancelAll;
+  state.pendingCancelAll = null;
+  if (!filters || $("#confirm-all").returnValue !== "cancel") return;
+  try {
+    const covered = Object.fromEntries(Object.entries(filters).filter(([, value]) => value));
+    const { asked, ended } = await api("/console/api/cancel-all", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(covered),
+    });
+    const stopping = asked - ended;
+    const still = stopping ? `, ${stopping} still stopping (told to stop; stopped by force after the grace)` : "";
+    showMessage(`Asked ${asked} job(s) to cancel: ${ended} ended${still}.`);
+    refreshCountsSoon();
+  } catch (error) {
+    showMessage(`Cancel failed: ${error.message}`);
+  }
+}
+
 function setLive(on, text) {
   const live = $("#live");
   live.className = `live ${on ? "on" : "off"}`;
@@ -305,6 +357,7 @@ function readFilters() {
 
 function applyFilters() {
   state.filters = readFilters();
+  $("#cancel-all").disabled = !canCancelAll(state.filters);
   openEvents();
 }
 
@@ -320,5 +373,7 @@ document.addEventListener("DOMContentLoaded", () => {
     $("#detail").hidden = true;
   });
   $("#confirm").addEventListener("close", onConfirmClosed);
+  $("#cancel-all").addEventListener("click", confirmCancelAll);
+  $("#confirm-all").addEventListener("close", onConfirmAllClosed);
   applyFilters();
 });

@@ -67,3 +67,9 @@ class AdminService(pb_grpc.AdminServiceServicer):
         self, request: pb.PurgeJobInstancesRequest, context: Context
     ) -> pb.PurgeJobInstancesResponse:
         return pb.PurgeJobInstancesResponse(purged=await self._admin.purge(validation.purge_request(request)))
+
+    async def CancelJobInstances(
+        self, request: pb.CancelJobInstancesRequest, context: Context
+    ) -> pb.CancelJobInstancesResponse:
+        result = await self._admin.cancel_matching(validation.cancel_filter(request))
+        return pb.CancelJobInstancesResponse(asked=result.asked, ended=result.ended)

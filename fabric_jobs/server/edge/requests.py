@@ -79,14 +79,21 @@ class OnBehalfOf:
 def create_request(request: pb.CreateJobInstanceRequest) -> tuple[JobKey, InvokeType, CreationPayload, OnBehalfOf]:
     check = _Checker()
     key = _key(check, request.key, request.HasField("key"))
-    invoke_type = INVOKE_TYPE_FROM_PB.get(request.invoke_type)
-    if invoke_type is None:
-        check.violations.append(FieldViolation("invoke_type", "is required: UNKNOWN_FUTURE_VALUE, SCHEDULED or MANUAL"))
+    invoke_type = _invoke_type(check, request.invoke_type)
     creation_payload = _creation_payload(check, request)
     on_behalf_of = _on_behalf_of(check, request)
     check.raise_if_any()
     assert invoke_type is not None
     return key, invoke_type, creation_payload, on_behalf_of
+
+
+def _invoke_type(check: _Checker, value: int) -> InvokeType | None:
+    """A value this service does not know (a newer client's) is UNKNOWN_FUTURE_VALUE, as over REST; unset is not."""
+    if value == pb.JOB_INVOKE_TYPE_UNSPECIFIED:
+        check.violations.append(FieldViolation("invoke_type", "is required: UNKNOWN_FUTURE_VALUE, SCHEDULED or MANUAL"))
+        return None
+    known: InvokeType | None = INVOKE_TYPE_FROM_PB.get(value)  # type: ignore[call-overload]
+    return InvokeType.UNKNOWN_FUTURE_VALUE if known is None else known
 
 
 def _on_behalf_of(check: _Checker, request: pb.CreateJobInstanceRequest) -> OnBehalfOf:
@@ -209,6 +216,20 @@ def purge_request(request: admin_pb.PurgeJobInstancesRequest) -> PurgeRequest:
         check.violations.append(FieldViolation("older_than", "must not be negative"))
     check.raise_if_any()
     return PurgeRequest(result, older_than_ms, request.dry_run)
+
+
+def cancel_filter(request: admin_pb.CancelJobInstancesRequest) -> JobFilter:
+    """A workspace or an item named (nobody cancels every job by accident); statuses among the ones not ended."""
+    check = _Checker()
+    result = _filter(check, request.filter)
+    if result.workspace_id is None and result.item_id is None and not check.violations:
+        check.violations.append(
+            FieldViolation("filter", "must name a workspace_id or an item_id: a cancel of every job is refused")
+        )
+    if result.statuses & TERMINAL_STATUSES:
+        check.violations.append(FieldViolation("filter.statuses", "must be among NOT_STARTED and IN_PROGRESS"))
+    check.raise_if_any()
+    return result
 
 
 def search_query(request: admin_pb.SearchJobInstancesRequest) -> SearchQuery:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fabric_jobs.errors import FieldViolation, invalid_argument
 from fabric_jobs.keys import KEY_FIELDS
-from fabric_jobs.server.lifecycle.manager import not_found
+from fabric_jobs.server.lifecycle.manager import CancelledMatching, JobManager, not_found
 from fabric_jobs.server.lifecycle.retention import PurgeRequest, purge
 from fabric_jobs.server.model import JobKey, JobRecord, JobStatus, Transition, now_ms
 from fabric_jobs.server.store import JobStore
@@ -25,9 +25,10 @@ after a change with a higher number."""
 
 
 class JobAdmin:
-    def __init__(self, store: JobStore, feed: ChangeFeed) -> None:
+    def __init__(self, store: JobStore, feed: ChangeFeed, manager: JobManager) -> None:
         self._store = store
         self._feed = feed
+        self._manager = manager
         self._closed = False
 
     async def search(self, query: SearchQuery) -> tuple[list[JobRecord], str | None]:
@@ -78,6 +79,10 @@ class JobAdmin:
         if request.dry_run:
             return await self._store.count_purgeable(request.filter, before_ms)
         return await purge(self._store, request.filter, before_ms)
+
+    async def cancel_matching(self, job_filter: JobFilter) -> CancelledMatching:
+        """Cancel every job of the filter not ended yet (an item's, a workspace's), each as a Cancel would."""
+        return await self._manager.cancel_matching(job_filter)
 
     def close(self) -> None:
         """End every change watch (the service is stopping)."""

@@ -1,4 +1,5 @@
-"""The job lifecycle behind the five JobService calls: validate, store, dispatch, cancel, wait, watch.
+"""The job lifecycle behind the five JobService calls (and the AdminService's cancel of every job of an item):
+validate, store, dispatch, cancel, wait, watch.
 
 How a job reaches a handler is the dispatch's business (fabric_jobs.server.execution.dispatch): in this
 process (LocalDispatch) or on procrastinate workers (ProcrastinateDispatch).
@@ -7,8 +8,10 @@ process (LocalDispatch) or on procrastinate workers (ProcrastinateDispatch).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 
 from fabric_jobs import payload
 from fabric_jobs.errors import ErrorCode, FabricError, FieldViolation, error, invalid_argument
@@ -17,12 +20,26 @@ from fabric_jobs.observability import metrics, tracing
 from fabric_jobs.registry import InvalidPayload, JobRegistry
 from fabric_jobs.server.execution.deadlines import deadlines_at_create
 from fabric_jobs.server.execution.dispatch import Dispatch
-from fabric_jobs.server.model import CreationPayload, InvokeType, JobKey, JobRecord, NewJob, now_ms
+from fabric_jobs.server.model import CreationPayload, InvokeType, JobKey, JobRecord, JobStatus, NewJob, now_ms
 from fabric_jobs.server.settings import ServiceSettings
 from fabric_jobs.server.store import JobStore, ListQuery
+from fabric_jobs.server.store.base import JobFilter, SearchQuery
 from fabric_jobs.server.store.changes import ChangeFeed, Changes
 
 logger = logging.getLogger(__name__)
+
+NOT_ENDED = frozenset({JobStatus.NOT_STARTED, JobStatus.IN_PROGRESS})
+CANCEL_CONCURRENCY = 16
+"""How many cancels of a cancel_matching call run at once: a store statement (and an abort) each."""
+CANCEL_PAGE_SIZE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class CancelledMatching:
+    asked: int
+    """Jobs not ended whose cancel this call asked (not asked before)."""
+    ended: int
+    """Of those, how many had ended when the call returned."""
 
 
 def not_found(key: JobKey) -> FabricError:
@@ -118,15 +135,69 @@ class JobManager:
         # Subscribed before the cancel's statement, so that no change after it is missed; the wait starts from the
         # row that statement returned.
         with self._feed.subscribe(key) as changes:
-            record = await self._store.cancel(key, now_ms())
-            if record is None:
-                raise not_found(key)
-            self._feed.publish(record)
-            logger.info("job %s: cancel asked; it is %s", key, record.status)
+            record, _ = await self._ask_cancel(key)
             if record.status.is_terminal:
                 return record
-            await self._dispatch.cancel(key)
             return await self._until_terminal(record, changes, self._settings.cancel_wait)
+
+    async def _ask_cancel(self, key: JobKey) -> tuple[JobRecord, bool]:
+        """The cancel's one statement, and the handler told when the job still runs; no wait. The job as it is then,
+        and whether this call asked (False: it had ended, or its cancel was asked before)."""
+        record, asked = await self._store.ask_cancel(key, now_ms())
+        if record is None:
+            raise not_found(key)
+        self._feed.publish(record)
+        logger.info("job %s: cancel asked; it is %s", key, record.status)
+        if not record.status.is_terminal:
+            await self._dispatch.cancel(key)
+        return record, asked
+
+    async def cancel_matching(self, job_filter: JobFilter) -> CancelledMatching:
+        """Cancel every job of the filter that has not ended and whose cancel was not asked before, as `cancel` does
+        each one (at most CANCEL_CONCURRENCY at once), then wait up to the cancel wait for them all to end.
+
+        The jobs are found page by page, newest first, from the state at each page's read: a job created once the
+        call has begun may be left out."""
+        query = SearchQuery(replace(job_filter, statuses=job_filter.statuses or NOT_ENDED), CANCEL_PAGE_SIZE)
+        limit = asyncio.Semaphore(CANCEL_CONCURRENCY)
+        asked: list[JobRecord] = []
+        waiting: list[tuple[JobRecord, Changes, contextlib.ExitStack]] = []
+
+        async def ask(key: JobKey) -> None:
+            subscription = contextlib.ExitStack()
+            changes = subscription.enter_context(self._feed.subscribe(key))  # before the statement: see cancel()
+            kept = False
+            try:
+                async with limit:
+                    record, did_ask = await self._ask_cancel(key)
+                if did_ask:
+                    asked.append(record)
+                    if not record.status.is_terminal:
+                        waiting.append((record, changes, subscription))
+                        kept = True
+            except FabricError:  # deleted since its page was read
+                pass
+            finally:
+                if not kept:
+                    subscription.close()
+
+        try:
+            while True:
+                records, next_token = await self._store.search(query)
+                await asyncio.gather(*(ask(record.key) for record in records if not record.cancel_requested))
+                if next_token is None:
+                    break
+                query = replace(query, page_token=next_token)
+            waited = await asyncio.gather(
+                *(self._until_terminal(record, changes, self._settings.cancel_wait) for record, changes, _ in waiting)
+            )
+        finally:
+            for _, _, subscription in waiting:
+                subscription.close()
+        still_running = sum(not record.status.is_terminal for record in waited)
+        result = CancelledMatching(asked=len(asked), ended=len(asked) - still_running)
+        logger.info("cancel of every job of %s: %d asked, %d ended", job_filter, result.asked, result.ended)
+        return result
 
     async def list(self, query: ListQuery) -> tuple[list[JobRecord], str | None]:
         try:

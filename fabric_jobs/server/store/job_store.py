@@ -150,8 +150,13 @@ class JobStore:
 
         Returns the record as it is now (unchanged when terminal or already cancel requested), None if missing.
         """
+        record, _ = await self.ask_cancel(key, at_ms)
+        return record
+
+    async def ask_cancel(self, key: JobKey, at_ms: int) -> tuple[JobRecord | None, bool]:
+        """`cancel`, and whether its statement changed the job (False: it had ended, or its cancel was asked before)."""
         rows = await self.connector.run("cancel", {**key_params(key), "at_ms": at_ms}, announce=True)
-        return record_from_row(rows[0], key) if rows else await self.get(key)
+        return (record_from_row(rows[0], key), True) if rows else (await self.get(key), False)
 
     async def list(self, query: ListQuery) -> tuple[builtins.list[JobRecord], str | None]:
         """Newest first; returns the page and the token of the next one (None on the last page).
