@@ -9,7 +9,7 @@ import queue
 import random
 from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Self, TypeVar, Unpack
+from typing import Any, Generic, Protocol, Self, TypeVar, Unpack
 
 from fabric_jobs.client._calls import CallOptions
 from fabric_jobs.client._loop import LoopThread
@@ -26,15 +26,35 @@ T = TypeVar("T")
 _END = object()
 
 
-class SyncJobsClient:
-    """JobsClient's calls, blocking: the same arguments, results and exceptions.
+class _AsyncClient(Protocol):
+    @classmethod
+    def connect(
+        cls,
+        target: str,
+        *,
+        tls: Tls | None = ...,
+        options: ChannelOptions = ...,
+        timeout: float = ...,
+        retry: RetryPolicy | None = ...,
+        budget: RetryBudget | None = ...,
+        rng: random.Random | None = ...,
+    ) -> Self: ...
 
-    `SyncJobsClient.connect(target, ...)` opens a channel (and a loop thread) of its own; `SyncJobsClient(jobs,
-    loop)` drives an existing JobsClient on the loop its channel belongs to (the pytest plugin's in-process one).
-    """
+    async def close(self) -> None: ...
 
-    def __init__(self, jobs: JobsClient, loop: LoopThread) -> None:
-        self.jobs = jobs
+
+C = TypeVar("C", bound=_AsyncClient)
+
+
+class _Blocking(Generic[C]):
+    """What both blocking clients share: an async client driven on a loop thread, opened by `connect` (which then
+    owns channel and thread) or given with the loop its channel belongs to."""
+
+    _client_class: type[C]
+    _thread_name: str
+
+    def __init__(self, client: C, loop: LoopThread) -> None:
+        self._client = client
         self._loop = loop
         self._owns_loop = False
 
@@ -50,10 +70,10 @@ class SyncJobsClient:
         budget: RetryBudget | None = None,
         rng: random.Random | None = None,
     ) -> Self:
-        loop = LoopThread("fabric-jobs-client")
+        loop = LoopThread(cls._thread_name)
 
-        async def connect() -> JobsClient:
-            return JobsClient.connect(
+        async def connect() -> C:
+            return cls._client_class.connect(
                 target, tls=tls, options=options, timeout=timeout, retry=retry, budget=budget, rng=rng
             )
 
@@ -71,7 +91,7 @@ class SyncJobsClient:
     def close(self) -> None:
         """Close the channel and stop the loop thread, if this client opened them."""
         if self._owns_loop:
-            self._run(self.jobs.close())
+            self._run(self._client.close())
             self._loop.close()
             self._owns_loop = False
 
@@ -82,6 +102,21 @@ class SyncJobsClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class SyncJobsClient(_Blocking[JobsClient]):
+    """JobsClient's calls, blocking: the same arguments, results and exceptions.
+
+    `SyncJobsClient.connect(target, ...)` opens a channel (and a loop thread) of its own; `SyncJobsClient(jobs,
+    loop)` drives an existing JobsClient on the loop its channel belongs to (the pytest plugin's in-process one).
+    """
+
+    _client_class = JobsClient
+    _thread_name = "fabric-jobs-client"
+
+    @property
+    def jobs(self) -> JobsClient:
+        return self._client
 
     def create(
         self,
@@ -135,61 +170,18 @@ class SyncJobsClient:
         return self._run(self.jobs.wait(key, poll_interval=poll_interval, **options))
 
 
-class SyncAdminClient:
+class SyncAdminClient(_Blocking[AdminClient]):
     """AdminClient's calls, blocking: the same arguments, results and exceptions.
 
     `SyncAdminClient.connect(target, ...)` opens a channel (and a loop thread) of its own; `SyncAdminClient(admin,
     loop)` drives an existing AdminClient on the loop its channel belongs to."""
 
-    def __init__(self, admin: AdminClient, loop: LoopThread) -> None:
-        self.admin = admin
-        self._loop = loop
-        self._owns_loop = False
+    _client_class = AdminClient
+    _thread_name = "fabric-jobs-admin-client"
 
-    @classmethod
-    def connect(
-        cls,
-        target: str,
-        *,
-        tls: Tls | None = None,
-        options: ChannelOptions = (),
-        timeout: float = DEFAULT_TIMEOUT,
-        retry: RetryPolicy | None = None,
-        budget: RetryBudget | None = None,
-        rng: random.Random | None = None,
-    ) -> Self:
-        loop = LoopThread("fabric-jobs-admin-client")
-
-        async def connect() -> AdminClient:
-            return AdminClient.connect(
-                target, tls=tls, options=options, timeout=timeout, retry=retry, budget=budget, rng=rng
-            )
-
-        try:
-            client = cls(loop.run(connect(), timeout), loop)
-        except BaseException:
-            loop.close()
-            raise
-        client._owns_loop = True
-        return client
-
-    def _run(self, call: Coroutine[Any, Any, T]) -> T:
-        return self._loop.run(call, None)
-
-    def close(self) -> None:
-        """Close the channel and stop the loop thread, if this client opened them."""
-        if self._owns_loop:
-            self._run(self.admin.close())
-            self._loop.close()
-            self._owns_loop = False
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+    @property
+    def admin(self) -> AdminClient:
+        return self._client
 
     def search(
         self,
