@@ -18,7 +18,10 @@ from typing import Any, Literal, Protocol, TypeVar, overload
 import grpc
 
 from fabric_jobs import JobRegistry
+from fabric_jobs.keys import KEY_FIELDS, JobKey
 from fabric_jobs.server.app import JobServer, ServiceSettings, start_job_server
+from fabric_jobs.server.backend import open_store
+from fabric_jobs.v1 import job_service_pb2 as pb
 from fabric_jobs.v1 import job_service_pb2_grpc as pb_grpc
 
 T = TypeVar("T")
@@ -122,3 +125,18 @@ async def server_factory(database: str, **options: Any) -> AsyncIterator[ServerF
     finally:
         for running in reversed(started):
             await running.stop()
+
+
+async def assert_reports_coalesced(database: str, done: pb.JobInstance, interval: float) -> None:
+    """The ended job `done` wrote its progress at least once and at most once per `interval` of its run (plus its
+    last report): its stored version counts its changes, three of which are created, started and ended."""
+    store = open_store(database)
+    await store.open()
+    try:
+        record = await store.get(JobKey(*(getattr(done.key, field) for field in KEY_FIELDS)))
+    finally:
+        await store.close()
+    assert record is not None
+    writes = record.version - 3
+    ran_seconds = (done.end_time.ToMilliseconds() - done.start_time.ToMilliseconds()) / 1000
+    assert 1 <= writes <= ran_seconds / interval + 2, (writes, ran_seconds)

@@ -192,25 +192,22 @@ def test_the_wheel_ships_py_typed_the_plugin_and_its_entry_point(installed: Path
     assert "[pytest11]\nfabric_jobs = fabric_jobs.testing.plugin" in entry_points.read_text()
 
 
-def test_mypy_strict_checks_an_authors_code_against_the_public_names(installed: Path, tmp_path: Path) -> None:
-    """With the package found only as an installed PEP 561 package: correct code passes, mistakes are named."""
-    (tmp_path / "author.py").write_text(AUTHOR)
-    (tmp_path / "mistakes.py").write_text(textwrap.dedent(MISTAKES))
-    command = [
-        sys.executable,
-        "-m",
-        "mypy",
-        "--config-file=",
-        "--strict",
-        "--no-incremental",
-        "author.py",
-        "mistakes.py",
-    ]
+def _mypy_strict(installed: Path, work: Path, files: dict[str, str]) -> tuple[str, list[str]]:
+    """mypy --strict on `files` (name: text, written into `work`) with the package found only as the installed
+    PEP 561 package; it must find errors (exit 1). Its output, and its error lines."""
+    for name, text in files.items():
+        (work / name).write_text(text)
+    command = [sys.executable, "-m", "mypy", "--config-file=", "--strict", "--no-incremental", *files]
     environment = {**os.environ, "PYTHONPATH": str(installed)}
-    done = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(command, cwd=work, env=environment, capture_output=True, text=True, timeout=60)
     out = done.stdout
     assert done.returncode == 1, out + done.stderr
-    errors = [line for line in out.splitlines() if ": error:" in line]
+    return out, [line for line in out.splitlines() if ": error:" in line]
+
+
+def test_mypy_strict_checks_an_authors_code_against_the_public_names(installed: Path, tmp_path: Path) -> None:
+    """With the package found only as an installed PEP 561 package: correct code passes, mistakes are named."""
+    out, errors = _mypy_strict(installed, tmp_path, {"author.py": AUTHOR, "mistakes.py": textwrap.dedent(MISTAKES)})
     assert not [line for line in errors if line.startswith("author.py")], out
     assert any('Module "fabric_jobs" has no attribute "JobRegisty"' in line for line in errors), out
     assert any("Unsupported target for indexed assignment" in line for line in errors), out
@@ -219,23 +216,7 @@ def test_mypy_strict_checks_an_authors_code_against_the_public_names(installed: 
 
 
 def test_mypy_strict_checks_a_services_use_of_the_client(installed: Path, tmp_path: Path) -> None:
-    (tmp_path / "service.py").write_text(CLIENT_USER)
-    (tmp_path / "mistakes.py").write_text(CLIENT_MISTAKES)
-    command = [
-        sys.executable,
-        "-m",
-        "mypy",
-        "--config-file=",
-        "--strict",
-        "--no-incremental",
-        "service.py",
-        "mistakes.py",
-    ]
-    environment = {**os.environ, "PYTHONPATH": str(installed)}
-    done = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60)
-    out = done.stdout
-    assert done.returncode == 1, out + done.stderr
-    errors = [line for line in out.splitlines() if ": error:" in line]
+    out, errors = _mypy_strict(installed, tmp_path, {"service.py": CLIENT_USER, "mistakes.py": CLIENT_MISTAKES})
     assert not [line for line in errors if line.startswith("service.py")], out
     assert any('Argument 1 to "create" of "JobsClient" has incompatible type "str"' in line for line in errors), out
     assert any('"cancel_requested" defined in "JobState" is read-only' in line for line in errors), out
